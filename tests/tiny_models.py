@@ -1,0 +1,64 @@
+"""Tiny random models and a tiny tokenizer for tests (fixed seeds; built in seconds, saved as HF dirs)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
+                          Qwen2Config, Qwen2ForCausalLM)
+
+TEXT = ("The quick brown fox jumps over the lazy dog. A speculative decoder drafts tokens and the target verifies "
+        "them in one pass. def add(a, b):\n    return a + b\n" * 20)
+VOCAB = 128
+INIT_STD = 0.5  # large init: peaked logits, so float32 argmax has no near-ties between batched and single forwards
+
+
+def make_tokenizer(vocab_size: int = VOCAB) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([TEXT], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>")
+
+
+def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden: int = 32, eos_id: int = 0,
+               context: int = 256):
+    """A random ``kind`` in {llama, qwen2, gpt2} model with peaked logits."""
+    torch.manual_seed(seed)
+    common = dict(vocab_size=vocab_size, eos_token_id=eos_id, bos_token_id=eos_id)
+    if kind == "gpt2":
+        config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=4, n_positions=context,
+                            initializer_range=INIT_STD, **common)
+        model = GPT2LMHeadModel(config)
+    else:
+        cls_cfg, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[kind]
+        config = cls_cfg(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
+                         initializer_range=INIT_STD, tie_word_embeddings=False, **common)
+        model = cls(config)
+    return model.eval()
+
+
+def first_layers(model, layers: int):
+    """A draft made of the target's first ``layers`` blocks (agrees with the target part of the time)."""
+    draft = copy.deepcopy(model)
+    if hasattr(draft, "transformer"):  # gpt2
+        draft.transformer.h = draft.transformer.h[:layers]
+        draft.config.n_layer = layers
+    else:
+        draft.model.layers = draft.model.layers[:layers]
+        draft.config.num_hidden_layers = layers
+        draft.config.layer_types = draft.config.layer_types[:layers] if getattr(draft.config, "layer_types", None) else None
+    return draft
+
+
+def save(model, tokenizer, path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path

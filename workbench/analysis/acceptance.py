@@ -1,0 +1,168 @@
+"""Acceptance analysis: how many drafts the target keeps, where in the draft they stop, and which tokens fail.
+
+Pure functions over the trace tables of docs/TRACE.md, each returning a DataFrame (or an HTML string for the text
+view). Callers pass whole tables; warm-up requests and non-drafting steps are dropped here, through
+``metrics.speculative_steps`` / ``metrics.measured_requests``, so every function agrees on what is counted.
+
+Three estimates of the per-position acceptance probability α appear side by side (team notes §2):
+* ``acceptance_rate`` = Σn / Σγ, the headline number (it counts never-judged drafts after a rejection as failures);
+* ``alpha_mle`` = accepted / evaluated drafts, the maximum-likelihood α of the i.i.d. (geometric) model — the α
+  that belongs in E(α, γ);
+* ``alpha_tv`` = mean Σ_x min(p, q) over evaluated drafts, the low-variance estimate from the two distributions
+  (equal in expectation to ``alpha_mle`` when sampling; with greedy decoding it only says how close q came to p).
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+from workbench.analysis import metrics, theory
+
+
+def wilson_interval(successes, trials, z: float = 1.96):
+    """Wilson score interval (lo, hi) for a binomial proportion; NaN where trials = 0. Vectorised.
+
+    Preferred over the normal interval because acceptance is often near 0 or 1 and trial counts are small.
+    """
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phat = k / n
+        denom = 1.0 + z * z / n
+        centre = (phat + z * z / (2 * n)) / denom
+        half = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return centre - half, centre + half
+
+
+def draft_tokens(tokens: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
+    """Draft rows (role ``draft``) of measured requests, i.e. warm-ups removed."""
+    keep = metrics.measured_requests(requests)["request_id"]
+    return tokens[(tokens["role"] == "draft") & tokens["request_id"].isin(keep)]
+
+
+def _with_request_columns(frame: pd.DataFrame, requests: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Attach request-level columns (category, temperature, ...) that ``by`` needs and the frame lacks."""
+    need = [c for c in by if c not in frame.columns]
+    if not need:
+        return frame
+    return frame.merge(requests[["request_id", *need]].drop_duplicates("request_id"), on="request_id", how="left")
+
+
+def acceptance_by(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd.DataFrame,
+                  by: list[str] | str | None = None) -> pd.DataFrame:
+    """Acceptance per group (``by`` = request columns such as "category", "request_id", "gamma"; None = all).
+
+    Columns: steps, drafted (Σγ), accepted (Σn), evaluated (drafts judged: n, plus the rejected one when n < γ),
+    acceptance_rate with Wilson bounds rate_lo / rate_hi (treating drafts as independent trials: an approximation,
+    drafts within a step are correlated), tokens_per_step τ = mean(n + 1), alpha_mle = accepted / evaluated and
+    alpha_tv (mean over evaluated draft rows; NaN without ``tokens``). All pooled (token-weighted) in a group.
+    """
+    by = [by] if isinstance(by, str) else list(by or [])
+    keys = by or ["_all"]
+    s = _with_request_columns(metrics.speculative_steps(steps, requests), requests, by)
+    s = s.assign(_all="all", _eval=s["n_accepted"] + (s["n_accepted"] < s["gamma"]), _tau=s["n_accepted"] + 1)
+    out = s.groupby(keys).agg(steps=("step", "size"), drafted=("gamma", "sum"), accepted=("n_accepted", "sum"),
+                              evaluated=("_eval", "sum"), tokens_per_step=("_tau", "mean"))
+    if tokens is not None:
+        d = _with_request_columns(draft_tokens(tokens, requests), requests, by)
+        d = d[(d["step"] >= 1) & d["evaluated"].astype(bool)].assign(_all="all")
+        out = out.join(d.groupby(keys)["alpha_tv"].mean(), how="left")
+    else:
+        out["alpha_tv"] = np.nan
+    out = out.reset_index()
+    out["acceptance_rate"] = out["accepted"] / out["drafted"]
+    out["rate_lo"], out["rate_hi"] = wilson_interval(out["accepted"], out["drafted"])
+    out["alpha_mle"] = out["accepted"] / out["evaluated"]
+    return out.drop(columns=["_all"], errors="ignore")
+
+
+def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
+    """Per draft position i: unconditional a_i = P(x_i accepted) and conditional a_i / a_{i−1}, with Wilson CIs.
+
+    From the steps table alone: position i is proposed when γ ≥ i and accepted when n ≥ i, so over steps with
+    γ ≥ i, a_i = #(n ≥ i) / #steps and the conditional = #(n ≥ i) / #(n ≥ i−1). Under the i.i.d. model a_i = α^i
+    and the conditional is flat at α (``geometric`` / ``alpha`` columns; α defaults to the pooled alpha_mle).
+    A conditional that rises with i means acceptances cluster (easy stretches) — the model then underestimates E.
+    """
+    s = metrics.speculative_steps(steps, requests)
+    if alpha is None:
+        alpha = float(acceptance_by(steps, None, requests)["alpha_mle"].iloc[0]) if len(s) else np.nan
+    rows = []
+    for i in range(1, int(s["gamma"].max()) + 1 if len(s) else 1):
+        at = s[s["gamma"] >= i]
+        acc, prev = int((at["n_accepted"] >= i).sum()), int((at["n_accepted"] >= i - 1).sum())
+        rows.append({"position": i, "proposed": len(at), "accepted": acc, "reached": prev})
+    out = pd.DataFrame(rows, columns=["position", "proposed", "accepted", "reached"])
+    out["a"] = out["accepted"] / out["proposed"]
+    out["a_lo"], out["a_hi"] = wilson_interval(out["accepted"], out["proposed"])
+    out["conditional"] = out["accepted"] / out["reached"]
+    out["cond_lo"], out["cond_hi"] = wilson_interval(out["accepted"], out["reached"])
+    out["geometric"] = alpha ** out["position"]
+    out["alpha"] = alpha
+    return out
+
+
+def n_distribution(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
+    """Per γ: observed distribution of n (accepted drafts per step) vs the truncated geometric with α.
+
+    α defaults to the alpha_mle of each γ's own steps (so the comparison tests the *shape*, not the level).
+    Columns: gamma, n, count, observed (fraction), expected (theory.truncated_geometric_pmf), alpha.
+    """
+    s = metrics.speculative_steps(steps, requests)
+    frames = []
+    for g, grp in s.groupby("gamma"):
+        evaluated = (grp["n_accepted"] + (grp["n_accepted"] < grp["gamma"])).sum()
+        a = alpha if alpha is not None else grp["n_accepted"].sum() / evaluated
+        counts = grp["n_accepted"].value_counts().reindex(range(int(g) + 1), fill_value=0)
+        frames.append(pd.DataFrame({"gamma": int(g), "n": counts.index, "count": counts.to_numpy(),
+                                    "observed": counts.to_numpy() / len(grp),
+                                    "expected": theory.truncated_geometric_pmf(float(a), int(g)), "alpha": a}))
+    cols = ["gamma", "n", "count", "observed", "expected", "alpha"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def most_rejected(tokens: pd.DataFrame, requests: pd.DataFrame, top: int = 20) -> pd.DataFrame:
+    """The draft tokens the target rejected most often (judged and not accepted), with how often each was judged.
+
+    Grouped by token_text (what the reader sees; distinct ids with the same text are merged). Columns: token_text,
+    rejected, evaluated, reject_rate, mean_q, mean_p (mean probabilities of the token under draft and target at
+    its rejections), sorted by rejected count, then text.
+    """
+    d = draft_tokens(tokens, requests)
+    d = d[d["evaluated"]].assign(_rej=lambda f: ~f["accepted"].astype(bool))
+    rej = d[d["_rej"]].groupby("token_text").agg(rejected=("_rej", "size"), mean_q=("q", "mean"),
+                                                 mean_p=("p", "mean"))
+    ev = d.groupby("token_text").size().rename("evaluated")
+    out = rej.join(ev).reset_index()
+    out["reject_rate"] = out["rejected"] / out["evaluated"]
+    out = out.sort_values(["rejected", "token_text"], ascending=[False, True]).head(top).reset_index(drop=True)
+    return out[["token_text", "rejected", "evaluated", "reject_rate", "mean_q", "mean_p"]]
+
+
+# Colours of the text view, one per token origin (role); accepted drafts are the "free" tokens.
+ROLE_STYLE = {"draft": ("#c8f7c5", "accepted draft"), "correction": ("#ffd8a8", "target correction"),
+              "bonus": ("#a5d8ff", "target bonus"), "target": ("#e9ecef", "target (prefill / baseline)")}
+
+
+def output_html(tokens: pd.DataFrame, request_id: str) -> str:
+    """The generated text of one request as HTML, each emitted token a span coloured by where it came from.
+
+    Tokens are the emitted rows ordered by (step, position); text is HTML-escaped and whitespace preserved. The
+    hover title shows step, position, p and q. Returns a self-contained ``<div>`` with a legend.
+    """
+    t = tokens[(tokens["request_id"] == request_id) & tokens["emitted"].astype(bool)]
+    t = t.sort_values(["step", "position"])
+    spans = []
+    for row in t.itertuples(index=False):
+        colour = ROLE_STYLE.get(row.role, ("#ffffff", row.role))[0]
+        title = f"step {row.step} pos {row.position} {row.role} p={row.p:.3f} q={row.q:.3f}"
+        spans.append(f'<span style="background:{colour}" title="{html.escape(title)}">'
+                     f"{html.escape(str(row.token_text))}</span>")
+    legend = " ".join(f'<span style="background:{c};padding:0 4px">{html.escape(label)}</span>'
+                      for c, label in ROLE_STYLE.values())
+    return (f'<div class="wb-output"><div style="font-size:90%;margin-bottom:4px">{html.escape(request_id)}: '
+            f'{legend}</div><div style="white-space:pre-wrap;font-family:monospace;line-height:1.6">'
+            f'{"".join(spans)}</div></div>')

@@ -1,0 +1,129 @@
+"""Plotly figures for the acceptance and latency reports. Each takes the DataFrame a data function returned
+(acceptance.*, latency.*, speedup.*) and only draws it: no computation here beyond layout.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+# One colour per phase / origin, shared by all figures so a reader learns them once.
+PHASE_COLOURS = {"draft": "#2f9e44", "verify": "#1971c2", "other": "#adb5bd"}
+
+
+def _err(frame: pd.DataFrame, value: str, lo: str, hi: str) -> dict:
+    """Asymmetric error bars (plotly's error_y) from lower / upper bound columns."""
+    return dict(type="data", symmetric=False, array=frame[hi] - frame[value], arrayminus=frame[value] - frame[lo])
+
+
+def position_acceptance_figure(pos: pd.DataFrame) -> go.Figure:
+    """a_i and conditional a_i / a_{i−1} per draft position (95 % Wilson bars) against the geometric model."""
+    fig = go.Figure()
+    fig.add_scatter(x=pos["position"], y=pos["a"], name="a_i (unconditional)", mode="markers+lines",
+                    error_y=_err(pos, "a", "a_lo", "a_hi"))
+    fig.add_scatter(x=pos["position"], y=pos["conditional"], name="a_i / a_(i-1) (conditional)",
+                    mode="markers+lines", error_y=_err(pos, "conditional", "cond_lo", "cond_hi"))
+    fig.add_scatter(x=pos["position"], y=pos["geometric"], name="i.i.d. model α^i", mode="lines",
+                    line=dict(dash="dash", color="black"))
+    fig.add_scatter(x=pos["position"], y=pos["alpha"], name="i.i.d. conditional α", mode="lines",
+                    line=dict(dash="dot", color="grey"))
+    return fig.update_layout(title="Acceptance by draft position vs the geometric model",
+                             xaxis_title="draft position i", yaxis_title="probability", yaxis_range=[0, 1.05])
+
+
+def n_distribution_figure(dist: pd.DataFrame) -> go.Figure:
+    """Observed distribution of accepted drafts per step vs the truncated geometric, one panel group per γ."""
+    labels = dist["gamma"].astype(str).radd("γ=") + " n=" + dist["n"].astype(str)
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=dist["observed"], name="observed", marker_color="#1971c2")
+    fig.add_bar(x=labels, y=dist["expected"], name="truncated geometric", marker_color="#ced4da")
+    return fig.update_layout(title="Accepted drafts per step (n) vs the truncated geometric", barmode="group",
+                             yaxis_title="fraction of steps")
+
+
+def alpha_figure(by: pd.DataFrame, key: str) -> go.Figure:
+    """Acceptance rate (Wilson bars), alpha_mle and mean alpha_tv per group of ``acceptance.acceptance_by``."""
+    x = by[key].astype(str)
+    fig = go.Figure()
+    fig.add_bar(x=x, y=by["acceptance_rate"], name="acceptance rate Σn/Σγ",
+                error_y=_err(by, "acceptance_rate", "rate_lo", "rate_hi"))
+    fig.add_bar(x=x, y=by["alpha_mle"], name="α (i.i.d. MLE: accepted/evaluated)")
+    fig.add_bar(x=x, y=by["alpha_tv"], name="α from mean Σmin(p,q)")
+    return fig.update_layout(title=f"Acceptance by {key}", barmode="group", yaxis_range=[0, 1.05])
+
+
+def rejected_figure(rej: pd.DataFrame) -> go.Figure:
+    """Horizontal bars: the draft tokens rejected most often (``acceptance.most_rejected``)."""
+    r = rej.iloc[::-1]
+    return go.Figure(go.Bar(x=r["rejected"], y=r["token_text"].map(repr), orientation="h",
+                            customdata=r[["evaluated", "reject_rate"]],
+                            hovertemplate="%{y}: %{x} rejected of %{customdata[0]} judged<extra></extra>")
+                     ).update_layout(title="Draft tokens rejected most often", xaxis_title="rejections",
+                                     height=max(300, 22 * len(r) + 120))
+
+
+def phase_figure(phases: pd.DataFrame, key: str) -> go.Figure:
+    """Stacked decode ms per emitted token by phase, per group of ``latency.phase_breakdown``."""
+    x = phases[key].astype(str) if isinstance(key, str) else phases[list(key)].astype(str).agg(" ".join, axis=1)
+    fig = go.Figure()
+    for ph, colour in PHASE_COLOURS.items():
+        fig.add_bar(x=x, y=phases[f"{ph}_ms_per_token"], name=ph, marker_color=colour)
+    return fig.update_layout(title="Decode time per emitted token, by phase", barmode="stack",
+                             yaxis_title="ms / token")
+
+
+def verify_cost_figure(verify: pd.DataFrame, a: float, b: float) -> go.Figure:
+    """T_t(k) vs k: mean with p10–p90 bars, and the fitted line a + b·k used by the γ model."""
+    fig = go.Figure()
+    fig.add_scatter(x=verify["k"], y=verify["mean"], mode="markers", name="mean verify ms",
+                    error_y=dict(type="data", symmetric=False, array=verify["p90"] - verify["mean"],
+                                 arrayminus=verify["mean"] - verify["p10"]))
+    ks = pd.Series(range(1, int(verify["k"].max()) + 2))
+    fig.add_scatter(x=ks, y=a + b * ks, mode="lines", name=f"fit {a:.2f} + {b:.2f}·k", line=dict(dash="dash"))
+    return fig.update_layout(title="Verify cost T_t(k) vs tokens per target forward (k = γ+1; baseline k = 1)",
+                             xaxis_title="k", yaxis_title="ms")
+
+
+def token_latency_figure(lat: pd.DataFrame, ttft: pd.DataFrame) -> go.Figure:
+    """Box plots of per-token latency (decode steps) and of TTFT, per mode / γ."""
+    label = lambda f: f["mode"] + " γ=" + f["gamma"].astype(str)  # noqa: E731
+    fig = go.Figure()
+    fig.add_box(x=label(lat), y=lat["ms_per_token"], name="ms per token (decode steps)")
+    fig.add_box(x=label(ttft), y=ttft["ttft_ms"], name="TTFT ms")
+    return fig.update_layout(title="Per-token latency and time to first token", boxmode="group",
+                             yaxis_title="ms")
+
+
+def timeline_figure(tl: pd.DataFrame, title: str) -> go.Figure:
+    """Gantt of one request: each step a row, its draft / verify / other phases as bars along time."""
+    fig = go.Figure()
+    for ph, colour in PHASE_COLOURS.items():
+        p = tl[tl["phase"] == ph]
+        fig.add_bar(x=p["duration_ms"], base=p["start_ms"], y=p["step"], orientation="h", name=ph,
+                    marker_color=colour, customdata=p[["n_accepted", "gamma"]],
+                    hovertemplate="step %{y}: %{x:.2f} ms, n=%{customdata[0]}/%{customdata[1]}<extra></extra>")
+    return fig.update_layout(title=title, barmode="overlay", xaxis_title="ms since request start",
+                             yaxis=dict(title="step", autorange="reversed"), height=max(300, 14 * tl["step"].nunique()))
+
+
+def waterfall_figure(gap: pd.DataFrame, gamma: int, temperature: float) -> go.Figure:
+    """Waterfall from the ideal prediction to the measured speedup for one γ (``speedup.gap_attribution``)."""
+    g = gap[(gap["gamma"] == gamma) & (gap["temperature"] == temperature)].sort_values("stage_index")
+    measures = ["absolute"] + ["relative"] * (len(g) - 2) + ["total"]
+    return go.Figure(go.Waterfall(x=g["stage"], y=[*g["delta"].iloc[:-1], g["speedup"].iloc[-1]],
+                                  measure=measures, text=g["speedup"].map("{:.2f}x".format))
+                     ).update_layout(title=f"Predicted → measured speedup, γ={gamma}, T={temperature:g}",
+                                     yaxis_title="speedup over baseline")
+
+
+def speedup_figure(sweep: pd.DataFrame) -> go.Figure:
+    """Measured and predicted speedup vs γ, one colour per run × temperature (``speedup.sweep_table``)."""
+    fig = go.Figure()
+    for (run, temp), g in sweep.groupby(["run_id", "temperature"]):
+        name = f"{run} T={temp:g}"
+        fig.add_scatter(x=g["gamma"], y=g["measured"], mode="markers+lines", name=f"{name} measured")
+        fig.add_scatter(x=g["gamma"], y=g["predicted"], mode="lines", line=dict(dash="dash"),
+                        name=f"{name} predicted")
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
+    return fig.update_layout(title="Speedup vs γ: measured and predicted", xaxis_title="γ",
+                             yaxis_title="speedup over baseline")

@@ -1,0 +1,182 @@
+"""Loading the target and draft models (local, offline, safetensors only) and wrapping each with its KV cache."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from workbench.errors import WorkbenchError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise WorkbenchError("--device cuda: no CUDA device is available to this PyTorch build")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise WorkbenchError("--device mps: MPS is not available on this machine")
+    if name not in ("cpu", "cuda", "mps"):
+        raise WorkbenchError(f"--device {name!r}: expected auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto`` is float32 on CPU (exact, and fastest there), bfloat16 on CUDA, float16 on MPS."""
+    if name == "auto":
+        return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type, torch.float32)
+    if name not in DTYPES:
+        raise WorkbenchError(f"--dtype {name!r}: expected auto, float32, bfloat16 or float16")
+    if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise WorkbenchError("--dtype bfloat16 is not supported on this GPU; use float16 or float32")
+    return DTYPES[name]
+
+
+def resolve_model_dir(name_or_path: str) -> Path:
+    """A local HF-format directory, or a hub id found in the local HF cache (never downloaded)."""
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+            raise WorkbenchError(f"model {name_or_path!r}: no such directory")
+        try:
+            from huggingface_hub import snapshot_download
+            path = Path(snapshot_download(name_or_path, local_files_only=True))
+        except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
+            raise WorkbenchError(f"model {name_or_path!r}: not a local directory and not in the local "
+                                 "Hugging Face cache (the workbench never downloads)") from None
+    if not (path / "config.json").is_file():
+        raise WorkbenchError(f"model {name_or_path!r}: {path} has no config.json (not a Hugging Face model dir)")
+    if not any(path.glob("*.safetensors")):
+        raise WorkbenchError(f"model {name_or_path!r}: no .safetensors weights in {path} "
+                             "(pickled .bin weights are refused)")
+    return path
+
+
+def content_hash(model_dir: Path) -> str:
+    """sha256 over config.json and the safetensors files, in name order (identifies the exact weights)."""
+    digest = hashlib.sha256()
+    for file in [model_dir / "config.json", *sorted(model_dir.glob("*.safetensors"))]:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model(model_dir: Path, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool):
+    """``AutoModelForCausalLM`` from a resolved directory: safetensors only, offline, in eval mode."""
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype, use_safetensors=True, local_files_only=True,
+            trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkbenchError(f"cannot load model {model_dir}: {first}") from None
+    return model.to(device).eval()
+
+
+def load_tokenizer(model_dir: Path, *, trust_remote_code: bool):
+    try:
+        return AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise WorkbenchError(f"cannot load the tokenizer of {model_dir}: {str(exc).splitlines()[0]}") from None
+
+
+def check_same_vocabulary(target_tok, draft_tok, *, samples: int = 2000) -> None:
+    """Speculative decoding compares p and q token by token: both tokenizers must map tokens to the same ids."""
+    if len(target_tok) != len(draft_tok):
+        raise WorkbenchError(f"draft and target vocabularies differ: {len(draft_tok)} vs {len(target_tok)} tokens "
+                             "(speculative decoding needs a shared tokenizer)")
+    vocab = target_tok.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    draft_ids = draft_tok.convert_tokens_to_ids(tokens[:: max(1, len(tokens) // samples)])
+    target_ids = [vocab[t] for t in tokens[:: max(1, len(tokens) // samples)]]
+    if draft_ids != target_ids:
+        raise WorkbenchError("draft and target tokenizers map tokens to different ids "
+                             "(speculative decoding needs a shared tokenizer)")
+
+
+def context_window(model) -> int | None:
+    """Longest sequence the model accepts, from its config (None when the config does not say)."""
+    config = model.config.get_text_config()
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@dataclass
+class ModelInfo:
+    """What meta.json records about a model."""
+
+    path: str
+    content_sha256: str
+    parameters: int
+    architecture: str
+    context_window: int | None
+
+
+def describe(model, model_dir: Path) -> ModelInfo:
+    return ModelInfo(path=str(model_dir), content_sha256=content_hash(model_dir),
+                     parameters=sum(p.numel() for p in model.parameters()),
+                     architecture=type(model).__name__, context_window=context_window(model))
+
+
+class CausalLM:
+    """A model plus its KV cache: ``forward`` appends tokens to the cache, ``crop`` rolls it back.
+
+    ``vocab_size`` slices the logits so draft and target rows line up when one model pads its embedding matrix.
+    """
+
+    def __init__(self, model, vocab_size: int):
+        self.model = model
+        self.vocab_size = vocab_size
+        self.device = next(model.parameters()).device
+        # transformers ≥ 5.2x names the argument ``cache`` (``past_key_values`` is deprecated); older 5.x the latter.
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.cache = DynamicCache(config=model.config)
+
+    def reset(self) -> None:
+        self.cache = DynamicCache(config=self.model.config)
+
+    @property
+    def length(self) -> int:
+        """Tokens held in the KV cache."""
+        return self.cache.get_seq_length()
+
+    @torch.inference_mode()
+    def forward(self, token_ids: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
+        """Run ``token_ids`` ([k]) after the cached context; returns float32 logits [k, V] (or [1, V])."""
+        out = self.model(input_ids=token_ids.view(1, -1), use_cache=True, logits_to_keep=1 if last_only else 0,
+                         **{self._cache_arg: self.cache})
+        return out.logits[0, :, : self.vocab_size].float()
+
+    def crop(self, length: int) -> None:
+        """Cut the cache back to its first ``length`` tokens."""
+        remove = self.length - length
+        if remove < 0:
+            raise RuntimeError(f"cannot crop a {self.length}-token cache to {length} tokens")
+        if remove:
+            self.cache.crop(-remove)  # a negative argument removes that many tokens (all transformers 5.x)
+        if self.length != length:
+            raise RuntimeError(f"KV cache holds {self.length} tokens after cropping to {length}")
+
+
+def shared_vocab_size(target, draft, tokenizer) -> int:
+    """Logit width both models share; must cover every token of the tokenizer."""
+    size = min(target.get_output_embeddings().weight.shape[0], draft.get_output_embeddings().weight.shape[0])
+    if size < len(tokenizer):
+        raise WorkbenchError(f"a model's output layer has {size} rows, fewer than the tokenizer's {len(tokenizer)} tokens")
+    return size
+

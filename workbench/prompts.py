@@ -1,0 +1,51 @@
+"""Prompt sets: JSONL files with one ``{"id", "category", "prompt"}`` object per line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str  # unique within the file; names the request in traces
+    category: str  # grouping for per-category analysis
+    prompt: str  # the text given to the models as is
+
+
+def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise WorkbenchError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise WorkbenchError(f"{path}:{lineno}: expected an object with id, category, prompt")
+    missing = [key for key in ("id", "prompt") if key not in obj]
+    if missing:
+        raise WorkbenchError(f"{path}:{lineno}: missing {', '.join(missing)}")
+    if not isinstance(obj["prompt"], str) or not obj["prompt"].strip():
+        raise WorkbenchError(f"{path}:{lineno}: empty prompt")
+    return Prompt(id=str(obj["id"]), category=str(obj.get("category", "default")), prompt=obj["prompt"])
+
+
+def load_prompts(path: str | Path, *, limit: int | None = None) -> list[Prompt]:
+    """Read and validate a prompts file; ``limit`` keeps the first N prompts."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"prompts file {path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise WorkbenchError(f"prompts file {path}: not UTF-8 text") from None
+    prompts = [_parse_line(path, i, line) for i, line in enumerate(lines, 1) if line.strip()]
+    if not prompts:
+        raise WorkbenchError(f"prompts file {path}: no prompts")
+    seen: set[str] = set()
+    for prompt in prompts:
+        if prompt.id in seen:
+            raise WorkbenchError(f"prompts file {path}: duplicate id {prompt.id!r}")
+        seen.add(prompt.id)
+    return prompts[:limit] if limit else prompts

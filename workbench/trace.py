@@ -1,0 +1,116 @@
+"""Run directories: per-request Parquet parts written atomically, and `load()` to read them back.
+
+Layout and every column are documented in docs/TRACE.md (the contract). A request's part is three files,
+``steps-<k>.parquet``, ``tokens-<k>.parquet`` and — last, as the completion marker — ``requests-<k>.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workbench.errors import TraceError
+
+META_FILE = "meta.json"
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+# One explicit schema per table, so empty parts and NaNs keep their types (docs/TRACE.md explains each column).
+SCHEMAS: dict[str, pa.Schema] = {
+    "requests": pa.schema([
+        ("run_id", _S), ("request_id", _S), ("prompt_id", _S), ("category", _S), ("mode", _S), ("gamma", _I),
+        ("temperature", _F), ("prompt_tokens", _I), ("new_tokens", _I), ("prefill_ms", _F), ("ttft_ms", _F),
+        ("total_ms", _F), ("tokens_per_s", _F), ("ms_per_token", _F), ("output_text", _S), ("stop_reason", _S),
+        ("warmup", _B)]),
+    "steps": pa.schema([
+        ("run_id", _S), ("request_id", _S), ("step", _I), ("gamma", _I), ("n_accepted", _I), ("n_emitted", _I),
+        ("context_len", _I), ("draft_ms", _F), ("verify_ms", _F), ("other_ms", _F), ("t_start_ms", _F)]),
+    "tokens": pa.schema([
+        ("run_id", _S), ("request_id", _S), ("step", _I), ("position", _I), ("token_id", _I), ("token_text", _S),
+        ("q", _F), ("p", _F), ("accept_prob", _F), ("accepted", _B), ("evaluated", _B), ("emitted", _B),
+        ("alpha_tv", _F), ("role", _S)]),
+}
+TABLES = ("requests", "steps", "tokens")
+
+
+@dataclass
+class Trace:
+    """A loaded run: its meta.json and the three tables (all parts concatenated)."""
+
+    meta: dict
+    requests: pd.DataFrame
+    steps: pd.DataFrame
+    tokens: pd.DataFrame
+
+
+def part_path(run_dir: Path, table: str, index: int) -> Path:
+    return Path(run_dir) / f"{table}-{index:05d}.parquet"
+
+
+def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
+    """Write one request's rows (``{"steps": [...], "tokens": [...], "requests": [...]}``) as part ``index``.
+
+    Each file goes to a temporary name and is renamed into place; ``requests`` goes last, so a part whose requests
+    file exists is complete even if the process is killed at any instant.
+    """
+    for table in ("steps", "tokens", "requests"):
+        final = part_path(run_dir, table, index)
+        tmp = final.with_suffix(".parquet.tmp")
+        pq.write_table(pa.Table.from_pylist(rows[table], schema=SCHEMAS[table]), tmp)
+        os.replace(tmp, final)
+
+
+def completed_parts(run_dir: Path) -> list[int]:
+    """Indices of parts whose requests file exists (= completed requests)."""
+    return sorted(int(p.stem.split("-")[1]) for p in Path(run_dir).glob("requests-*.parquet"))
+
+
+def write_meta(run_dir: Path, meta: dict) -> None:
+    tmp = Path(run_dir) / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    os.replace(tmp, Path(run_dir) / META_FILE)
+
+
+def read_meta(run_dir: Path) -> dict:
+    path = Path(run_dir) / META_FILE
+    if not path.is_file():
+        raise TraceError(f"{run_dir}: not a workbench run directory (no {META_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{path}: corrupt meta.json ({exc})") from None
+
+
+def _read_table(path: Path, table: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise TraceError(f"{path}: missing trace file (the run directory is incomplete)")
+    try:
+        data = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceError(f"{path}: not a readable Parquet file ({exc})") from None
+    missing = set(SCHEMAS[table].names) - set(data.column_names)
+    if missing:
+        raise TraceError(f"{path}: not a workbench {table} table (missing columns {sorted(missing)})")
+    return data.to_pandas()
+
+
+def load(run_dir: str | os.PathLike) -> Trace:
+    """Load a run directory into DataFrames; raises TraceError with one clear line if anything is wrong."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TraceError(f"{run_dir}: no such run directory")
+    meta = read_meta(run_dir)
+    parts = completed_parts(run_dir)
+    if not parts:
+        raise TraceError(f"{run_dir}: the run has no completed request yet")
+    frames = {t: [] for t in TABLES}
+    for index in parts:
+        for table in TABLES:
+            frames[table].append(_read_table(part_path(run_dir, table, index), table))
+    tables = {t: pd.concat(frames[t], ignore_index=True) for t in TABLES}
+    return Trace(meta=meta, **tables)

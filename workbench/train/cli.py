@@ -1,0 +1,88 @@
+"""`workbench train`: build the default draft/target pair with the project's recipe.
+
+Wired into workbench/cli.py via add_parser(subparsers); also runnable alone: python -m workbench.train.cli ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from workbench.errors import WorkbenchError
+from workbench.train.corpus import SourceSpec
+from workbench.train.recipe import RecipeConfig, default_sources, micro_preset, train_default_pair
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `train` subcommand (its handler is run)."""
+    p = subparsers.add_parser("train", help="train the default draft/target pair from local corpora (CPU ok)")
+    p.add_argument("--out", required=True, help="output directory (gets <target-name>/, <draft-name>/, training_log.json)")
+    p.add_argument("--preset", choices=["default", "micro"], default="default", help="sizes/steps preset")
+    p.add_argument("--steps-target", type=int, help="override the target's optimizer steps")
+    p.add_argument("--steps-draft", type=int, help="override the draft's distillation steps")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed for split, init, batches, prompts")
+    p.add_argument("--target-name", default="target", help="sub-directory name of the target (default: target)")
+    p.add_argument("--draft-name", default="draft", help="sub-directory name of the draft (default: draft)")
+    p.add_argument("--prompts-out", default="", help="held-out prompt JSONL path (default: <out>/heldout.jsonl)")
+    p.add_argument("--code-dir", action="append", default=[], help="dir of .py files -> category python-code")
+    p.add_argument("--docs-dir", action="append", default=[], help="Sphinx _sources dir of .txt reST -> docs-reference/docs-guide")
+    p.add_argument("--bible-dir", action="append", default=[], help="dir with bible.data (Debian bible-kjv-text) or *.txt books")
+    p.set_defaults(func=run)
+    return p
+
+
+def _sources(args: argparse.Namespace) -> list[SourceSpec]:
+    """Corpus sources from the flags; none given = this machine's Debian packages."""
+    if not (args.code_dir or args.docs_dir or args.bible_dir):
+        return default_sources()
+    defaults = {s.category: s for s in default_sources()}
+    out = [dataclasses.replace(defaults["python-code"], path=d) for d in args.code_dir]
+    for d in args.docs_dir:
+        out += [dataclasses.replace(defaults[c], path=d) for c in ("docs-reference", "docs-guide")]
+    out += [dataclasses.replace(defaults["bible"], path=d) for d in args.bible_dir]
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> RecipeConfig:
+    """RecipeConfig for the preset, with the command-line overrides applied."""
+    for flag in ("steps_target", "steps_draft"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise WorkbenchError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    sources = _sources(args)
+    cfg = micro_preset(args.out, sources) if args.preset == "micro" else RecipeConfig(out=args.out, sources=sources)
+    cfg.threads, cfg.seed = args.threads, args.seed
+    cfg.target_name, cfg.draft_name, cfg.prompts_out = args.target_name, args.draft_name, args.prompts_out
+    if args.steps_target:
+        cfg.target_train.steps = args.steps_target
+    if args.steps_draft:
+        cfg.draft_train.steps = args.steps_draft
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print a one-paragraph summary, return 0."""
+    log = train_default_pair(config_from_args(args))
+    for name in ("target", "draft"):
+        m, h = log[name], log[name]["heldout"]
+        print(f"{name}: {m['params'] / 1e6:.2f}M params, held-out loss {h['loss']:.3f} ppl {h['ppl']:.1f}, "
+              f"{m['one_token_ms_fp32']:.2f} ms/token fp32, trained {m['wall_s'] / 60:.1f} min")
+    print(f"c = {log['c']:.3f}; total {log['wall_s'] / 60:.1f} min; log: {args.out}/training_log.json")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point until workbench/cli.py dispatches to it."""
+    parser = argparse.ArgumentParser(prog="workbench")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The project's recipe for its embedded default draft/target pair, end to end.
+
+    documents -> split by document -> BPE tokenizer -> target (next-token loss) -> draft (distilled from target)
+    -> held-out loss/ppl of both, one-token latencies and c -> half-precision HF dirs + training_log.json
+    + held-out prompt set
+
+Everything lands in a hidden staging directory inside `out` first and is moved into place only at the end, so
+an interrupted run never leaves a half-written model where a loader would find it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+
+from workbench.errors import WorkbenchError
+from workbench.train.corpus import SourceSpec, corpus_stats, load_documents, split_documents
+from workbench.train.loop import TrainConfig, distill_draft, evaluate, token_stream, train_target, write_curve
+from workbench.train.model import ModelShape, build_model, n_params, one_token_latency_ms, save_half
+from workbench.train.prompts import PromptConfig, heldout_prompts, write_jsonl
+from workbench.train.tokenizer import SPECIAL, TokenizerConfig, save_tokenizer, to_hf, train_tokenizer
+
+_PSF = "PSF License Agreement for Python (Debian copyright: /usr/share/doc/python3.11*/copyright)"
+_DOCS = "/usr/share/doc/python3.11-doc/html/_sources"
+
+
+def default_sources() -> list[SourceSpec]:
+    """This machine's Debian packages (python3.11, python3.11-doc, bible-kjv-text); missing ones are skipped."""
+    return [
+        SourceSpec("python-code", "py", "/usr/lib/python3.11", licence=_PSF),
+        SourceSpec("docs-reference", "rst", _DOCS, ["library", "c-api", "reference"], licence=_PSF),
+        SourceSpec("docs-guide", "rst", _DOCS, ["tutorial", "howto", "faq", "whatsnew", "using", "extending",
+                                                 "distributing", "installing", "install", "distutils", ""], licence=_PSF),
+        SourceSpec("bible", "kjv", "/usr/lib", licence="public domain (KJV 1611; /usr/share/doc/bible-kjv-text/copyright)"),
+    ]
+
+
+@dataclass
+class RecipeConfig:
+    out: str  # output directory; receives <target_name>/, <draft_name>/, training_log.json
+    sources: list[SourceSpec] = field(default_factory=default_sources)  # corpus sources (data, not code)
+    target_name: str = "target"  # sub-directory of out for the target model
+    draft_name: str = "draft"  # sub-directory of out for the draft model
+    prompts_out: str = ""  # where heldout.jsonl goes; "" = <out>/heldout.jsonl
+    heldout_frac: float = 0.05  # fraction of each category's documents held out (whole documents)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # BPE settings
+    target_shape: ModelShape = field(default_factory=lambda: ModelShape(8, 256, 4, 688))  # ~8.4M params
+    draft_shape: ModelShape = field(default_factory=lambda: ModelShape(1, 128, 2, 384))  # ~1.2M params
+    target_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200))  # next-token training
+    draft_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200, lr=3e-3))  # distillation
+    eval_windows: int = 32  # held-out windows (of train context) evaluated per category
+    prompts: PromptConfig = field(default_factory=PromptConfig)  # held-out prompt set settings
+    latency_calls: int = 50  # calls per one-token latency median (after 10 warm-up calls)
+    threads: int = 2  # torch intra-op threads (CPU)
+    seed: int = 0  # split, init, batches and prompts all derive from this
+
+
+def micro_preset(out: str, sources: list[SourceSpec]) -> RecipeConfig:
+    """Tiny sizes and steps: the whole recipe in well under a minute on CPU (the test suite's preset)."""
+    return RecipeConfig(
+        out=out,
+        sources=sources,
+        heldout_frac=0.25,
+        tokenizer=TokenizerConfig(vocab_size=512, min_frequency=1),
+        target_shape=ModelShape(2, 64, 2, 128, max_positions=256),
+        draft_shape=ModelShape(1, 32, 1, 64, max_positions=256),
+        target_train=TrainConfig(steps=40, batch_size=8, context=64, lr=5e-3, warmup=5, log_every=5),
+        draft_train=TrainConfig(steps=30, batch_size=8, context=64, lr=5e-3, warmup=5, log_every=5),
+        eval_windows=4,
+        prompts=PromptConfig(per_category=4, min_tokens=8, max_tokens=16, min_chars_after=20),
+        latency_calls=10,
+    )
+
+
+def _cpu_name() -> str:
+    """lscpu's 'Model name' from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _eval_all(model: torch.nn.Module, held: dict[str, torch.Tensor], cfg: RecipeConfig) -> dict:
+    """Per-category held-out loss/ppl plus the token-weighted overall figure."""
+    ctx = cfg.target_train.context
+    per = {cat: evaluate(model, s, ctx, cfg.eval_windows) for cat, s in held.items() if len(s) > ctx + 1}
+    tokens = sum(r["tokens"] for r in per.values())
+    loss = sum(r["loss"] * r["tokens"] for r in per.values()) / max(1, tokens)
+    return {"loss": loss, "ppl": float(torch.tensor(loss).exp()), "tokens": tokens, "per_category": per}
+
+
+def _train_pair(cfg: RecipeConfig, stage: Path, train_stream: torch.Tensor, held: dict, vocab: int, sid: int) -> dict:
+    """Target then draft; each saved in half precision with its curve. Returns the models part of the log."""
+    log: dict = {}
+    target = build_model(cfg.target_shape, vocab, sid, cfg.seed)
+    t0 = time.perf_counter()
+    curve = train_target(target, train_stream, cfg.target_train)
+    log["target"] = {"params": n_params(target), "wall_s": time.perf_counter() - t0, "curve": curve}
+    log["target"]["heldout"] = _eval_all(target, held, cfg)
+    draft = build_model(cfg.draft_shape, vocab, sid, cfg.seed + 1)
+    t0 = time.perf_counter()
+    curve = distill_draft(draft, target, train_stream, cfg.draft_train)
+    log["draft"] = {"params": n_params(draft), "wall_s": time.perf_counter() - t0, "curve": curve}
+    log["draft"]["heldout"] = _eval_all(draft, held, cfg)
+    for name, model in (("target", target), ("draft", draft)):
+        log[name]["one_token_ms_fp32"] = one_token_latency_ms(model, calls=cfg.latency_calls)
+        d = stage / name
+        save_half(model, d)
+        write_curve(log[name]["curve"], d / "loss_curve.csv")
+        tr = cfg.target_train if name == "target" else cfg.draft_train
+        log[name]["train_tokens"] = tr.steps * tr.batch_size * tr.context
+    log["c"] = log["draft"]["one_token_ms_fp32"] / log["target"]["one_token_ms_fp32"]
+    return log
+
+
+def _publish(stage: Path, cfg: RecipeConfig, log: dict) -> None:
+    """Move the staged dirs into place (replacing older ones) and write the log last."""
+    out = Path(cfg.out)
+    for staged, final in (("target", cfg.target_name), ("draft", cfg.draft_name)):
+        dest = out / final
+        if dest.exists():
+            shutil.rmtree(dest)
+        (stage / staged).rename(dest)
+    prompts = Path(cfg.prompts_out) if cfg.prompts_out else out / "heldout.jsonl"
+    prompts.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(stage / "heldout.jsonl"), prompts)
+    shutil.rmtree(stage)
+    (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
+
+
+def train_default_pair(cfg: RecipeConfig) -> dict:
+    """Run the whole recipe into cfg.out; returns the training log (also written as training_log.json)."""
+    if cfg.threads < 1:
+        raise WorkbenchError(f"--threads must be >= 1, got {cfg.threads}")
+    torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    docs = load_documents(cfg.sources)
+    train_docs, held_docs = split_documents(docs, cfg.heldout_frac, cfg.seed)
+    if not train_docs or not held_docs:
+        raise WorkbenchError("corpus too small: need at least 2 documents in some category to hold one out")
+    tok = train_tokenizer([d.text for d in train_docs], cfg.tokenizer)
+    sid = tok.token_to_id(SPECIAL)
+    train_ids = [e.ids for e in tok.encode_batch([d.text for d in train_docs], add_special_tokens=False)]
+    train_stream = token_stream(train_ids, sid)
+    held = {c: token_stream([tok.encode(d.text, add_special_tokens=False).ids for d in held_docs if d.category == c], sid)
+            for c in sorted({d.category for d in held_docs})}
+    if len(train_stream) <= cfg.target_train.context + 1:
+        raise WorkbenchError(f"corpus too small: {len(train_stream)} training tokens for context {cfg.target_train.context}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = out / f".train-staging-{os.getpid()}"
+    log = {"config": asdict(cfg), "corpus": {"train": corpus_stats(train_docs), "heldout": corpus_stats(held_docs),
+           "train_tokens_available": len(train_stream), "heldout_documents": sorted(f"{d.category}:{d.name}" for d in held_docs),
+           "licences": {s.category: s.licence for s in cfg.sources}}}
+    log.update(_train_pair(cfg, stage, train_stream, held, tok.get_vocab_size(), sid))
+    hf_tok = to_hf(tok, cfg.target_shape.max_positions)
+    for name in ("target", "draft"):
+        save_tokenizer(hf_tok, stage / name)
+    write_jsonl(heldout_prompts(held_docs, tok, cfg.prompts), stage / "heldout.jsonl")
+    log["wall_s"] = time.perf_counter() - t_start
+    log["hardware"] = {"cpu": _cpu_name(), "threads": cfg.threads, "torch": torch.__version__,
+                       "transformers": transformers.__version__}
+    _publish(stage, cfg, log)
+    return log
