@@ -9,9 +9,19 @@ import argparse
 import os
 import sys
 
+from workbench import report
 from workbench.errors import WorkbenchError
+from workbench.train import cli as train_cli
 
 EXIT_USAGE = 2
+OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _gammas(text: str) -> tuple[int, ...]:
@@ -45,6 +55,7 @@ def add_run_parser(sub) -> None:
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping completed requests")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args) -> int:
@@ -65,19 +76,23 @@ def cmd_run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="workbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
+    report.add_parser(sub)
+    train_cli.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no per-model "Loading weights" bars between our own lines
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run}
     try:
-        return handlers[args.command](args)
+        return args.func(args)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -85,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: completed requests are saved; rerun the same command with --resume", file=sys.stderr)
         return 130
     except MemoryError:
-        print("error: out of memory (try a smaller model, --dtype bfloat16, or fewer --max-new-tokens)", file=sys.stderr)
+        print(f"error: {OOM_HINT}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # CUDA OOM is a RuntimeError subclass; anything else is a bug: show it whole
+        if "out of memory" not in str(exc):
+            raise
+        print(f"error: {OOM_HINT}", file=sys.stderr)
         return 1
 
 

@@ -1,0 +1,132 @@
+"""The acceptance rule on hand-made p/q, and a χ² test that speculative sampling is lossless (and that it can fail)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chi2
+
+import workbench.speculative as speculative
+from tiny_models import make_model
+from workbench.acceptance import Verdict, accept_greedy, accept_sampling, residual
+from workbench.models import CausalLM
+from workbench.recorder import NullRecorder
+from workbench.sampling import SamplingConfig, probabilities
+from workbench.speculative import Decoding, generate_speculative
+from workbench.timing import PhaseClock
+
+
+def dist(*values):
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def test_greedy_accepts_the_matching_prefix_then_takes_the_target_argmax():
+    p = torch.stack([dist(0.1, 0.7, 0.1, 0.1), dist(0.1, 0.1, 0.1, 0.7), dist(0.7, 0.1, 0.1, 0.1)])
+    assert accept_greedy(torch.tensor([1, 2]), p) == Verdict(n=1, token=3)
+    assert accept_greedy(torch.tensor([1, 3]), p) == Verdict(n=2, token=0)  # all accepted: bonus = argmax p_3
+    assert accept_greedy(torch.tensor([0, 3]), p) == Verdict(n=0, token=1)
+
+
+def test_sampling_accepts_everything_when_p_equals_q():
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(4, 6, generator=g), dim=-1)
+    x = torch.tensor([0, 3, 5])
+    for _ in range(50):
+        assert accept_sampling(x, p, p[:3], g).n == 3
+
+
+def test_sampling_rejects_a_token_the_target_never_produces_and_corrects_from_the_residual():
+    g = torch.Generator().manual_seed(0)
+    q = torch.stack([dist(0.5, 0.5, 0.0)])
+    p = torch.stack([dist(0.0, 0.5, 0.5), dist(1.0, 0.0, 0.0)])
+    for _ in range(50):
+        verdict = accept_sampling(torch.tensor([0]), p, q, g)
+        assert verdict == Verdict(n=0, token=2)  # residual max(0, p − q) puts all mass on token 2
+
+
+def test_residual_is_the_normalised_positive_part():
+    assert torch.allclose(residual(dist(0.2, 0.5, 0.3), dist(0.4, 0.2, 0.4)), dist(0.0, 1.0, 0.0))
+    assert torch.allclose(residual(dist(0.5, 0.5), dist(0.5, 0.5)), dist(0.5, 0.5))  # p == q: falls back to p
+
+
+def test_acceptance_frequency_is_min_one_p_over_q():
+    g = torch.Generator().manual_seed(1)
+    q, p = torch.stack([dist(0.6, 0.4)]), torch.stack([dist(0.3, 0.7), dist(0.5, 0.5)])
+    hits = sum(accept_sampling(torch.tensor([0]), p, q, g).n for _ in range(4000))
+    assert abs(hits / 4000 - 0.5) < 0.04  # p/q = 0.3/0.6
+
+
+def test_top_k_and_top_p_filter_p_and_q_alike():
+    logits = torch.log(dist(0.5, 0.3, 0.15, 0.05))
+    assert torch.allclose(probabilities(logits, SamplingConfig(temperature=1.0, top_k=2)), dist(0.625, 0.375, 0, 0))
+    assert torch.allclose(probabilities(logits, SamplingConfig(temperature=1.0, top_p=0.8)), dist(0.625, 0.375, 0, 0))
+    assert torch.allclose(probabilities(logits, SamplingConfig(temperature=1.0, top_p=0.81)),
+                          dist(0.5, 0.3, 0.15, 0) / 0.95)
+
+
+# --- lossless sampling: the joint law of generated tokens 2-3 must be the target's --------------------------------
+VOCAB, PROMPT, GAMMA = 6, [1, 2], 2
+SETTINGS = SamplingConfig(temperature=1.0)
+
+
+def _models():
+    target = make_model("llama", vocab_size=VOCAB, seed=11, layers=2, hidden=16)
+    draft = make_model("llama", vocab_size=VOCAB, seed=12, layers=1, hidden=16)
+    return target, draft
+
+
+@torch.inference_mode()
+def _exact_target_joint(target) -> dict[tuple[int, int, int], float]:
+    """P(t1, t2, t3 | prompt) under target-only sampling, computed from the target's distributions."""
+    def next_dist(ids):
+        return probabilities(target(torch.tensor([ids])).logits[0, -1], SETTINGS).tolist()
+    joint = {}
+    p1 = next_dist(PROMPT)
+    for a in range(VOCAB):
+        p2 = next_dist(PROMPT + [a])
+        for b in range(VOCAB):
+            p3 = next_dist(PROMPT + [a, b])
+            for c in range(VOCAB):
+                joint[(a, b, c)] = p1[a] * p2[b] * p3[c]
+    return joint
+
+
+def _chi2_pvalue(samples: int, seed: int) -> float:
+    target, draft = _models()
+    expected = _exact_target_joint(target)
+    dec = Decoding(target=CausalLM(target, VOCAB), draft=CausalLM(draft, VOCAB), sampling=SETTINGS,
+                   generator=torch.Generator().manual_seed(seed), clock=PhaseClock(torch.device("cpu")),
+                   eos_ids=frozenset(), max_new_tokens=3)
+    counts = dict.fromkeys(itertools.product(range(VOCAB), repeat=3), 0)
+    for _ in range(samples):
+        counts[tuple(generate_speculative(dec, PROMPT, GAMMA, NullRecorder()).tokens)] += 1
+    # pool cells with small expectation into one, so the χ² approximation holds
+    obs = np.array([counts[k] for k in expected])
+    exp = np.array([expected[k] for k in expected]) * samples
+    small = exp < 5
+    obs = np.append(obs[~small], obs[small].sum())
+    exp = np.append(exp[~small], exp[small].sum())
+    stat = ((obs - exp) ** 2 / exp).sum()
+    return float(chi2.sf(stat, df=len(obs) - 1))
+
+
+def test_speculative_sampling_matches_the_target_distribution():
+    assert _chi2_pvalue(samples=3000, seed=0) > 0.001
+
+
+@pytest.mark.parametrize("broken", ["always_accept", "correct_from_p"])
+def test_the_chi2_test_catches_a_broken_rule(monkeypatch, broken):
+    def always_accept(x, p, q, sampling, generator):
+        return Verdict(n=len(x), token=int(torch.multinomial(p[len(x)], 1, generator=generator)))
+
+    def correct_from_p(x, p, q, sampling, generator):  # accepts right, but corrects from p instead of the residual
+        v = accept_sampling(x, p, q, generator)
+        if v.n == len(x):
+            return v
+        return Verdict(n=v.n, token=int(torch.multinomial(p[v.n], 1, generator=generator)))
+
+    monkeypatch.setattr(speculative, "accept", {"always_accept": always_accept, "correct_from_p": correct_from_p}[broken])
+    assert _chi2_pvalue(samples=3000, seed=0) < 0.001
