@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from workbench import report
+from workbench import demo, report
 from workbench.errors import WorkbenchError
 from workbench.train import cli as train_cli
 
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="workbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
+    demo.add_parser(sub)
     report.add_parser(sub)
     train_cli.add_parser(sub)
     return parser

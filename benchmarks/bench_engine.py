@@ -1,0 +1,99 @@
+"""Engine benchmark: what tracing costs, and speculative vs target-only ms/token on this machine.
+
+Prints figures; record them (with date and device) in benchmarks/RESULTS.md. Nothing here asserts a speed.
+
+    python benchmarks/bench_engine.py                      # default pair, held-out prompts, γ = 4
+    python benchmarks/bench_engine.py --target T --draft D --prompts P.jsonl --gamma 3 --device cuda
+
+Method: every measurement is a real request. Requests alternate (tracing on / off, speculative / baseline) prompt by
+prompt so that drifts hit all variants alike; one warm-up round is discarded; medians are reported and compared as
+ratios within this one process. Tracing "on" is the in-loop recorder the CLI uses; writing the Parquet part after a
+request is timed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from workbench import trace
+from workbench.pair import load_pair
+from workbench.prompts import load_prompts
+from workbench.recorder import NullRecorder, TraceRecorder
+from workbench.runner import RunConfig
+from workbench.speculative import Decoding, generate_baseline, generate_speculative
+from workbench.timing import PhaseClock
+
+
+def timed(dec: Decoding, prompt_ids: list[int], gamma: int, recorder) -> tuple[list[float], int]:
+    """One request; returns (its clock marks in ms, new tokens)."""
+    gen = (generate_baseline(dec, prompt_ids, recorder) if gamma == 0
+           else generate_speculative(dec, prompt_ids, gamma, recorder))
+    return dec.clock.finish(), len(gen.tokens)
+
+
+def main() -> None:
+    d = RunConfig()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", default=d.target)
+    ap.add_argument("--draft", default=d.draft)
+    ap.add_argument("--prompts", default=d.prompts)
+    ap.add_argument("--limit", type=int, default=12, help="prompts used")
+    ap.add_argument("--gamma", type=int, default=4)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds over the prompts (after one warm-up round)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    args = ap.parse_args()
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+
+    pair = load_pair(target=args.target, draft=args.draft, device=args.device, dtype=args.dtype)
+    prompts = [pair.encode(p.prompt) for p in load_prompts(args.prompts, limit=args.limit)]
+    dec = Decoding(target=pair.target, draft=pair.draft, sampling=RunConfig().sampling,
+                   generator=torch.Generator(device=pair.device).manual_seed(0), clock=PhaseClock(pair.device),
+                   eos_ids=frozenset(), max_new_tokens=args.max_new_tokens)  # fixed length: no EOS
+    variants = {"spec_traced": (args.gamma, TraceRecorder), "spec_untraced": (args.gamma, NullRecorder),
+                "base_traced": (0, TraceRecorder), "base_untraced": (0, NullRecorder)}
+    ms_per_token = {k: [] for k in variants}
+    write_ms = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.repeats + 1):
+            for i, ids in enumerate(prompts):
+                for name, (gamma, rec_cls) in variants.items():
+                    rec = rec_cls()
+                    times, tokens = timed(dec, ids, gamma, rec)
+                    if round_ == 0:
+                        continue  # warm-up round: discarded
+                    ms_per_token[name].append(times[-1] / tokens)
+                    if rec_cls is TraceRecorder and gamma:
+                        start = time.perf_counter()
+                        steps, toks = rec.rows(times, {"run_id": "b", "request_id": f"{i}"}, pair.decode_each)
+                        trace.write_part(Path(tmp), len(write_ms), {"steps": steps, "tokens": toks, "requests": []})
+                        write_ms.append((time.perf_counter() - start) * 1000)
+    report(args, pair, ms_per_token, write_ms)
+
+
+def report(args, pair, ms_per_token: dict, write_ms: list[float]) -> None:
+    med = {k: statistics.median(v) for k, v in ms_per_token.items()}
+    env = f"{pair.device} ({torch.cuda.get_device_name() if pair.device.type == 'cuda' else 'cpu'}), {pair.dtype}"
+    print(f"device: {env}; threads {torch.get_num_threads()}; torch {torch.__version__}")
+    print(f"target {pair.info['target']['parameters'] / 1e6:.2f}M params, draft "
+          f"{pair.info['draft']['parameters'] / 1e6:.2f}M; gamma {args.gamma}; {len(ms_per_token['spec_traced'])} "
+          f"requests per variant × {args.max_new_tokens} tokens")
+    for k, v in med.items():
+        print(f"  {k:14s} median {v:8.3f} ms/token")
+    print(f"tracing overhead (in-loop recorder), speculative: {100 * (med['spec_traced'] / med['spec_untraced'] - 1):+.2f} %")
+    print(f"tracing overhead (in-loop recorder), baseline:    {100 * (med['base_traced'] / med['base_untraced'] - 1):+.2f} %")
+    print(f"writing one request's Parquet part: median {statistics.median(write_ms):.1f} ms (after the request)")
+    print(f"speedup speculative vs baseline (untraced): {med['base_untraced'] / med['spec_untraced']:.3f}x; "
+          f"traced: {med['base_traced'] / med['spec_traced']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test suite (CPU, a few minutes): set up .venv, keep Jupyter/IPython state inside the checkout, run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1
+export JUPYTER_CONFIG_DIR="$PWD/.jupyter/config" JUPYTER_DATA_DIR="$PWD/.jupyter/data" IPYTHONDIR="$PWD/.jupyter/ipython"
+exec .venv/bin/python -m pytest -q "$@"
