@@ -44,10 +44,16 @@ def draft_tokens(tokens: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_request_columns(frame: pd.DataFrame, requests: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Attach request-level columns (category, temperature, ...) that ``by`` needs and the frame lacks."""
-    need = [c for c in by if c not in frame.columns]
+    """Attach the request-level columns (category, temperature, ...) that ``by`` needs.
+
+    "gamma" always means the request's configured γ (a step near max_new_tokens may propose fewer drafts), so a
+    frame's own per-step gamma is kept as ``step_gamma`` and replaced by the request's.
+    """
+    need = [c for c in by if c not in frame.columns or c == "gamma"]
     if not need:
         return frame
+    if "gamma" in need:
+        frame = frame.rename(columns={"gamma": "step_gamma"})
     return frame.merge(requests[["request_id", *need]].drop_duplicates("request_id"), on="request_id", how="left")
 
 
@@ -63,8 +69,9 @@ def acceptance_by(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd
     by = [by] if isinstance(by, str) else list(by or [])
     keys = by or ["_all"]
     s = _with_request_columns(metrics.speculative_steps(steps, requests), requests, by)
-    s = s.assign(_all="all", _eval=s["n_accepted"] + (s["n_accepted"] < s["gamma"]), _tau=s["n_accepted"] + 1)
-    out = s.groupby(keys).agg(steps=("step", "size"), drafted=("gamma", "sum"), accepted=("n_accepted", "sum"),
+    g = s["step_gamma"] if "step_gamma" in s else s["gamma"]
+    s = s.assign(_all="all", _eval=s["n_accepted"] + (s["n_accepted"] < g), _tau=s["n_accepted"] + 1, _g=g)
+    out = s.groupby(keys).agg(steps=("step", "size"), drafted=("_g", "sum"), accepted=("n_accepted", "sum"),
                               evaluated=("_eval", "sum"), tokens_per_step=("_tau", "mean"))
     if tokens is not None:
         d = _with_request_columns(draft_tokens(tokens, requests), requests, by)

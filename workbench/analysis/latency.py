@@ -18,11 +18,12 @@ PHASES = ("draft_ms", "verify_ms", "other_ms")
 
 
 def decode_steps(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """Steps ≥ 1 of measured requests, with mode, temperature and category attached and derived columns
+    """Steps ≥ 1 of measured requests, with mode, temperature, category and config_gamma (the request's γ) attached,
+    and derived columns
     ``k`` (tokens in the target forward: γ + 1, or 1 for baseline), ``step_ms`` (sum of the phases) and
     ``ms_per_token`` (step_ms / n_emitted: the latency each token of the step waited for)."""
-    req = metrics.measured_requests(requests)[["request_id", "mode", "temperature", "category"]]
-    s = steps[steps["step"] >= 1].merge(req, on="request_id", how="inner")
+    req = metrics.measured_requests(requests)[["request_id", "mode", "temperature", "category", "gamma"]]
+    s = steps[steps["step"] >= 1].merge(req.rename(columns={"gamma": "config_gamma"}), on="request_id", how="inner")
     s["k"] = np.where(s["mode"] == "speculative", s["gamma"] + 1, 1)
     s["step_ms"] = s[list(PHASES)].sum(axis=1)
     s["ms_per_token"] = s["step_ms"] / s["n_emitted"].where(s["n_emitted"] > 0)
@@ -34,6 +35,7 @@ def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "ga
     share of the step, and decode ms per emitted token split by phase (phase ms summed ÷ tokens emitted)."""
     by = [by] if isinstance(by, str) else list(by)
     s = decode_steps(steps, requests)
+    s["gamma"] = s["config_gamma"]          # group by the request's γ, not a shortened last step's
     g = s.groupby(by)
     out = g[list(PHASES)].mean()
     out.insert(0, "steps", g.size())

@@ -75,7 +75,7 @@ def gap_attribution(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame
         base = base if len(base) else base_all
         if not len(base):
             continue
-        spec = s[(s["mode"] == "speculative") & (s["gamma"] == a.gamma) & (s["temperature"] == a.temperature)]
+        spec = s[(s["mode"] == "speculative") & (s["config_gamma"] == a.gamma) & (s["temperature"] == a.temperature)]
         meas = float(measured.get((a.gamma, a.temperature), np.nan))
         chain = _chain(a.alpha_mle, a.gamma, base["verify_ms"].mean(), base["other_ms"].mean(), spec, meas)
         for i, (stage, value) in enumerate(zip(STAGES, chain)):

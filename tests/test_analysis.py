@@ -1,0 +1,161 @@
+"""Known-answer tests of workbench.analysis on tiny hand-made traces (tests/trace_fixtures.py).
+
+The main trace: one speculative request with γ = 3 and n = [3, 1, 0, 2] (draft 3 ms, verify 10 ms, other 1 ms per
+step), one baseline request with 4 steps (verify 8 ms, other 1 ms), both with a 10 ms prefill, and a warm-up
+request that accepts everything and must never count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trace_fixtures import request_rows
+from workbench.analysis import acceptance, latency, metrics, speedup, theory
+from workbench.trace import Trace
+
+N = [3, 1, 0, 2]
+
+
+def make_trace(run_id="r1", temperature=0.0, texts=("a", "b", "c")) -> Trace:
+    parts = [request_rows("p0", "speculative", 3, [(n, 3.0, 10.0, 1.0) for n in N], category="code",
+                          run_id=run_id, temperature=temperature, alpha_tv=0.6, texts=list(texts)),
+             request_rows("p0", "baseline", 0, [(0, 0.0, 8.0, 1.0)] * 4, category="code", run_id=run_id,
+                          temperature=temperature),
+             request_rows("w", "speculative", 3, [(3, 30.0, 100.0, 10.0)] * 3, warmup=True, run_id=run_id,
+                          temperature=temperature, alpha_tv=0.99)]
+    tables = {t: pd.DataFrame([row for p in parts for row in p[t]]) for t in ("requests", "steps", "tokens")}
+    return Trace(meta={"run_id": run_id}, **tables)
+
+
+@pytest.fixture
+def tr() -> Trace:
+    return make_trace()
+
+
+def test_wilson_interval_known_values():
+    lo, hi = acceptance.wilson_interval([5, 0], [10, 10])
+    assert lo[0] == pytest.approx(0.2366, abs=1e-4) and hi[0] == pytest.approx(0.7634, abs=1e-4)
+    assert lo[1] == pytest.approx(0.0, abs=1e-12) and hi[1] == pytest.approx(0.2775, abs=1e-4)
+    assert np.isnan(acceptance.wilson_interval(0, 0)[0])
+
+
+def test_acceptance_overall_excludes_warmup(tr):
+    row = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests).iloc[0]
+    assert row["steps"] == 4 and row["drafted"] == 12 and row["accepted"] == 6
+    assert row["acceptance_rate"] == pytest.approx(0.5)
+    assert row["tokens_per_step"] == pytest.approx(2.5)
+    assert row["evaluated"] == 9 and row["alpha_mle"] == pytest.approx(6 / 9)
+    assert row["alpha_tv"] == pytest.approx(0.6)
+    # agrees with the headline metrics module on the same (warm-up-free) steps
+    steps = metrics.speculative_steps(tr.steps, tr.requests)
+    assert row["acceptance_rate"] == pytest.approx(metrics.acceptance_rate(steps))
+    assert row["tokens_per_step"] == pytest.approx(metrics.tokens_per_step(steps))
+
+
+def test_acceptance_by_category_and_request(tr):
+    by_cat = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests, "category")
+    assert list(by_cat["category"]) == ["code"]
+    by_req = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests, "request_id")
+    assert list(by_req["request_id"]) == ["p0/speculative/g3"]
+
+
+def test_position_acceptance(tr):
+    pos = acceptance.position_acceptance(tr.steps, tr.requests)
+    assert list(pos["proposed"]) == [4, 4, 4]
+    assert list(pos["a"]) == pytest.approx([0.75, 0.5, 0.25])
+    assert list(pos["conditional"]) == pytest.approx([0.75, 2 / 3, 0.5])
+    assert list(pos["geometric"]) == pytest.approx([(2 / 3) ** i for i in (1, 2, 3)])
+    assert (pos["a_lo"] <= pos["a"]).all() and (pos["a"] <= pos["a_hi"]).all()
+
+
+def test_n_distribution(tr):
+    dist = acceptance.n_distribution(tr.steps, tr.requests)
+    assert list(dist["n"]) == [0, 1, 2, 3] and list(dist["count"]) == [1, 1, 1, 1]
+    assert list(dist["observed"]) == pytest.approx([0.25] * 4)
+    assert list(dist["expected"]) == pytest.approx(theory.truncated_geometric_pmf(2 / 3, 3))
+    assert dist["expected"].sum() == pytest.approx(1.0)
+
+
+def test_most_rejected(tr):
+    # Rejected drafts are token ids 6, 9 and 15, all with text "a"; "a" was judged 4 times (ids 3, 6, 9, 15).
+    rej = acceptance.most_rejected(tr.tokens, tr.requests)
+    top = rej.iloc[0]
+    assert top["token_text"] == "a" and top["rejected"] == 3 and top["evaluated"] == 4
+    assert top["reject_rate"] == pytest.approx(0.75)
+    assert len(rej) == 1
+
+
+def test_output_html_escapes_and_colours():
+    tr = make_trace(texts=("<b>", "&", "x"))
+    page = acceptance.output_html(tr.tokens, "p0/speculative/g3")
+    assert "<b>" not in page.replace('<b style', '') and "&lt;b&gt;" in page and "&amp;" in page
+    emitted = int(tr.requests.set_index("request_id").loc["p0/speculative/g3", "new_tokens"])
+    assert page.count(" title=\"step ") == emitted                  # one span per emitted token
+    assert acceptance.ROLE_STYLE["draft"][0] in page and acceptance.ROLE_STYLE["bonus"][0] in page
+
+
+def test_phase_breakdown_and_token_latency(tr):
+    ph = latency.phase_breakdown(tr.steps, tr.requests).set_index("mode")
+    assert ph.loc["speculative", "ms_per_token"] == pytest.approx(56 / 10)
+    assert ph.loc["speculative", "draft_ms_per_token"] == pytest.approx(12 / 10)
+    assert ph.loc["baseline", "ms_per_token"] == pytest.approx(9.0)
+    assert ph.loc["speculative", "verify_share"] == pytest.approx(10 / 14)
+    lat = latency.token_latency(tr.steps, tr.requests)
+    assert sorted(lat.loc[lat["mode"] == "speculative", "ms_per_token"]) == pytest.approx(
+        sorted(14 / (n + 1) for n in N))
+    assert list(latency.ttft(tr.requests)["ttft_ms"]) == [10.0, 10.0]
+
+
+def test_verify_cost_and_cost_model(tr):
+    v = latency.verify_cost(tr.steps, tr.requests)
+    assert list(v["k"]) == [1, 4] and list(v["mean"]) == [8.0, 10.0]
+    assert list(v["ratio"]) == pytest.approx([1.0, 1.25])
+    a, b = latency.fit_verify_cost(v)
+    assert b == pytest.approx(2 / 3) and a == pytest.approx(8 - 2 / 3)
+    c = latency.cost_model(tr.steps, tr.requests)
+    assert c["t1"] == 8.0 and c["t_d"] == pytest.approx(1.0) and c["c"] == pytest.approx(0.125)
+    assert c["o_spec"] == 1.0 and c["o_base"] == 1.0 and c["has_baseline"]
+
+
+def test_timeline(tr):
+    tl = latency.timeline(tr.steps, "p0/speculative/g3")
+    step1 = tl[tl["step"] == 1].set_index("phase")
+    assert step1.loc["draft", "start_ms"] == 10.0 and step1.loc["verify", "start_ms"] == 13.0
+    assert step1.loc["other", "end_ms"] == 24.0
+    assert len(tl) == 3 * 5
+
+
+def test_gap_attribution_chain(tr):
+    gap = speedup.gap_attribution(tr.steps, tr.requests).set_index("stage_index")["speedup"]
+    e = float(theory.expected_tokens(2 / 3, 3))
+    assert gap[0] == pytest.approx(e / (3 * 0.125 + 1))          # Leviathan
+    assert gap[1] == pytest.approx(e / (0.375 + 10 / 8))          # + verify over 4 tokens
+    assert gap[2] == pytest.approx(e / (0.375 + 1.25 + 1 / 8))    # + speculative overhead
+    assert gap[3] == pytest.approx(gap[2] * 9 / 8)                # + baseline overhead
+    assert gap[4] == pytest.approx(9.0 / 5.6)                     # = decode-only measured speedup, exactly
+    assert gap[5] == pytest.approx((46 / 5) / (66 / 11))          # per-prompt, whole request, prefill included
+    deltas = speedup.gap_attribution(tr.steps, tr.requests)["delta"]
+    assert deltas.sum() == pytest.approx(gap[5])
+
+
+def test_optimal_gamma():
+    free = {"t1": 10.0, "c": 0.0, "a": 10.0, "b": 0.0, "o_spec": 0.0, "o_base": 0.0}
+    assert speedup.optimal_gamma(0.9, free, max_gamma=16) == 16      # free drafts: draft as far as allowed
+    costly = dict(free, c=2.0)
+    assert speedup.optimal_gamma(0.9, costly) == 1
+    curve = speedup.gamma_curve(0.8, dict(free, c=0.05))
+    assert list(curve["predicted"]) == pytest.approx(theory.predicted_speedup(0.8, np.arange(1, 17), 0.05))
+    assert curve["optimal"].sum() == 1
+
+
+def test_sweep_and_tuning_tables_over_two_runs():
+    both = speedup.combine([make_trace("r1", 0.0), make_trace("r2", 1.0)])
+    sweep = speedup.sweep_table(both)
+    assert list(sweep["run_id"]) == ["r1", "r2"] and list(sweep["temperature"]) == [0.0, 1.0]
+    assert sweep["measured"].iloc[0] == pytest.approx((46 / 5) / (66 / 11))
+    tun = speedup.tuning_table(both)
+    assert len(tun) == 2 and (tun["best_measured_gamma"] == 3).all()
+    costs = latency.cost_model(make_trace().steps, make_trace().requests)
+    assert tun["optimal_gamma"].iloc[0] == speedup.optimal_gamma(2 / 3, costs)

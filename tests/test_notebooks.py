@@ -1,0 +1,180 @@
+"""The report notebooks: they execute (in-process papermill) on the sample run, the key figures they record equal
+what workbench.analysis computes, the HTML pages contain plots and nothing remote, and a headless browser shows
+coloured plot pixels. One report build (~20 s on 2 CPU cores) is shared by all tests of this module.
+
+Uses the committed real run ``data/sample_run`` when present, else a synthetic run written into a temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import papermill as pm
+import pytest
+
+from trace_fixtures import write_synthetic_run
+from workbench import report, trace
+from workbench.analysis import acceptance, latency, metrics, speedup
+from workbench.errors import TraceError, WorkbenchError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample_run"
+NOTEBOOKS = ("acceptance", "latency", "tuning")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    if (SAMPLE / "meta.json").is_file():
+        return SAMPLE
+    return write_synthetic_run(tmp_path_factory.mktemp("run") / "synthetic_run")
+
+
+@pytest.fixture(scope="module")
+def built(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    report.build_report([run_dir], out, progress=False)
+    return out
+
+
+def _figures(out: Path, run_dir: Path, notebook: str) -> dict:
+    stem = notebook if notebook == "tuning" else f"{notebook}_{run_dir.name}"
+    return json.loads((out / f"{stem}_figures.json").read_text())
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_exactly_one_parameters_cell_with_run_parameter(name):
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    params = pm.inspect_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"))
+    assert any("run" in p for p in params) and "figures_out" in params
+    assert all(p["help"] for p in params.values()), "every parameter needs a comment"
+
+
+def test_acceptance_figures_match_analysis(built, run_dir):
+    fig = _figures(built, run_dir, "acceptance")
+    tr = trace.load(run_dir)
+    steps = metrics.speculative_steps(tr.steps, tr.requests)
+    assert fig["acceptance_rate"] == pytest.approx(metrics.acceptance_rate(steps))
+    assert fig["tokens_per_step"] == pytest.approx(metrics.tokens_per_step(steps))
+    assert fig["alpha_mle"] == pytest.approx(acceptance.acceptance_by(tr.steps, None, tr.requests)["alpha_mle"][0])
+
+
+def test_latency_figures_match_analysis(built, run_dir):
+    fig = _figures(built, run_dir, "latency")
+    tr = trace.load(run_dir)
+    costs = latency.cost_model(tr.steps, tr.requests)
+    for key in ("t1", "t_d", "c", "a", "b"):
+        assert fig[key] == pytest.approx(costs[key])
+    table = metrics.speedup_table(tr.requests)
+    assert sorted(fig["speedup"].values()) == pytest.approx(sorted(table["speedup"]))
+
+
+def test_tuning_figures_match_analysis(built, run_dir):
+    fig = _figures(built, run_dir, "tuning")["runs"][0]
+    tun = speedup.tuning_table(speedup.combine([trace.load(run_dir)])).iloc[0]
+    assert fig["optimal_gamma"] == tun["optimal_gamma"]
+    assert fig["alpha"] == pytest.approx(tun["alpha"])
+    assert fig["best_measured"] == pytest.approx(tun["best_measured"])
+
+
+REMOTE = re.compile(r"""<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I)
+
+
+def test_html_pages_have_plots_and_nothing_remote(built):
+    pages = sorted(built.glob("*.html"))
+    assert {p.name for p in pages} >= {"index.html", "tuning.html"} and len(pages) == 4
+    index = (built / "index.html").read_text()
+    for p in pages:
+        text = p.read_text(encoding="utf-8")
+        assert not REMOTE.search(text), f"{p.name} loads a remote resource"
+        if p.name != "index.html":
+            assert p.name in index
+            assert text.count('class="plotly-graph-div"') >= 3, p.name
+            assert text.count("<script>") >= 1 and "Plotly.newPlot" in text
+    tuning = (built / "tuning.html").read_text(encoding="utf-8")
+    assert '"sliders"' in tuning and "application/vnd.jupyter.widget-view" not in tuning
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes) into an (h, w, channels) array."""
+    data, pos, idat = path.read_bytes(), 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", data[pos + 8:pos + 18])
+        elif kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    bpp = {2: 3, 6: 4}[ctype]
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, w * bpp + 1)
+    out, prev = np.zeros((h, w * bpp), np.uint8), np.zeros(w * bpp, np.uint8)
+    for y in range(h):
+        f, line = raw[y, 0], raw[y, 1:].astype(np.int32)
+        if f == 1:                                   # Sub: running sum per channel
+            line = np.cumsum(line.reshape(w, bpp), axis=0).reshape(-1)
+        elif f == 2:                                 # Up
+            line = line + prev
+        elif f in (3, 4):                            # Average / Paeth: sequential, plain Python
+            cur, up = [0] * (w * bpp), prev.tolist()
+            for i, v in enumerate(line.tolist()):
+                left = cur[i - bpp] if i >= bpp else 0
+                if f == 3:
+                    cur[i] = (v + (left + up[i]) // 2) & 255
+                else:
+                    ul = up[i - bpp] if i >= bpp else 0
+                    p = left + up[i] - ul
+                    pa, pb, pc = abs(p - left), abs(p - up[i]), abs(p - ul)
+                    cur[i] = (v + (left if pa <= pb and pa <= pc else up[i] if pb <= pc else ul)) & 255
+            line = np.array(cur)
+        prev = (line & 255).astype(np.uint8)
+        out[y] = prev
+    return out.reshape(h, w, bpp)[:, :, :3]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed: browser check skipped")
+@pytest.mark.parametrize("page", ["acceptance", "latency", "tuning"])
+def test_browser_renders_plots_offline(built, run_dir, page, tmp_path):
+    name = page if page == "tuning" else f"{page}_{run_dir.name}"
+    shot = tmp_path / "shot.png"
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+           "--virtual-time-budget=5000", (built / f"{name}.html").as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=90, check=False)
+    assert shot.is_file(), "chromium wrote no screenshot"
+    rgb = _png_pixels(shot).astype(int)
+    # Coloured (non-grey) pixels: plotly's tinted plot area and traces; text, tables and a page whose plots failed
+    # to draw are black / grey / white (checked: such a page has none).
+    coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 12
+    assert coloured.sum() > 50_000, f"{name}.html shows no plot in a browser ({coloured.sum()} coloured pixels)"
+
+
+def test_bad_inputs_raise_one_line_errors(tmp_path):
+    with pytest.raises(TraceError, match="no such run directory"):
+        report.build_report([tmp_path / "missing"], tmp_path / "out", progress=False)
+    broken = write_synthetic_run(tmp_path / "broken", gammas=(1,), prompts=1, steps=2)
+    next(broken.glob("steps-*.parquet")).write_bytes(b"not parquet")
+    with pytest.raises(TraceError, match="not a readable Parquet file"):
+        report.build_report([broken], tmp_path / "out", progress=False)
+    with pytest.raises(WorkbenchError):
+        report.build_report([], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_parser():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    report.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", "a", "b", "--out", "rep"])
+    assert args.run_dirs == [Path("a"), Path("b")] and args.out == Path("rep") and args.func is report.run
