@@ -52,7 +52,7 @@ def _this_interpreter_kernel():
         # PYTHONPATH: the kernel imports the same workbench package as this process, installed or not.
         path = os.pathsep.join([str(Path(__file__).resolve().parent.parent),
                                 *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])])
-        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--log-level=ERROR"],
                 "display_name": "workbench (this interpreter)", "language": "python", "env": {"PYTHONPATH": path}}
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         os.environ["JUPYTER_PATH"] = os.pathsep.join([tmp, *([old] if old else [])])

@@ -11,24 +11,31 @@ import sys
 
 from workbench.errors import WorkbenchError
 from workbench.train.corpus import SourceSpec
-from workbench.train.recipe import RecipeConfig, default_sources, micro_preset, train_default_pair
+from workbench.train.recipe import RecipeConfig, default_sources, micro_preset, rebuild_prompts, train_default_pair
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `train` subcommand (its handler is run)."""
     p = subparsers.add_parser("train", help="train the default draft/target pair from local corpora (CPU ok)")
-    p.add_argument("--out", required=True, help="output directory (gets <target-name>/, <draft-name>/, training_log.json)")
+    p.add_argument("--out", required=True, help="output dir (gets <target-name>/, <draft-name>/, training_log.json)")
     p.add_argument("--preset", choices=["default", "micro"], default="default", help="sizes/steps preset")
     p.add_argument("--steps-target", type=int, help="override the target's optimizer steps")
     p.add_argument("--steps-draft", type=int, help="override the draft's distillation steps")
+    p.add_argument("--time-budget-target-min", type=float, default=0.0,
+                   help="wall-clock cap for the target; the LR schedule finishes by then (0 = steps only)")
+    p.add_argument("--time-budget-draft-min", type=float, default=0.0, help="same for the draft's distillation")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed for split, init, batches, prompts")
     p.add_argument("--target-name", default="target", help="sub-directory name of the target (default: target)")
     p.add_argument("--draft-name", default="draft", help="sub-directory name of the draft (default: draft)")
     p.add_argument("--prompts-out", default="", help="held-out prompt JSONL path (default: <out>/heldout.jsonl)")
+    p.add_argument("--prompts-only", action="store_true",
+                   help="only re-cut the held-out prompt set, using the tokenizer already saved in <out>/<target-name>")
     p.add_argument("--code-dir", action="append", default=[], help="dir of .py files -> category python-code")
-    p.add_argument("--docs-dir", action="append", default=[], help="Sphinx _sources dir of .txt reST -> docs-reference/docs-guide")
-    p.add_argument("--bible-dir", action="append", default=[], help="dir with bible.data (Debian bible-kjv-text) or *.txt books")
+    p.add_argument("--docs-dir", action="append", default=[],
+                   help="Sphinx _sources dir of .txt reST -> categories docs-reference and docs-guide")
+    p.add_argument("--bible-dir", action="append", default=[],
+                   help="dir holding bible.data (Debian bible-kjv-text, read via `bible`) or *.txt books -> bible")
     p.set_defaults(func=run)
     return p
 
@@ -47,6 +54,8 @@ def _sources(args: argparse.Namespace) -> list[SourceSpec]:
 
 def config_from_args(args: argparse.Namespace) -> RecipeConfig:
     """RecipeConfig for the preset, with the command-line overrides applied."""
+    if args.time_budget_target_min < 0 or args.time_budget_draft_min < 0:
+        raise WorkbenchError("--time-budget-*-min must be >= 0")
     for flag in ("steps_target", "steps_draft"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise WorkbenchError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -58,12 +67,18 @@ def config_from_args(args: argparse.Namespace) -> RecipeConfig:
         cfg.target_train.steps = args.steps_target
     if args.steps_draft:
         cfg.draft_train.steps = args.steps_draft
+    cfg.target_train.time_budget_s = 60 * args.time_budget_target_min
+    cfg.draft_train.time_budget_s = 60 * args.time_budget_draft_min
     return cfg
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, print a one-paragraph summary, return 0."""
-    log = train_default_pair(config_from_args(args))
+    cfg = config_from_args(args)
+    if args.prompts_only:
+        print(f"{rebuild_prompts(cfg)} held-out prompts written")
+        return 0
+    log = train_default_pair(cfg)
     for name in ("target", "draft"):
         m, h = log[name], log[name]["heldout"]
         print(f"{name}: {m['params'] / 1e6:.2f}M params, held-out loss {h['loss']:.3f} ppl {h['ppl']:.1f}, "

@@ -37,6 +37,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # global gradient-norm clip
     kd_weight: float = 0.9  # draft only: weight of KL(p || q); the rest is ordinary next-token loss
     log_every: int = 10  # log (and print) the mean loss of the last log_every steps
+    time_budget_s: float = 0.0  # > 0: schedule progress = max(step/steps, elapsed/budget); stops at 1 (see lr_at)
     seed: int = 0  # seeds the batch generator
 
 
@@ -46,19 +47,31 @@ def token_stream(encoded: list[list[int]], special_id: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def sample_batch(stream: torch.Tensor, batch: int, context: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(stream: torch.Tensor, batch: int, context: int, gen: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows: inputs x (B, T) and next-token targets y (B, T)."""
     starts = torch.randint(0, len(stream) - context - 1, (batch,), generator=gen)
     win = torch.stack([stream[s : s + context + 1] for s in starts.tolist()])
     return win[:, :-1], win[:, 1:]
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr_frac * lr."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+def lr_at(progress: float, cfg: TrainConfig) -> float:
+    """Linear warm-up over cfg.warmup steps' worth of progress, then cosine decay to min_lr_frac * lr.
+
+    progress in [0, 1] is step/steps, or the elapsed fraction of a wall-clock budget when that is ahead: on a
+    shared CPU the schedule then still completes its full decay by the deadline instead of being cut mid-way.
+    """
+    warm = cfg.warmup / cfg.steps
+    if progress < warm:
+        return cfg.lr * max(progress, 1 / cfg.steps) / warm
+    frac = min(1.0, (progress - warm) / max(1e-9, 1 - warm))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _progress(step: int, t0: float, cfg: TrainConfig) -> float:
+    """Fraction of training done before `step`: by steps, or by wall clock if a budget is set and ahead."""
+    by_time = (time.perf_counter() - t0) / cfg.time_budget_s if cfg.time_budget_s > 0 else 0.0
+    return max(step / cfg.steps, by_time)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -79,23 +92,26 @@ def run_loop(model: LlamaForCausalLM, stream: torch.Tensor, cfg: TrainConfig, lo
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = make_optimizer(model, cfg)
     model.train()
-    curve, acc, t_log = [], 0.0, time.perf_counter()
-    for step in range(cfg.steps):
+    curve, acc, n, t0 = [], 0.0, 0, time.perf_counter()
+    t_log, step = t0, 0
+    while step < cfg.steps and (progress := _progress(step, t0, cfg)) < 1.0:
+        lr = lr_at(progress, cfg)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         x, y = sample_batch(stream, cfg.batch_size, cfg.context, gen)
         loss = loss_fn(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        acc += loss.item()
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            n = (step % cfg.log_every) + 1  # steps since the last log line
+        acc, n, step = acc + loss.item(), n + 1, step + 1
+        if n == cfg.log_every or step == cfg.steps:
             sps = (time.perf_counter() - t_log) / n
-            curve.append({"step": step + 1, "loss": acc / n, "lr": lr_at(step, cfg), "s_per_step": sps})
-            print(f"[{tag}] step {step + 1}/{cfg.steps} loss {acc / n:.4f} lr {lr_at(step, cfg):.2e} {sps:.2f} s/step", flush=True)
-            acc, t_log = 0.0, time.perf_counter()
+            curve.append({"step": step, "loss": acc / n, "lr": lr, "s_per_step": sps})
+            print(f"[{tag}] step {step}/{cfg.steps} loss {acc / n:.4f} lr {lr:.2e} {sps:.2f} s/step", flush=True)
+            acc, n, t_log = 0.0, 0, time.perf_counter()
+    if n:  # stopped by the time budget between two log lines
+        curve.append({"step": step, "loss": acc / n, "lr": lr, "s_per_step": (time.perf_counter() - t_log) / n})
     model.eval()
     return curve
 
@@ -110,16 +126,21 @@ def train_target(model: LlamaForCausalLM, stream: torch.Tensor, cfg: TrainConfig
     return run_loop(model, stream, cfg, loss_fn, "target")
 
 
-def distill_draft(draft: LlamaForCausalLM, target: LlamaForCausalLM, stream: torch.Tensor, cfg: TrainConfig) -> list[dict]:
+def distill_draft(draft: LlamaForCausalLM, target: LlamaForCausalLM, stream: torch.Tensor, cfg: TrainConfig
+                  ) -> list[dict]:
     """kd_weight * KL(p_target || q_draft) + (1 - kd_weight) * CE, target frozen in eval mode."""
     target.eval()
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            logp = F.log_softmax(target(input_ids=x, use_cache=False).logits, dim=-1)
-        logq = F.log_softmax(draft(input_ids=x, use_cache=False).logits, dim=-1)
-        kl = (logp.exp() * (logp - logq)).sum(-1).mean()  # forward KL per position, mean over B*T
-        ce = F.nll_loss(logq.reshape(-1, logq.size(-1)), y.reshape(-1))
+            logp = F.log_softmax(target(input_ids=x, use_cache=False).logits, dim=-1).flatten(0, 1)
+            p = logp.exp()
+            entropy = -(p * logp).sum(-1).mean()  # H(p): a constant, subtracted only so the log shows KL
+        logits = draft(input_ids=x, use_cache=False).logits.flatten(0, 1)
+        # cross_entropy with probability targets = H(p, q) = KL(p || q) + H(p): same gradient as the KL, and one
+        # fused op is ~3x faster on CPU than spelling out p * (log p - log q) over the 8192-way vocabulary
+        kl = F.cross_entropy(logits, p) - entropy
+        ce = F.cross_entropy(logits, y.reshape(-1))
         return cfg.kd_weight * kl + (1 - cfg.kd_weight) * ce
 
     return run_loop(draft, stream, cfg, loss_fn, "draft")

@@ -29,6 +29,8 @@ class PromptConfig:
     min_tokens: int = 20  # shortest prompt, in tokens of the trained tokenizer (before the word-boundary cut)
     max_tokens: int = 60  # longest prompt
     min_chars_after: int = 200  # the passage must continue at least this far past the prompt (room to continue)
+    min_gap_chars: int = 400  # starts in one document at least this far apart (a heading and its first line
+    #                           are two starts; without the gap they would give two near-identical prompts)
     seed: int = 0  # seeds document order, start choice and lengths
 
 
@@ -46,7 +48,8 @@ def _starts(doc: Document) -> list[int]:
 
 
 def _cut(tok: Tokenizer, text: str, n_tokens: int) -> str | None:
-    """First n_tokens of text, trimmed back to the last whole word; None if too little text remains."""
+    """About n_tokens of text, trimmed back to the last whole word; None if too little text remains."""
+    n_tokens += 4  # a few spare tokens, so the word-boundary cut rarely drops below the requested length
     enc = tok.encode(text[: n_tokens * 12], add_special_tokens=False)  # 12 chars/token is a safe upper bound
     if len(enc.ids) < n_tokens:
         return None
@@ -59,6 +62,7 @@ def _category_prompts(docs: list[Document], tok: Tokenizer, cfg: PromptConfig, g
     """Round-robin over documents; from each, a not-yet-used random start per round."""
     order = torch.randperm(len(docs), generator=gen).tolist()
     pools = {i: _starts(docs[i]) for i in order}
+    used: dict[int, list[int]] = {i: [] for i in order}  # chosen start offsets per document
     picked: list[dict] = []
     while len(picked) < cfg.per_category and any(pools.values()):
         for i in order:
@@ -66,9 +70,14 @@ def _category_prompts(docs: list[Document], tok: Tokenizer, cfg: PromptConfig, g
                 continue
             start = pools[i].pop(int(torch.randint(len(pools[i]), (1,), generator=gen)))
             n_tok = int(torch.randint(cfg.min_tokens, cfg.max_tokens + 1, (1,), generator=gen))
+            if any(abs(start - u) < cfg.min_gap_chars for u in used[i]):
+                continue
             text = docs[i].text[start:]
             prompt = _cut(tok, text, n_tok)
-            if prompt and len(prompt.split()) >= 5 and len(text) - len(prompt) >= cfg.min_chars_after:
+            if not prompt or len(text) - len(prompt) < cfg.min_chars_after:
+                continue
+            if len(tok.encode(prompt, add_special_tokens=False).ids) >= cfg.min_tokens and len(prompt.split()) >= 5:
+                used[i].append(start)
                 picked.append({"source": docs[i].name, "prompt": prompt})
     return picked
 

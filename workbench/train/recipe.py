@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from tokenizers import Tokenizer
 
 from workbench.errors import WorkbenchError
 from workbench.train.corpus import SourceSpec, corpus_stats, load_documents, split_documents
@@ -29,7 +30,11 @@ from workbench.train.prompts import PromptConfig, heldout_prompts, write_jsonl
 from workbench.train.tokenizer import SPECIAL, TokenizerConfig, save_tokenizer, to_hf, train_tokenizer
 
 _PSF = "PSF License Agreement for Python (Debian copyright: /usr/share/doc/python3.11*/copyright)"
+_KJV = "public domain (KJV 1611; /usr/share/doc/bible-kjv-text/copyright)"
 _DOCS = "/usr/share/doc/python3.11-doc/html/_sources"
+# narrative docs ("" = the top-level pages: about, bugs, glossary, ...); the rest of _sources is reference
+_GUIDE_DIRS = ["tutorial", "howto", "faq", "whatsnew", "using", "extending", "distributing", "installing", "install",
+               "distutils", ""]
 
 
 def default_sources() -> list[SourceSpec]:
@@ -37,9 +42,8 @@ def default_sources() -> list[SourceSpec]:
     return [
         SourceSpec("python-code", "py", "/usr/lib/python3.11", licence=_PSF),
         SourceSpec("docs-reference", "rst", _DOCS, ["library", "c-api", "reference"], licence=_PSF),
-        SourceSpec("docs-guide", "rst", _DOCS, ["tutorial", "howto", "faq", "whatsnew", "using", "extending",
-                                                 "distributing", "installing", "install", "distutils", ""], licence=_PSF),
-        SourceSpec("bible", "kjv", "/usr/lib", licence="public domain (KJV 1611; /usr/share/doc/bible-kjv-text/copyright)"),
+        SourceSpec("docs-guide", "rst", _DOCS, _GUIDE_DIRS, licence=_PSF),
+        SourceSpec("bible", "kjv", "/usr/lib", licence=_KJV),
     ]
 
 
@@ -119,7 +123,8 @@ def _train_pair(cfg: RecipeConfig, stage: Path, train_stream: torch.Tensor, held
         save_half(model, d)
         write_curve(log[name]["curve"], d / "loss_curve.csv")
         tr = cfg.target_train if name == "target" else cfg.draft_train
-        log[name]["train_tokens"] = tr.steps * tr.batch_size * tr.context
+        log[name]["steps"] = log[name]["curve"][-1]["step"]  # fewer than tr.steps if the time budget ran out
+        log[name]["train_tokens"] = log[name]["steps"] * tr.batch_size * tr.context
     log["c"] = log["draft"]["one_token_ms_fp32"] / log["target"]["one_token_ms_fp32"]
     return log
 
@@ -132,11 +137,27 @@ def _publish(stage: Path, cfg: RecipeConfig, log: dict) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         (stage / staged).rename(dest)
-    prompts = Path(cfg.prompts_out) if cfg.prompts_out else out / "heldout.jsonl"
+    prompts = _prompts_path(cfg)
     prompts.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(stage / "heldout.jsonl"), prompts)
     shutil.rmtree(stage)
     (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
+
+
+def _prompts_path(cfg: RecipeConfig) -> Path:
+    """cfg.prompts_out, or <out>/heldout.jsonl."""
+    return Path(cfg.prompts_out) if cfg.prompts_out else Path(cfg.out) / "heldout.jsonl"
+
+
+def rebuild_prompts(cfg: RecipeConfig) -> int:
+    """Re-cut the held-out prompt set without training: same split (seed), tokenizer of the saved target."""
+    tok_file = Path(cfg.out) / cfg.target_name / "tokenizer.json"
+    if not tok_file.exists():
+        raise WorkbenchError(f"no trained tokenizer at {tok_file}; train first (without --prompts-only)")
+    _, held_docs = split_documents(load_documents(cfg.sources), cfg.heldout_frac, cfg.seed)
+    rows = heldout_prompts(held_docs, Tokenizer.from_file(str(tok_file)), cfg.prompts)
+    write_jsonl(rows, _prompts_path(cfg))
+    return len(rows)
 
 
 def train_default_pair(cfg: RecipeConfig) -> dict:
@@ -153,16 +174,20 @@ def train_default_pair(cfg: RecipeConfig) -> dict:
     sid = tok.token_to_id(SPECIAL)
     train_ids = [e.ids for e in tok.encode_batch([d.text for d in train_docs], add_special_tokens=False)]
     train_stream = token_stream(train_ids, sid)
-    held = {c: token_stream([tok.encode(d.text, add_special_tokens=False).ids for d in held_docs if d.category == c], sid)
-            for c in sorted({d.category for d in held_docs})}
+    held = {}  # category -> held-out token stream
+    for c in sorted({d.category for d in held_docs}):
+        ids = [tok.encode(d.text, add_special_tokens=False).ids for d in held_docs if d.category == c]
+        held[c] = token_stream(ids, sid)
     if len(train_stream) <= cfg.target_train.context + 1:
-        raise WorkbenchError(f"corpus too small: {len(train_stream)} training tokens for context {cfg.target_train.context}")
+        raise WorkbenchError(f"corpus too small: {len(train_stream)} tokens for context {cfg.target_train.context}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     stage = out / f".train-staging-{os.getpid()}"
-    log = {"config": asdict(cfg), "corpus": {"train": corpus_stats(train_docs), "heldout": corpus_stats(held_docs),
-           "train_tokens_available": len(train_stream), "heldout_documents": sorted(f"{d.category}:{d.name}" for d in held_docs),
-           "licences": {s.category: s.licence for s in cfg.sources}}}
+    corpus = {"train": corpus_stats(train_docs), "heldout": corpus_stats(held_docs),
+              "train_tokens_available": len(train_stream),
+              "heldout_documents": sorted(f"{d.category}:{d.name}" for d in held_docs),
+              "licences": {s.category: s.licence for s in cfg.sources}}
+    log = {"config": asdict(cfg), "corpus": corpus}
     log.update(_train_pair(cfg, stage, train_stream, held, tok.get_vocab_size(), sid))
     hf_tok = to_hf(tok, cfg.target_shape.max_positions)
     for name in ("target", "draft"):
