@@ -89,9 +89,9 @@ def test_eos_inside_an_accepted_run_stops_exactly(tokenizer):
     spec, base, events = run_pair(dec, prompt, 8)
     assert spec.tokens == base.tokens == free[:stop_at]
     assert spec.stop_reason == base.stop_reason == "eos"
-    last = events[-1]
-    if last.step > 0:  # EOS fell inside the step's accepted run: the rest of that run is not emitted
-        assert len(last.emitted) <= last.n_accepted + 1
+    # prefill emits token 1; step 1 accepts all 8 drafts but emits only up to the EOS (stop_at ≤ 7 tokens in all)
+    assert len(events) == 2 and events[1].n_accepted == 8
+    assert len(events[1].emitted) == stop_at - 1 < 9 and events[1].emitted[-1] == eos
 
 
 def test_max_new_tokens_reached_mid_step(tokenizer):
