@@ -136,3 +136,14 @@ def test_the_console_script_runs_as_a_user_would(model_dirs, prompts_file, tmp_p
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["error: --gamma must be ≥ 1 (draft tokens per step)"]
     typo = subprocess.run(cmd + ["--gama", "2"], capture_output=True, text=True, timeout=300)
     assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1 and "--gama" in typo.stderr
+
+
+def test_a_compacted_run_loads_the_same(model_dirs, prompts_file, tmp_path):
+    out = tmp_path / "run"
+    assert main(run_args(model_dirs, prompts_file, out, "--gamma", "2", "--baseline")) == 0
+    before = trace.load(out)
+    assert trace.compact(out) == 8  # 6 requests + 2 warm-ups
+    after = trace.load(out)
+    assert sorted(p.name for p in out.glob("*.parquet")) == [f"{t}-00000.parquet" for t in ("requests", "steps", "tokens")]
+    for table in ("requests", "steps", "tokens"):
+        assert getattr(after, table).equals(getattr(before, table))

@@ -114,3 +114,24 @@ def load(run_dir: str | os.PathLike) -> Trace:
             frames[table].append(_read_table(part_path(run_dir, table, index), table))
     tables = {t: pd.concat(frames[t], ignore_index=True) for t in TABLES}
     return Trace(meta=meta, **tables)
+
+
+def compact(run_dir: str | os.PathLike) -> int:
+    """Merge every completed part of a finished run into part 0 (fewer files, e.g. for a committed sample run).
+
+    Loading, analysis and ``--resume`` read a compacted run exactly like the original. Returns the parts merged.
+    """
+    run_dir = Path(run_dir)
+    loaded = load(run_dir)
+    parts = completed_parts(run_dir)
+    rows = {t: getattr(loaded, t).to_dict("records") for t in TABLES}
+    tmp = run_dir / ".compact"
+    tmp.mkdir(exist_ok=True)
+    write_part(tmp, 0, rows)
+    for index in parts:  # the merged copy waits in .compact/ until every old part is gone
+        for table in ("requests", "steps", "tokens"):
+            part_path(run_dir, table, index).unlink()
+    for table in ("steps", "tokens", "requests"):
+        os.replace(part_path(tmp, table, 0), part_path(run_dir, table, 0))
+    tmp.rmdir()
+    return len(parts)
