@@ -121,3 +121,18 @@ def test_trace_rows_keep_the_invariants(tokenizer):
         assert (finals[0]["role"] == "bonus") == (s["n_accepted"] == 3)
         assert all(0 < t["p"] <= 1 and 0 < t["q"] <= 1 and 0 <= t["alpha_tv"] <= 1 for t in drafts)
         assert min(s["draft_ms"], s["verify_ms"], s["other_ms"]) >= 0
+
+
+def test_both_kv_caches_equal_a_fresh_prefill_after_many_rejections(tokenizer):
+    vocab = len(tokenizer)
+    target = make_model("llama", vocab_size=vocab, seed=1, layers=3)
+    draft = first_layers(target, 1)
+    dec = decoding(target, draft, vocab=vocab, max_new=30)
+    prompt = tokenizer("A speculative decoder drafts")["input_ids"]
+    gen = generate_speculative(dec, prompt, 4, NullRecorder())
+    ids = prompt + gen.tokens
+    for lm, model in ((dec.target, target), (dec.draft, draft)):
+        fresh = CausalLM(model, vocab)
+        fresh.forward(torch.tensor(ids[: lm.length]))
+        for kept, ref in zip(lm.cache.layers, fresh.cache.layers):
+            assert torch.allclose(kept.keys, ref.keys, atol=1e-5) and torch.allclose(kept.values, ref.values, atol=1e-5)
