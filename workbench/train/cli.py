@@ -11,7 +11,8 @@ import sys
 
 from workbench.errors import WorkbenchError
 from workbench.train.corpus import SourceSpec
-from workbench.train.recipe import RecipeConfig, default_sources, micro_preset, rebuild_prompts, train_default_pair
+from workbench.train.recipe import (RecipeConfig, default_sources, micro_preset, rebuild_prompts, retrain_draft,
+                                    train_default_pair)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,6 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--prompts-out", default="", help="held-out prompt JSONL path (default: <out>/heldout.jsonl)")
     p.add_argument("--prompts-only", action="store_true",
                    help="only re-cut the held-out prompt set, using the tokenizer already saved in <out>/<target-name>")
+    p.add_argument("--draft-only", action="store_true",
+                   help="keep the trained target in <out>/<target-name>; distill a new draft from it")
+    p.add_argument("--draft-layers", type=int, help="override the draft's transformer blocks")
+    p.add_argument("--draft-hidden", type=int, help="override the draft's width (heads = hidden / 64, MLP 3x)")
     p.add_argument("--code-dir", action="append", default=[], help="dir of .py files -> category python-code")
     p.add_argument("--docs-dir", action="append", default=[],
                    help="Sphinx _sources dir of .txt reST -> categories docs-reference and docs-guide")
@@ -67,6 +72,13 @@ def config_from_args(args: argparse.Namespace) -> RecipeConfig:
         cfg.target_train.steps = args.steps_target
     if args.steps_draft:
         cfg.draft_train.steps = args.steps_draft
+    if args.draft_layers or args.draft_hidden:
+        layers = args.draft_layers or cfg.draft_shape.n_layers
+        hidden = args.draft_hidden or cfg.draft_shape.hidden
+        if layers < 1 or hidden < 64 or hidden % 64:
+            raise WorkbenchError("--draft-layers must be >= 1 and --draft-hidden a multiple of 64")
+        cfg.draft_shape = dataclasses.replace(cfg.draft_shape, n_layers=layers, hidden=hidden,
+                                              n_heads=hidden // 64, intermediate=3 * hidden)
     cfg.target_train.time_budget_s = 60 * args.time_budget_target_min
     cfg.draft_train.time_budget_s = 60 * args.time_budget_draft_min
     return cfg
@@ -78,12 +90,12 @@ def run(args: argparse.Namespace) -> int:
     if args.prompts_only:
         print(f"{rebuild_prompts(cfg)} held-out prompts written")
         return 0
-    log = train_default_pair(cfg)
+    log = retrain_draft(cfg) if args.draft_only else train_default_pair(cfg)
     for name in ("target", "draft"):
         m, h = log[name], log[name]["heldout"]
         print(f"{name}: {m['params'] / 1e6:.2f}M params, held-out loss {h['loss']:.3f} ppl {h['ppl']:.1f}, "
               f"{m['one_token_ms_fp32']:.2f} ms/token fp32, trained {m['wall_s'] / 60:.1f} min")
-    print(f"c = {log['c']:.3f}; total {log['wall_s'] / 60:.1f} min; log: {args.out}/training_log.json")
+    print(f"c = {log['c']:.3f}; log: {args.out}/training_log.json")
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import transformers
 from tokenizers import Tokenizer
 
 from workbench.errors import WorkbenchError
+from workbench.meta import cpu_name
 from workbench.train.corpus import SourceSpec, corpus_stats, load_documents, split_documents
 from workbench.train.loop import TrainConfig, distill_draft, evaluate, token_stream, train_target, write_curve
 from workbench.train.model import ModelShape, build_model, n_params, one_token_latency_ms, save_half
@@ -82,17 +82,6 @@ def micro_preset(out: str, sources: list[SourceSpec]) -> RecipeConfig:
         prompts=PromptConfig(per_category=4, min_tokens=8, max_tokens=16, min_chars_after=20),
         latency_calls=10,
     )
-
-
-def _cpu_name() -> str:
-    """lscpu's 'Model name' from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _eval_all(model: torch.nn.Module, held: dict[str, torch.Tensor], cfg: RecipeConfig) -> dict:
@@ -194,7 +183,50 @@ def train_default_pair(cfg: RecipeConfig) -> dict:
         save_tokenizer(hf_tok, stage / name)
     write_jsonl(heldout_prompts(held_docs, tok, cfg.prompts), stage / "heldout.jsonl")
     log["wall_s"] = time.perf_counter() - t_start
-    log["hardware"] = {"cpu": _cpu_name(), "threads": cfg.threads, "torch": torch.__version__,
+    log["hardware"] = {"cpu": cpu_name(), "threads": cfg.threads, "torch": torch.__version__,
                        "transformers": transformers.__version__}
     _publish(stage, cfg, log)
+    return log
+
+
+def retrain_draft(cfg: RecipeConfig) -> dict:
+    """Distill a new draft (cfg.draft_shape) from the already trained target in cfg.out; the target is untouched.
+
+    Same documents, split and tokenizer as the full recipe (the saved tokenizer.json re-encodes the training
+    documents into the identical stream). The draft directory and the draft part of training_log.json are replaced.
+    """
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    target_dir = out / cfg.target_name
+    if not (target_dir / "tokenizer.json").exists():
+        raise WorkbenchError(f"no trained target at {target_dir}; run the full recipe first")
+    tok = Tokenizer.from_file(str(target_dir / "tokenizer.json"))
+    sid = tok.token_to_id(SPECIAL)
+    train_docs, held_docs = split_documents(load_documents(cfg.sources), cfg.heldout_frac, cfg.seed)
+    train_stream = token_stream([e.ids for e in tok.encode_batch([d.text for d in train_docs],
+                                                                 add_special_tokens=False)], sid)
+    held = {c: token_stream([tok.encode(d.text, add_special_tokens=False).ids for d in held_docs
+                             if d.category == c], sid) for c in sorted({d.category for d in held_docs})}
+    target = transformers.AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32)
+    draft = build_model(cfg.draft_shape, tok.get_vocab_size(), sid, cfg.seed + 1)
+    t0 = time.perf_counter()
+    curve = distill_draft(draft, target, train_stream, cfg.draft_train)
+    entry = {"params": n_params(draft), "wall_s": time.perf_counter() - t0, "curve": curve,
+             "heldout": _eval_all(draft, held, cfg), "steps": curve[-1]["step"], "shape": asdict(cfg.draft_shape),
+             "train_tokens": curve[-1]["step"] * cfg.draft_train.batch_size * cfg.draft_train.context,
+             "one_token_ms_fp32": one_token_latency_ms(draft, calls=cfg.latency_calls)}
+    stage = out / f".draft-staging-{os.getpid()}"
+    save_half(draft, stage)
+    write_curve(curve, stage / "loss_curve.csv")
+    save_tokenizer(to_hf(tok, cfg.target_shape.max_positions), stage)
+    dest = out / cfg.draft_name
+    if dest.exists():
+        shutil.rmtree(dest)
+    stage.rename(dest)
+    log_path = out / "training_log.json"
+    log = json.loads(log_path.read_text()) if log_path.exists() else {}
+    log["draft"] = entry
+    log["c"] = entry["one_token_ms_fp32"] / log.get("target", {}).get("one_token_ms_fp32", float("nan"))
+    log["draft_retrained"] = {"config": asdict(cfg.draft_train), "hardware_cpu": cpu_name()}
+    log_path.write_text(json.dumps(log, indent=1) + "\n")
     return log
