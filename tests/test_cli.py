@@ -147,3 +147,9 @@ def test_a_compacted_run_loads_the_same(model_dirs, prompts_file, tmp_path):
     assert sorted(p.name for p in out.glob("*.parquet")) == [f"{t}-00000.parquet" for t in ("requests", "steps", "tokens")]
     for table in ("requests", "steps", "tokens"):
         assert getattr(after, table).equals(getattr(before, table))
+
+
+def test_per_category_keeps_the_first_prompts_of_each_category(prompts_file):
+    from workbench.prompts import load_prompts
+    assert [p.id for p in load_prompts(prompts_file, per_category=1)] == ["a", "b"]
+    assert [p.id for p in load_prompts(prompts_file, per_category=1, limit=1)] == ["a"]

@@ -49,6 +49,7 @@ def add_run_parser(sub) -> None:
     p.add_argument("--dtype", default=d.dtype, help="auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16")
     p.add_argument("--baseline", action="store_true", help="also run target-only decoding on every prompt")
     p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    p.add_argument("--per-category", type=int, default=None, help="only the first N prompts of each category")
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the flagged warm-up requests")
     p.add_argument("--ignore-eos", action="store_true", help="always generate --max-new-tokens tokens")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with a model (off by default)")
@@ -66,8 +67,8 @@ def cmd_run(args) -> int:
     cfg = RunConfig(target=args.target, draft=args.draft, prompts=args.prompts, gammas=args.gamma,
                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                     max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
-                    baseline=args.baseline, limit=args.limit, warmup=args.warmup, ignore_eos=args.ignore_eos,
-                    trust_remote_code=args.trust_remote_code)
+                    baseline=args.baseline, limit=args.limit, per_category=args.per_category, warmup=args.warmup,
+                    ignore_eos=args.ignore_eos, trust_remote_code=args.trust_remote_code)
     out = execute(cfg, args.out, resume=args.resume, progress=args.progress)
     loaded = trace.load(out)
     print(f"run {loaded.meta['run_id']} → {out}")

@@ -31,8 +31,9 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
     return Prompt(id=str(obj["id"]), category=str(obj.get("category", "default")), prompt=obj["prompt"])
 
 
-def load_prompts(path: str | Path, *, limit: int | None = None) -> list[Prompt]:
-    """Read and validate a prompts file; ``limit`` keeps the first N prompts."""
+def load_prompts(path: str | Path, *, limit: int | None = None, per_category: int | None = None) -> list[Prompt]:
+    """Read and validate a prompts file; ``per_category`` keeps the first N of each category, then ``limit`` the
+    first N prompts."""
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"prompts file {path}: no such file")
@@ -48,4 +49,12 @@ def load_prompts(path: str | Path, *, limit: int | None = None) -> list[Prompt]:
         if prompt.id in seen:
             raise WorkbenchError(f"prompts file {path}: duplicate id {prompt.id!r}")
         seen.add(prompt.id)
+    if per_category:
+        seen_in: dict[str, int] = {}
+        kept = []
+        for prompt in prompts:
+            seen_in[prompt.category] = seen_in.get(prompt.category, 0) + 1
+            if seen_in[prompt.category] <= per_category:
+                kept.append(prompt)
+        prompts = kept
     return prompts[:limit] if limit else prompts

@@ -43,6 +43,7 @@ class RunConfig:
     dtype: str = "auto"  # auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16
     baseline: bool = False  # also run target-only decoding on every prompt
     limit: int | None = None  # only the first N prompts
+    per_category: int | None = None  # only the first N prompts of each category (applied before limit)
     warmup: bool = True  # run (and flag) one short warm-up request per mode and γ first
     ignore_eos: bool = False  # always generate max_new_tokens (fixed-length benchmarks)
     trust_remote_code: bool = False  # let transformers run code shipped with a model (off unless asked)
@@ -54,8 +55,8 @@ class RunConfig:
             raise WorkbenchError("--gamma above 64 is not a useful draft length")
         if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise WorkbenchError("need --temperature ≥ 0, --top-k ≥ 0 and 0 < --top-p ≤ 1")
-        if self.max_new_tokens < 1 or (self.limit is not None and self.limit < 1):
-            raise WorkbenchError("--max-new-tokens and --limit must be ≥ 1")
+        if self.max_new_tokens < 1 or any(v is not None and v < 1 for v in (self.limit, self.per_category)):
+            raise WorkbenchError("--max-new-tokens, --limit and --per-category must be ≥ 1")
 
     @property
     def sampling(self) -> SamplingConfig:
@@ -153,7 +154,7 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
     """Run (or resume) a whole job into ``out``; returns the run directory."""
     cfg.validate()
     out = Path(out)
-    prompts = load_prompts(cfg.prompts, limit=cfg.limit)
+    prompts = load_prompts(cfg.prompts, limit=cfg.limit, per_category=cfg.per_category)
     old = open_run_dir(cfg, out, resume=resume)
     pair = load_pair(target=cfg.target, draft=cfg.draft, device=cfg.device, dtype=cfg.dtype,
                      trust_remote_code=cfg.trust_remote_code)
