@@ -103,3 +103,21 @@ def test_cli_rejects_bad_steps(tmp_path: Path) -> None:
     args = parser.parse_args(["train", "--out", str(tmp_path), "--steps-target", "0", "--code-dir", str(tmp_path)])
     with pytest.raises(WorkbenchError, match="steps-target"):
         train_cli.run(args)
+
+
+def test_draft_only_redistills_the_draft_from_the_saved_target(tmp_path: Path) -> None:
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM
+
+    from workbench.train.recipe import retrain_draft
+
+    cfg = micro_preset(str(tmp_path / "out"), _write_corpus(tmp_path / "corpus"))
+    first = train_default_pair(cfg)
+    target_bytes = (tmp_path / "out" / "target" / "model.safetensors").read_bytes()
+    cfg.draft_shape = dataclasses.replace(cfg.draft_shape, n_layers=2)
+    log = retrain_draft(cfg)
+    assert log["draft"]["params"] > first["draft"]["params"] and log["draft"]["shape"]["n_layers"] == 2
+    assert (tmp_path / "out" / "target" / "model.safetensors").read_bytes() == target_bytes  # target untouched
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "draft").config.num_hidden_layers == 2
+    assert log["draft"]["curve"][-1]["loss"] < log["draft"]["curve"][0]["loss"]
