@@ -101,14 +101,13 @@ def run_request(pair: ModelPair, dec: Decoding, spec: RequestSpec, run_id: str, 
     ids = {"run_id": run_id, "request_id": spec.request_id}
     steps, tokens = recorder.rows(times, ids, pair.decode_each)
     total = times[-1]
+    prefill = steps[0]["draft_ms"] + steps[0]["verify_ms"] + steps[0]["other_ms"]  # step 0 ends with token 1
     request = {**ids, "prompt_id": spec.prompt.id, "category": spec.prompt.category, "mode": spec.mode,
                "gamma": spec.gamma, "temperature": dec.sampling.temperature, "prompt_tokens": len(prompt_ids),
-               "new_tokens": len(gen.tokens), "prefill_ms": steps[0]["draft_ms"] + steps[0]["verify_ms"]
-               + steps[0]["other_ms"], "total_ms": total, "tokens_per_s": len(gen.tokens) / total * 1000.0,
-               "ms_per_token": total / len(gen.tokens),
+               "new_tokens": len(gen.tokens), "prefill_ms": prefill, "ttft_ms": prefill, "total_ms": total,
+               "tokens_per_s": len(gen.tokens) / total * 1000.0, "ms_per_token": total / len(gen.tokens),
                "output_text": pair.tokenizer.decode(gen.tokens, skip_special_tokens=True),
                "stop_reason": gen.stop_reason, "warmup": spec.warmup}
-    request["ttft_ms"] = request["prefill_ms"]
     return {"requests": [request], "steps": steps, "tokens": tokens}
 
 
