@@ -6,7 +6,8 @@ Prints figures; record them (with date and device) in benchmarks/RESULTS.md. Not
     python benchmarks/bench_engine.py --target T --draft D --prompts P.jsonl --gamma 3 --device cuda
 
 Method: every measurement is a real request. Requests alternate (tracing on / off, speculative / baseline) prompt by
-prompt so that drifts hit all variants alike; one warm-up round is discarded; medians are reported and compared as
+prompt, in an order rotated from prompt to prompt, so that drifts and order effects hit all variants alike; one
+warm-up round is discarded; medians are reported and compared as
 ratios within this one process. Tracing "on" is the in-loop recorder the CLI uses; writing the Parquet part after a
 request is timed separately.
 """
@@ -24,7 +25,7 @@ import torch
 from workbench import trace
 from workbench.pair import load_pair
 from workbench.prompts import load_prompts
-from workbench.recorder import NullRecorder, TraceRecorder
+from workbench.recorder import NullRecorder, StepEvent, TraceRecorder
 from workbench.runner import RunConfig
 from workbench.speculative import Decoding, generate_baseline, generate_speculative
 from workbench.timing import PhaseClock
@@ -65,7 +66,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeats + 1):
             for i, ids in enumerate(prompts):
-                for name, (gamma, rec_cls) in variants.items():
+                order = list(variants.items())
+                for name, (gamma, rec_cls) in order[i % 4:] + order[: i % 4]:  # rotate: no variant always first
                     rec = rec_cls()
                     times, tokens = timed(dec, ids, gamma, rec)
                     if round_ == 0:
@@ -79,6 +81,20 @@ def main() -> None:
     report(args, pair, ms_per_token, write_ms)
 
 
+def recorder_cost_us(vocab: int, gamma: int, device: torch.device, calls: int = 2000) -> float:
+    """Mean µs of TraceRecorder.on_step for one speculative step with this vocabulary and γ (random p, q)."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    p = torch.softmax(torch.randn(gamma + 1, vocab, generator=gen, device=device), dim=-1)
+    q = torch.softmax(torch.randn(gamma, vocab, generator=gen, device=device), dim=-1)
+    event = StepEvent(step=1, gamma=gamma, n_accepted=gamma // 2, emitted=[1] * (gamma // 2 + 1), context_len=64,
+                      marks=(0, 1, 2), p=p, token=1, role="correction", x=torch.arange(gamma, device=device), q=q)
+    rec = TraceRecorder()
+    start = time.perf_counter()
+    for _ in range(calls):
+        rec.on_step(event)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
 def report(args, pair, ms_per_token: dict, write_ms: list[float]) -> None:
     med = {k: statistics.median(v) for k, v in ms_per_token.items()}
     env = f"{pair.device} ({torch.cuda.get_device_name() if pair.device.type == 'cuda' else 'cpu'}), {pair.dtype}"
@@ -90,6 +106,7 @@ def report(args, pair, ms_per_token: dict, write_ms: list[float]) -> None:
         print(f"  {k:14s} median {v:8.3f} ms/token")
     print(f"tracing overhead (in-loop recorder), speculative: {100 * (med['spec_traced'] / med['spec_untraced'] - 1):+.2f} %")
     print(f"tracing overhead (in-loop recorder), baseline:    {100 * (med['base_traced'] / med['base_untraced'] - 1):+.2f} %")
+    print(f"recorder work per speculative step: {recorder_cost_us(pair.info['vocab_size'], args.gamma, pair.device):.0f} µs")
     print(f"writing one request's Parquet part: median {statistics.median(write_ms):.1f} ms (after the request)")
     print(f"speedup speculative vs baseline (untraced): {med['base_untraced'] / med['spec_untraced']:.3f}x; "
           f"traced: {med['base_traced'] / med['spec_traced']:.3f}x")

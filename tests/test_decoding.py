@@ -120,6 +120,12 @@ def test_trace_rows_keep_the_invariants(tokenizer):
         assert sum(t["emitted"] for t in rows) == s["n_emitted"]
         assert (finals[0]["role"] == "bonus") == (s["n_accepted"] == 3)
         assert all(0 < t["p"] <= 1 and 0 < t["q"] <= 1 and 0 <= t["alpha_tv"] <= 1 for t in drafts)
+        final = finals[0]
+        assert 0 < final["p"] <= 1 and final["position"] == s["n_accepted"] + 1
+        if final["role"] == "correction":  # same position as the rejected draft: same α, and the draft had a q there
+            assert final["alpha_tv"] == drafts[s["n_accepted"]]["alpha_tv"] and 0 <= final["q"] <= 1
+        else:
+            assert final["q"] != final["q"] and final["alpha_tv"] != final["alpha_tv"]  # NaN: no draft at γ+1
         assert min(s["draft_ms"], s["verify_ms"], s["other_ms"]) >= 0
 
 

@@ -7,6 +7,7 @@ builds the ``steps`` and ``tokens`` rows of docs/TRACE.md when the request ends 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -76,18 +77,18 @@ def _reduce(event: StepEvent) -> _Step:
     gamma = x.shape[0]
     rows = torch.arange(gamma, device=x.device)
     alpha = torch.minimum(p[:gamma], q).sum(dim=-1)  # Σ_x min(p, q) = 1 − TV(p, q), per position
-    table = torch.stack([x.to(p.dtype), q[rows, x], p[rows, x], alpha], dim=1).tolist()
-    rec = _Step(event=_strip(event), draft_stats=table)
-    if n < gamma:  # correction at position n + 1: the draft had a q there
-        rec.final_stats = (float(q[n, event.token]), float(p[n, event.token]), table[n][3])
-    else:  # bonus at position γ + 1: drawn from p alone
-        rec.final_stats = (NAN, float(p[gamma, event.token]), NAN)
+    table = torch.stack([x.to(p.dtype), q[rows, x], p[rows, x], alpha], dim=1)
+    # the target's own token: p at position n + 1, and q there when the draft had one (a correction, n < γ)
+    final = torch.stack([q[min(n, gamma - 1), event.token], p[n, event.token]])
+    flat = torch.cat([table.flatten(), final]).tolist()  # one host transfer per step
+    rec = _Step(event=_strip(event), draft_stats=[flat[4 * i: 4 * i + 4] for i in range(gamma)])
+    rec.final_stats = (flat[-2], flat[-1], flat[4 * n + 3]) if n < gamma else (NAN, flat[-1], NAN)
     return rec
 
 
 def _strip(event: StepEvent) -> StepEvent:
-    return StepEvent(step=event.step, gamma=event.gamma, n_accepted=event.n_accepted, emitted=event.emitted,
-                     context_len=event.context_len, marks=event.marks, p=None, token=event.token, role=event.role)
+    """The event without its tensors (they must not outlive the step)."""
+    return dataclasses.replace(event, p=None, x=None, q=None)
 
 
 def _token_rows(rec: _Step, ids: dict, decode) -> list[dict]:
