@@ -99,13 +99,18 @@ def _groups(trace: Trace):
                                                   & (trace.steps["run_id"] == run_id)]
 
 
+def _fit(steps: pd.DataFrame, requests: pd.DataFrame) -> tuple[float, dict]:
+    """α pooled over a group's γs (alpha_mle) and its measured costs (``latency.cost_model``)."""
+    alpha = float(acceptance.acceptance_by(steps, None, requests)["alpha_mle"].iloc[0])
+    return alpha, latency.cost_model(steps, requests)
+
+
 def sweep_table(trace: Trace) -> pd.DataFrame:
     """Per run × temperature × γ: measured speedup and the full-model prediction (α pooled over the run's γs,
     costs from ``latency.cost_model`` of the run), plus that γ's acceptance rate and alpha_mle."""
     rows = []
     for run_id, temp, req, st in _groups(trace):
-        costs = latency.cost_model(st, req)
-        alpha = float(acceptance.acceptance_by(st, None, req)["alpha_mle"].iloc[0])
+        alpha, costs = _fit(st, req)
         measured = metrics.speedup_table(req).set_index("gamma")["speedup"]
         per_g = acceptance.acceptance_by(st, None, req, "gamma")
         for a in per_g.itertuples(index=False):
@@ -123,8 +128,7 @@ def tuning_table(trace: Trace, max_gamma: int = 16) -> pd.DataFrame:
     sweep = sweep_table(trace)
     rows = []
     for run_id, temp, req, st in _groups(trace):
-        costs = latency.cost_model(st, req)
-        alpha = float(acceptance.acceptance_by(st, None, req)["alpha_mle"].iloc[0])
+        alpha, costs = _fit(st, req)
         curve = gamma_curve(alpha, costs, max_gamma)
         best = curve[curve["optimal"]].iloc[0]
         meas = sweep[(sweep["run_id"] == run_id) & (sweep["temperature"] == temp)].dropna(subset=["measured"])

@@ -1,13 +1,12 @@
 """`workbench train`: build the default draft/target pair with the project's recipe.
 
-Wired into workbench/cli.py via add_parser(subparsers); also runnable alone: python -m workbench.train.cli ...
+Wired into workbench/cli.py via add_parser(subparsers).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 from workbench.errors import WorkbenchError
 from workbench.train.corpus import SourceSpec
@@ -98,18 +97,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"c = {log['c']:.3f}; log: {args.out}/training_log.json")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point until workbench/cli.py dispatches to it."""
-    parser = argparse.ArgumentParser(prog="workbench")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except WorkbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
