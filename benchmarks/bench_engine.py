@@ -29,6 +29,7 @@ from workbench.recorder import NullRecorder, StepEvent, TraceRecorder
 from workbench.runner import RunConfig
 from workbench.speculative import Decoding, generate_baseline, generate_speculative
 from workbench.timing import PhaseClock
+from workbench.train.model import one_token_latency_ms
 
 
 def timed(dec: Decoding, prompt_ids: list[int], gamma: int, recorder) -> tuple[list[float], int]:
@@ -106,6 +107,9 @@ def report(args, pair, ms_per_token: dict, write_ms: list[float]) -> None:
         print(f"  {k:14s} median {v:8.3f} ms/token")
     print(f"tracing overhead (in-loop recorder), speculative: {100 * (med['spec_traced'] / med['spec_untraced'] - 1):+.2f} %")
     print(f"tracing overhead (in-loop recorder), baseline:    {100 * (med['base_traced'] / med['base_untraced'] - 1):+.2f} %")
+    t_ms, d_ms = (one_token_latency_ms(lm.model) for lm in (pair.target, pair.draft))
+    print(f"isolated one-token forward (KV cache of 64): target {t_ms:.3f} ms, draft {d_ms:.3f} ms, "
+          f"c = {d_ms / t_ms:.3f}")
     print(f"recorder work per speculative step: {recorder_cost_us(pair.info['vocab_size'], args.gamma, pair.device):.0f} µs")
     print(f"writing one request's Parquet part: median {statistics.median(write_ms):.1f} ms (after the request)")
     print(f"speedup speculative vs baseline (untraced): {med['base_untraced'] / med['spec_untraced']:.3f}x; "
