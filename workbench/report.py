@@ -104,13 +104,12 @@ def _names(run_dirs: list[Path]) -> list[str]:
     return names
 
 
-def _headline(run_dirs: list[Path], names: list[str]) -> str:
+def _headline(traces: list[trace.Trace], names: list[str]) -> str:
     """Per run: what was measured (models, device, date) and the answer per γ (metrics.summary_table)."""
     from workbench.analysis.metrics import summary_table
 
     parts = []
-    for d, name in zip(run_dirs, names):
-        t = trace.load(d)
+    for t, name in zip(traces, names):
         models, env = t.meta.get("models", {}), t.meta.get("environment", {})
         size = lambda m: f"{m['parameters'] / 1e6:.1f}M" if m else "-"  # noqa: E731
         about = (f"target {size(models.get('target'))} params, draft {size(models.get('draft'))}, "
@@ -166,8 +165,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     run_dirs = [Path(d).resolve() for d in run_dirs]
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
-    for d in run_dirs:
-        trace.load(d)                                   # TraceError with one clear line if unusable
+    traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
     if not (NOTEBOOKS_DIR / "tuning.ipynb").is_file():
         raise WorkbenchError(f"{NOTEBOOKS_DIR}: report notebooks not found (run from a source checkout)")
     out_dir = Path(out_dir).resolve()
@@ -187,7 +185,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
                 summary += [_flat(f"tuning {r['run_id']} T={r['temperature']:g}", r) for r in figures["runs"]]
             else:
                 summary.append(_flat(stem, figures))
-    return _index(out_dir, pages, _headline(run_dirs, _names(run_dirs)), summary)
+    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
