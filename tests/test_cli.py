@@ -104,6 +104,25 @@ def test_an_out_dir_holding_another_run_is_refused(model_dirs, prompts_file, tmp
     assert "settings differ" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_run_made_with_other_weights(model_dirs, prompts_file, tmp_path, capsys):
+    import shutil
+    target = tmp_path / "target"
+    shutil.copytree(model_dirs["target"], target)
+    args = run_args(model_dirs, prompts_file, tmp_path / "run", "--limit", "1", "--no-warmup")
+    args[args.index("--target") + 1] = str(target)
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0  # same weights: nothing to redo, accepted
+    from safetensors.torch import load_file, save_file
+    weights = next(target.glob("*.safetensors"))
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 0.01  # same path, other weights (e.g. a retrained pair)
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "made with other models (target changed" in err and "\n" not in err.strip()
+
+
 def test_pickled_weights_are_refused(model_dirs, prompts_file, tmp_path, capsys):
     import shutil
     unsafe = tmp_path / "unsafe"

@@ -130,6 +130,16 @@ def open_run_dir(cfg: RunConfig, out: Path, *, resume: bool) -> dict | None:
     return None
 
 
+def check_same_models(old: dict, new: dict, out: Path) -> None:
+    """A resumed run must use the very weights (content hash) and dtype it started with, not just the same paths."""
+    changed = [role for role in ("target", "draft")
+               if (old.get(role) or {}).get("content_sha256") != (new.get(role) or {}).get("content_sha256")]
+    changed += ["dtype"] if old.get("dtype") != new.get("dtype") else []
+    if changed:
+        raise WorkbenchError(f"--resume: the run in {out} was made with other models ({', '.join(changed)} changed "
+                             "since); remove it or choose another --out")
+
+
 def _config_dict(cfg: RunConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
 
@@ -159,6 +169,8 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
                      trust_remote_code=cfg.trust_remote_code)
     for prompt in prompts:
         check_fits(pair, prompt.id, len(pair.encode(prompt.prompt)), cfg.max_new_tokens, max(cfg.gammas))
+    if old is not None:
+        check_same_models(old["models"], pair.info, out)
     run_meta = old or new_meta(cfg, pair)
     session = len(run_meta["sessions"])
     run_meta["sessions"].append({"started": meta.now_utc(), "command": sys.argv,
