@@ -45,7 +45,9 @@ def main() -> None:
     ap.add_argument("--target", default=d.target)
     ap.add_argument("--draft", default=d.draft)
     ap.add_argument("--prompts", default=d.prompts)
-    ap.add_argument("--limit", type=int, default=12, help="prompts used")
+    ap.add_argument("--per-category", type=int, default=4,
+                    help="prompts per category (the prompt files are grouped by category: a plain first-N would "
+                         "measure one category only)")
     ap.add_argument("--gamma", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3, help="rounds over the prompts (after one warm-up round)")
@@ -56,7 +58,7 @@ def main() -> None:
     hf_logging.disable_progress_bar()
 
     pair = load_pair(target=args.target, draft=args.draft, device=args.device, dtype=args.dtype)
-    prompts = [pair.encode(p.prompt) for p in load_prompts(args.prompts, limit=args.limit)]
+    prompts = [pair.encode(p.prompt) for p in load_prompts(args.prompts, per_category=args.per_category)]
     dec = Decoding(target=pair.target, draft=pair.draft, sampling=RunConfig().sampling,
                    generator=torch.Generator(device=pair.device).manual_seed(0), clock=PhaseClock(pair.device),
                    eos_ids=frozenset(), max_new_tokens=args.max_new_tokens)  # fixed length: no EOS

@@ -56,8 +56,9 @@ class RecipeConfig:
     prompts_out: str = ""  # where heldout.jsonl goes; "" = <out>/heldout.jsonl
     heldout_frac: float = 0.05  # fraction of each category's documents held out (whole documents)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # BPE settings
-    target_shape: ModelShape = field(default_factory=lambda: ModelShape(8, 256, 4, 688))  # ~8.4M params
-    draft_shape: ModelShape = field(default_factory=lambda: ModelShape(1, 128, 2, 384))  # ~1.2M params
+    # depth sets one-token cost on CPU (per-layer overhead), so the target is deep and narrow, the draft shallow
+    target_shape: ModelShape = field(default_factory=lambda: ModelShape(16, 192, 3, 512))  # ~8.7M params
+    draft_shape: ModelShape = field(default_factory=lambda: ModelShape(2, 192, 3, 576))  # ~2.5M params
     target_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200))  # next-token training
     draft_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200, lr=3e-3))  # distillation
     eval_windows: int = 32  # held-out windows (of train context) evaluated per category
