@@ -22,20 +22,22 @@ from pathlib import Path
 
 import torch
 
-from workbench import trace
+from workbench import paths, trace
+from workbench.config import RunConfig
+from workbench.decoding import Decoding, check_finite, generate_baseline, generate_speculative
+from workbench.drafters import parse_drafter
+from workbench.drafters.model import ModelDrafter
+from workbench.lm import one_token_latency_ms
 from workbench.pair import load_pair
+from workbench.policies import parse_policy
 from workbench.prompts import load_prompts
 from workbench.recorder import NullRecorder, StepEvent, TraceRecorder
-from workbench.runner import RunConfig
-from workbench.speculative import Decoding, generate_baseline, generate_speculative
-from workbench.timing import PhaseClock
-from workbench.train.model import one_token_latency_ms
 
 
-def timed(dec: Decoding, prompt_ids: list[int], gamma: int, recorder) -> tuple[list[float], int]:
+def timed(dec: Decoding, drafter, prompt_ids: list[int], gamma: int, recorder) -> tuple[list[float], int]:
     """One request; returns (its clock marks in ms, new tokens)."""
     gen = (generate_baseline(dec, prompt_ids, recorder) if gamma == 0
-           else generate_speculative(dec, prompt_ids, gamma, recorder))
+           else generate_speculative(dec, drafter, parse_policy(f"constant:{gamma}"), prompt_ids, recorder))
     return dec.clock.finish(), len(gen.tokens)
 
 
@@ -43,7 +45,7 @@ def main() -> None:
     d = RunConfig()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default=d.target)
-    ap.add_argument("--draft", default=d.draft)
+    ap.add_argument("--draft", default=d.drafts[0])
     ap.add_argument("--prompts", default=d.prompts)
     ap.add_argument("--per-category", type=int, default=4,
                     help="prompts per category (the prompt files are grouped by category: a plain first-N would "
@@ -57,11 +59,13 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
 
-    pair = load_pair(target=args.target, draft=args.draft, device=args.device, dtype=args.dtype)
-    prompts = [pair.encode(p.prompt) for p in load_prompts(args.prompts, per_category=args.per_category)]
-    dec = Decoding(target=pair.target, draft=pair.draft, sampling=RunConfig().sampling,
-                   generator=torch.Generator(device=pair.device).manual_seed(0), clock=PhaseClock(pair.device),
-                   eos_ids=frozenset(), max_new_tokens=args.max_new_tokens)  # fixed length: no EOS
+    spec = parse_drafter(args.draft)
+    pair = load_pair(target=args.target, drafts=[spec], device=args.device, dtype=args.dtype)
+    drafter = ModelDrafter(pair.drafts[spec.label], spec.label)
+    prompts = [pair.encode(p.prompt) for p in load_prompts(paths.prompts_path(args.prompts),
+                                                           per_category=args.per_category)]
+    dec = Decoding.create(pair, RunConfig().sampling, seed=0, max_new_tokens=args.max_new_tokens,
+                          ignore_eos=True)  # fixed length: no EOS
     variants = {"spec_traced": (args.gamma, TraceRecorder), "spec_untraced": (args.gamma, NullRecorder),
                 "base_traced": (0, TraceRecorder), "base_untraced": (0, NullRecorder)}
     ms_per_token = {k: [] for k in variants}
@@ -72,7 +76,7 @@ def main() -> None:
                 order = list(variants.items())
                 for name, (gamma, rec_cls) in order[i % 4:] + order[: i % 4]:  # rotate: no variant always first
                     rec = rec_cls()
-                    times, tokens = timed(dec, ids, gamma, rec)
+                    times, tokens = timed(dec, drafter, ids, gamma, rec)
                     if round_ == 0:
                         continue  # warm-up round: discarded
                     ms_per_token[name].append(times[-1] / tokens)
@@ -81,7 +85,7 @@ def main() -> None:
                         steps, toks = rec.rows(times, {"run_id": "b", "request_id": f"{i}"}, pair.decode_each)
                         trace.write_part(Path(tmp), len(write_ms), {"steps": steps, "tokens": toks, "requests": []})
                         write_ms.append((time.perf_counter() - start) * 1000)
-    report(args, pair, ms_per_token, write_ms)
+    report(args, pair, drafter, ms_per_token, write_ms)
 
 
 def recorder_cost_us(vocab: int, gamma: int, device: torch.device, calls: int = 2000) -> float:
@@ -98,7 +102,18 @@ def recorder_cost_us(vocab: int, gamma: int, device: torch.device, calls: int = 
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def report(args, pair, ms_per_token: dict, write_ms: list[float]) -> None:
+def finite_check_us(vocab: int, gamma: int, device: torch.device, calls: int = 2000) -> float:
+    """Mean µs of the loop's per-step NaN/inf check (decoding.check_finite) on p [γ+1, V] and q [γ, V]."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    p = torch.softmax(torch.randn(gamma + 1, vocab, generator=gen, device=device), dim=-1)
+    q = torch.softmax(torch.randn(gamma, vocab, generator=gen, device=device), dim=-1)
+    start = time.perf_counter()
+    for _ in range(calls):
+        check_finite(1, p, q)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def report(args, pair, drafter, ms_per_token: dict, write_ms: list[float]) -> None:
     med = {k: statistics.median(v) for k, v in ms_per_token.items()}
     env = f"{pair.device} ({torch.cuda.get_device_name() if pair.device.type == 'cuda' else 'cpu'}), {pair.dtype}"
     print(f"device: {env}; threads {torch.get_num_threads()}; torch {torch.__version__}")
@@ -107,12 +122,15 @@ def report(args, pair, ms_per_token: dict, write_ms: list[float]) -> None:
           f"requests per variant × {args.max_new_tokens} tokens")
     for k, v in med.items():
         print(f"  {k:14s} median {v:8.3f} ms/token")
-    print(f"tracing overhead (in-loop recorder), speculative: {100 * (med['spec_traced'] / med['spec_untraced'] - 1):+.2f} %")
-    print(f"tracing overhead (in-loop recorder), baseline:    {100 * (med['base_traced'] / med['base_untraced'] - 1):+.2f} %")
-    t_ms, d_ms = (one_token_latency_ms(lm.model) for lm in (pair.target, pair.draft))
+    for mode, name in (("spec", "speculative"), ("base", "baseline")):
+        overhead = 100 * (med[f"{mode}_traced"] / med[f"{mode}_untraced"] - 1)
+        print(f"tracing overhead (in-loop recorder), {name}: {overhead:+.2f} %")
+    t_ms, d_ms = (one_token_latency_ms(lm.model) for lm in (pair.target, drafter.lm))
     print(f"isolated one-token forward (KV cache of 64): target {t_ms:.3f} ms, draft {d_ms:.3f} ms, "
           f"c = {d_ms / t_ms:.3f}")
-    print(f"recorder work per speculative step: {recorder_cost_us(pair.info['vocab_size'], args.gamma, pair.device):.0f} µs")
+    vocab = pair.info["vocab_size"]
+    print(f"recorder work per speculative step: {recorder_cost_us(vocab, args.gamma, pair.device):.0f} µs")
+    print(f"NaN/inf check per speculative step: {finite_check_us(vocab, args.gamma, pair.device):.1f} µs")
     print(f"writing one request's Parquet part: median {statistics.median(write_ms):.1f} ms (after the request)")
     print(f"speedup speculative vs baseline (untraced): {med['base_untraced'] / med['spec_untraced']:.3f}x; "
           f"traced: {med['base_traced'] / med['spec_traced']:.3f}x")

@@ -16,7 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from workbench.train.model import ModelShape, build_model, n_params, one_token_latency_ms
+from workbench.lm import one_token_latency_ms
+from workbench.train.shapes import ModelShape, build_model, n_params
 
 VOCAB = 8192  # the default tokenizer's size
 TARGETS = {"8x256 (first default target)": ModelShape(8, 256, 4, 688), "12x256": ModelShape(12, 256, 4, 688),

@@ -30,7 +30,8 @@ def main(url: str, notebook: str, shot: str) -> None:
         print("plotly figures:", page.locator(".js-plotly-plot").count())
         print("widget views:", page.locator(".jupyter-widgets").count())
         print("sliders:", page.locator(".widget-slider").count())
-        print("error outputs:", page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").count())
+        errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
+        print("error outputs:", errors.count())
         if page.locator(".jupyter-widgets").count():
             page.locator(".jupyter-widgets").last.scroll_into_view_if_needed()
             time.sleep(2)

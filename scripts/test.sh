@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The test suite (CPU, a few minutes): set up .venv, keep Jupyter/IPython state inside the checkout, run pytest.
+# The test suite (CPU, a few minutes): set up .venv, keep Jupyter/IPython state inside the checkout, lint with ruff,
+# run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 export JUPYTER_CONFIG_DIR="$PWD/.jupyter/config" JUPYTER_DATA_DIR="$PWD/.jupyter/data" IPYTHONDIR="$PWD/.jupyter/ipython"
 mkdir -p "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR" "$IPYTHONDIR"
+.venv/bin/ruff check --quiet . || { echo "error: ruff found lint errors (run .venv/bin/ruff check . to see them)"; exit 1; }
 exec .venv/bin/python -m pytest -q "$@"

@@ -1,4 +1,5 @@
-"""The acceptance rule on hand-made p/q, and a χ² test that speculative sampling is lossless (and that it can fail)."""
+"""The acceptance rule on hand-made p/q, and a χ² test that speculative sampling is lossless for every drafter and
+for non-constant policies (and that the test can fail)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import chi2
+from tiny_models import decoding, drafter, make_model
 
-import workbench.speculative as speculative
-from tiny_models import make_model
-from workbench.acceptance import Verdict, accept_greedy, accept_sampling, residual
-from workbench.models import CausalLM
+import workbench.decoding as decoding_module
+from workbench.decoding import generate_speculative
+from workbench.policies import parse_policy
 from workbench.recorder import NullRecorder
+from workbench.rejection import Verdict, accept_greedy, accept_sampling, residual
 from workbench.sampling import SamplingConfig, probabilities
-from workbench.speculative import Decoding, generate_speculative
-from workbench.timing import PhaseClock
 
 
 def dist(*values):
@@ -67,15 +67,13 @@ def test_top_k_and_top_p_filter_p_and_q_alike():
                           dist(0.5, 0.3, 0.15, 0) / 0.95)
 
 
-# --- lossless sampling: the joint law of generated tokens 2-3 must be the target's --------------------------------
-VOCAB, PROMPT, GAMMA = 6, [1, 2], 2
+# --- lossless sampling: the joint law of generated tokens 1-3 must be the target's --------------------------------
+VOCAB, PROMPT = 6, [1, 2, 1, 2, 1]
 SETTINGS = SamplingConfig(temperature=1.0)
 
 
-def _models():
-    target = make_model("llama", vocab_size=VOCAB, seed=11, layers=2, hidden=16)
-    draft = make_model("llama", vocab_size=VOCAB, seed=12, layers=1, hidden=16)
-    return target, draft
+def _target():
+    return make_model("llama", vocab_size=VOCAB, seed=11, layers=2, hidden=16)
 
 
 @torch.inference_mode()
@@ -94,15 +92,15 @@ def _exact_target_joint(target) -> dict[tuple[int, int, int], float]:
     return joint
 
 
-def _chi2_pvalue(samples: int, seed: int) -> float:
-    target, draft = _models()
+def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "constant:2") -> float:
+    target = _target()
+    draft_model = make_model("llama", vocab_size=VOCAB, seed=12, layers=1, hidden=16)
     expected = _exact_target_joint(target)
-    dec = Decoding(target=CausalLM(target, VOCAB), draft=CausalLM(draft, VOCAB), sampling=SETTINGS,
-                   generator=torch.Generator().manual_seed(seed), clock=PhaseClock(torch.device("cpu")),
-                   eos_ids=frozenset(), max_new_tokens=3)
+    dec = decoding(target, VOCAB, sampling=SETTINGS, seed=seed, max_new=3)
+    draft, pol = drafter(spec, target, VOCAB, draft_model), parse_policy(policy)
     counts = dict.fromkeys(itertools.product(range(VOCAB), repeat=3), 0)
     for _ in range(samples):
-        counts[tuple(generate_speculative(dec, PROMPT, GAMMA, NullRecorder()).tokens)] += 1
+        counts[tuple(generate_speculative(dec, draft, pol, PROMPT, NullRecorder()).tokens)] += 1
     # pool cells with small expectation into one, so the χ² approximation holds
     obs = np.array([counts[k] for k in expected])
     exp = np.array([expected[k] for k in expected]) * samples
@@ -113,8 +111,11 @@ def _chi2_pvalue(samples: int, seed: int) -> float:
     return float(chi2.sf(stat, df=len(obs) - 1))
 
 
-def test_speculative_sampling_matches_the_target_distribution():
-    assert _chi2_pvalue(samples=3000, seed=0) > 0.001
+@pytest.mark.parametrize("spec, policy", [("model", "constant:2"), ("model", "adaptive:3"),
+                                          ("model", "threshold:0.5:3"), ("ngram:2:1", "constant:2"),
+                                          ("early-exit:1", "heuristic:1")])
+def test_speculative_sampling_matches_the_target_distribution(spec, policy):
+    assert _chi2_pvalue(samples=3000, seed=0, spec=spec, policy=policy) > 0.001
 
 
 @pytest.mark.parametrize("broken", ["always_accept", "correct_from_p"])
@@ -128,5 +129,6 @@ def test_the_chi2_test_catches_a_broken_rule(monkeypatch, broken):
             return v
         return Verdict(n=v.n, token=int(torch.multinomial(p[v.n], 1, generator=generator)))
 
-    monkeypatch.setattr(speculative, "accept", {"always_accept": always_accept, "correct_from_p": correct_from_p}[broken])
+    rules = {"always_accept": always_accept, "correct_from_p": correct_from_p}
+    monkeypatch.setattr(decoding_module, "accept", rules[broken])
     assert _chi2_pvalue(samples=3000, seed=0) < 0.001

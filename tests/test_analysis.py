@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from trace_fixtures import request_rows
-from workbench.analysis import acceptance, latency, metrics, speedup, theory
+
+from workbench.analysis import acceptance, frames, latency, speedup, summary, theory
 from workbench.trace import Trace
 
 N = [3, 1, 0, 2]
@@ -43,22 +43,22 @@ def test_wilson_interval_known_values():
 
 def test_acceptance_overall_excludes_warmup(tr):
     row = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests).iloc[0]
-    assert row["steps"] == 4 and row["drafted"] == 12 and row["accepted"] == 6
+    assert row["steps"] == 4 and row["drafted"] == 12 and row["accepted"] == 6 and row["judged"] == 9
     assert row["acceptance_rate"] == pytest.approx(0.5)
     assert row["tokens_per_step"] == pytest.approx(2.5)
-    assert row["evaluated"] == 9 and row["alpha_mle"] == pytest.approx(6 / 9)
+    assert row["alpha_mle"] == pytest.approx(6 / 9)
     assert row["alpha_tv"] == pytest.approx(0.6)
-    # agrees with the headline metrics module on the same (warm-up-free) steps
-    steps = metrics.speculative_steps(tr.steps, tr.requests)
-    assert row["acceptance_rate"] == pytest.approx(metrics.acceptance_rate(steps))
-    assert row["tokens_per_step"] == pytest.approx(metrics.tokens_per_step(steps))
+    # the headline table takes its acceptance from acceptance_by (one computation)
+    head = summary.summary_table(tr).iloc[0]
+    assert head["acceptance_rate"] == row["acceptance_rate"] and head["tokens_per_step"] == row["tokens_per_step"]
+    assert head["speedup"] == pytest.approx((46 / 5) / (66 / 11)) and head["policy"] == "constant:3"
 
 
 def test_acceptance_by_category_and_request(tr):
     by_cat = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests, "category")
     assert list(by_cat["category"]) == ["code"]
     by_req = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests, "request_id")
-    assert list(by_req["request_id"]) == ["p0/speculative/g3"]
+    assert list(by_req["request_id"]) == ["p0/draft/constant:3"]
 
 
 def test_position_acceptance(tr):
@@ -89,15 +89,15 @@ def test_most_rejected(tr):
 
 def test_output_html_escapes_and_colours():
     tr = make_trace(texts=("<b>", "&", "x"))
-    page = acceptance.output_html(tr.tokens, "p0/speculative/g3")
+    page = acceptance.output_html(tr.tokens, "p0/draft/constant:3")
     assert "<b>" not in page.replace('<b style', '') and "&lt;b&gt;" in page and "&amp;" in page
-    emitted = int(tr.requests.set_index("request_id").loc["p0/speculative/g3", "new_tokens"])
+    emitted = int(tr.requests.set_index("request_id").loc["p0/draft/constant:3", "new_tokens"])
     assert page.count(" title=\"step ") == emitted                  # one span per emitted token
     assert acceptance.ROLE_STYLE["draft"][0] in page and acceptance.ROLE_STYLE["bonus"][0] in page
 
 
 def test_phase_breakdown_and_token_latency(tr):
-    ph = latency.phase_breakdown(tr.steps, tr.requests).set_index("mode")
+    ph = latency.phase_breakdown(tr.steps, tr.requests, by="mode").set_index("mode")
     assert ph.loc["speculative", "ms_per_token"] == pytest.approx(56 / 10)
     assert ph.loc["speculative", "draft_ms_per_token"] == pytest.approx(12 / 10)
     assert ph.loc["baseline", "ms_per_token"] == pytest.approx(9.0)
@@ -115,12 +115,14 @@ def test_verify_cost_and_cost_model(tr):
     a, b = latency.fit_verify_cost(v)
     assert b == pytest.approx(2 / 3) and a == pytest.approx(8 - 2 / 3)
     c = latency.cost_model(tr.steps, tr.requests)
-    assert c["t1"] == 8.0 and c["t_d"] == pytest.approx(1.0) and c["c"] == pytest.approx(0.125)
-    assert c["o_spec"] == 1.0 and c["o_base"] == 1.0 and c["has_baseline"]
+    assert c.t1 == 8.0 and c.t_d == pytest.approx(1.0) and c.c == pytest.approx(0.125)
+    assert c.o_spec == 1.0 and c.o_base == 1.0 and c.has_baseline
+    assert c.prefill_spec == 10.0 and c.prefill_base == 10.0 and c.new_tokens == pytest.approx((11 + 5) / 2)
+    assert float(c.spec_step_ms(3)) == pytest.approx(3 * 1.0 + (8 - 2 / 3) + 4 * 2 / 3 + 1.0)
 
 
 def test_timeline(tr):
-    tl = latency.timeline(tr.steps, "p0/speculative/g3")
+    tl = latency.timeline(tr.steps, "p0/draft/constant:3")
     step1 = tl[tl["step"] == 1].set_index("phase")
     assert step1.loc["draft", "start_ms"] == 10.0 and step1.loc["verify", "start_ms"] == 13.0
     assert step1.loc["other", "end_ms"] == 24.0
@@ -140,14 +142,25 @@ def test_gap_attribution_chain(tr):
     assert deltas.sum() == pytest.approx(gap[5])
 
 
-def test_optimal_gamma():
-    free = {"t1": 10.0, "c": 0.0, "a": 10.0, "b": 0.0, "o_spec": 0.0, "o_base": 0.0}
-    assert speedup.optimal_gamma(0.9, free, max_gamma=16) == 16      # free drafts: draft as far as allowed
-    costly = dict(free, c=2.0)
-    assert speedup.optimal_gamma(0.9, costly) == 1
-    curve = speedup.gamma_curve(0.8, dict(free, c=0.05))
-    assert list(curve["predicted"]) == pytest.approx(theory.predicted_speedup(0.8, np.arange(1, 17), 0.05))
-    assert curve["optimal"].sum() == 1
+def test_per_position_expectation_reduces_to_the_iid_model():
+    a = 0.7 ** np.arange(1, 9)
+    assert theory.expected_tokens_by_position(a, np.arange(0, 9)) == pytest.approx(
+        theory.expected_tokens(0.7, np.arange(0, 9)))
+    bursty = [0.8, 0.7, 0.65]  # a rising conditional: 0.875, 0.93
+    assert theory.expected_tokens_by_position(bursty, 3) == pytest.approx(1 + 0.8 + 0.7 + 0.65)
+
+
+def test_fit_positions_and_request_speedup(tr):
+    (f,) = speedup.fits(tr)
+    assert f.drafter == "draft" and f.alpha == pytest.approx(6 / 9)
+    assert list(f.positions) == pytest.approx([0.75, 0.5, 0.25])
+    assert list(f.a(5)) == pytest.approx([0.75, 0.5, 0.25, 0.125, 0.0625])  # extrapolated with the last ratio
+    e = float(f.expected(3))
+    assert e == pytest.approx(2.5)  # = measured τ: per-position acceptance reproduces the steps' mean exactly
+    c = f.costs
+    spec = c.prefill_spec + (c.new_tokens - 1) / e * float(c.spec_step_ms(3))
+    base = c.prefill_base + (c.new_tokens - 1) * c.base_token_ms
+    assert float(speedup.request_speedup(e, 3, c)) == pytest.approx(base / spec)
 
 
 def test_sweep_and_tuning_tables_over_two_runs():
@@ -155,7 +168,27 @@ def test_sweep_and_tuning_tables_over_two_runs():
     sweep = speedup.sweep_table(both)
     assert list(sweep["run_id"]) == ["r1", "r2"] and list(sweep["temperature"]) == [0.0, 1.0]
     assert sweep["measured"].iloc[0] == pytest.approx((46 / 5) / (66 / 11))
+    assert sweep["predicted_position"].iloc[0] != sweep["predicted_iid"].iloc[0]
     tun = speedup.tuning_table(both)
     assert len(tun) == 2 and (tun["best_measured_gamma"] == 3).all()
-    costs = latency.cost_model(make_trace().steps, make_trace().requests)
-    assert tun["optimal_gamma"].iloc[0] == speedup.optimal_gamma(2 / 3, costs)
+    curve = speedup.gamma_curve(speedup.fits(make_trace())[0], 8)
+    assert tun["optimal_gamma"].iloc[0] == int(curve.loc[curve["predicted_position"].idxmax(), "gamma"])
+    assert curve["optimal"].sum() == 1
+
+
+def test_policy_gamma_and_setting_labels():
+    pol = frames.policy_gamma(pd.Series(["constant:4", "threshold:0.4:16", "", "constant:12"]))
+    assert pol.iloc[0] == 4 and np.isnan(pol.iloc[1]) and np.isnan(pol.iloc[2]) and pol.iloc[3] == 12
+    frame = pd.DataFrame({"drafter": ["d", ""], "policy": ["constant:4", ""], "temperature": [0.0, 0.0]})
+    assert list(frames.setting_label(frame)) == ["d · constant:4", "baseline"]
+
+
+def test_unobserved_positions_are_not_rejections():
+    # a variable-γ request: steps drafted 1, 3 and 2 tokens; position 3 was drafted once (and accepted)
+    parts = [request_rows("p", "speculative", 3, [(1, 1.0, 9.0, 1.0, 1), (3, 3.0, 11.0, 1.0, 3),
+                                                  (0, 2.0, 10.0, 1.0, 2)], policy="threshold:0.4:3")]
+    t = Trace(meta={}, **{k: pd.DataFrame(parts[0][k]) for k in ("requests", "steps", "tokens")})
+    pos = acceptance.position_acceptance(t.steps, t.requests)
+    assert list(pos["proposed"]) == [3, 2, 1] and list(pos["accepted"]) == [2, 1, 1]
+    row = acceptance.acceptance_by(t.steps, t.tokens, t.requests).iloc[0]
+    assert row["drafted"] == 6 and row["accepted"] == 4 and row["judged"] == 5

@@ -23,10 +23,10 @@ def test_run_writes_a_complete_trace(model_dirs, prompts_file, tmp_path, capsys)
     assert main(run_args(model_dirs, prompts_file, out, "--gamma", "1,3", "--baseline")) == 0
     assert "acceptance_rate" in capsys.readouterr().out
     t = trace.load(out)
-    assert t.meta["config"]["gammas"] == [1, 3] and t.meta["models"]["target"]["parameters"] > 0
+    assert t.meta["config"]["policies"] == ["constant:1", "constant:3"] and t.meta["models"]["target"]["parameters"] > 0
     measured = t.requests[~t.requests["warmup"]]
     assert sorted(measured["request_id"]) == sorted(
-        f"{p}/{m}" for p in "abc" for m in ("baseline", "speculative/g1", "speculative/g3"))
+        f"{p}/{m}" for p in "abc" for m in ("baseline", "draft_prefix/constant:1", "draft_prefix/constant:3"))
     assert t.requests["warmup"].sum() == 3  # one flagged warm-up per mode and γ
     # Σ n_emitted = new_tokens, n ≤ γ, and greedy speculative output equals the baseline's, per prompt
     emitted = t.steps.groupby("request_id")["n_emitted"].sum()
@@ -34,7 +34,7 @@ def test_run_writes_a_complete_trace(model_dirs, prompts_file, tmp_path, capsys)
     assert (t.steps["n_accepted"] <= t.steps["gamma"]).all()
     text = measured.set_index("request_id")["output_text"]
     for p in "abc":
-        assert text[f"{p}/speculative/g1"] == text[f"{p}/speculative/g3"] == text[f"{p}/baseline"]
+        assert text[f"{p}/draft_prefix/constant:1"] == text[f"{p}/draft_prefix/constant:3"] == text[f"{p}/baseline"]
     drafts = t.tokens[t.tokens["role"] == "draft"]
     assert set(drafts["position"]) == {1, 2, 3} and drafts["token_text"].map(type).eq(str).all()
 
@@ -49,8 +49,9 @@ def test_killed_run_resumes_without_redoing_completed_requests(model_dirs, promp
     (out / "meta.json").write_text(json.dumps(meta))
     assert main(run_args(model_dirs, prompts_file, out, "--resume", "--no-warmup")) == 0
     again = trace.load(out)
-    assert sorted(again.requests["request_id"]) == ["a/speculative/g4", "b/speculative/g4", "c/speculative/g4"]
-    assert first["total_ms"].iloc[0] == again.requests.set_index("request_id").loc["a/speculative/g4", "total_ms"]
+    assert sorted(again.requests["request_id"]) == [f"{p}/draft_prefix/constant:4" for p in "abc"]
+    assert first["total_ms"].iloc[0] == again.requests.set_index("request_id").loc["a/draft_prefix/constant:4",
+                                                                                     "total_ms"]
     assert len(again.meta["sessions"]) == 2
 
 
@@ -65,7 +66,16 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.__setitem__(a.index("--target") + 1, str(t / "nope")), "no such directory"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, str(d["gpt2_target"]).replace("gpt2_target", "missing")),
      "no such directory"),
-    (lambda a, d, t: a.extend(["--gamma", "0"]), "--gamma must be ≥ 1"),
+    (lambda a, d, t: a.extend(["--gamma", "0"]), "must be a whole number of draft tokens from 1 to 64"),
+    (lambda a, d, t: a.extend(["--policy", "fancy"]), "unknown policy 'fancy'"),
+    (lambda a, d, t: a.extend(["--policy", "threshold:abc"]), "'abc' must be a probability"),
+    (lambda a, d, t: a.extend(["--policy", "threshold:1.5"]), "'1.5' must be a probability"),
+    (lambda a, d, t: a.extend(["--policy", "constant:0"]), "'0' must be a whole number"),
+    (lambda a, d, t: a.extend(["--policy", "heuristic,heuristic:5"]), "lists heuristic:5 more than once"),
+    (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram:0"), "expected ngram[:N[:M]]"),
+    (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:3"), "the target has 3 layers"),
+    (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:0"), "expected early-exit:L"),
+    (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram,ngram:3:1"), "lists ngram:3:1 more than once"),
     (lambda a, d, t: a.extend(["--max-new-tokens", "400"]), "exceeds the models' context window"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "empty.jsonl")), "no prompts"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "bad.jsonl")), "invalid JSON"),
@@ -152,7 +162,8 @@ def test_the_console_script_runs_as_a_user_would(model_dirs, prompts_file, tmp_p
     assert done.returncode == 0, done.stderr
     assert "tokens_per_step" in done.stdout
     bad = subprocess.run(cmd + ["--gamma", "-1"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["error: --gamma must be ≥ 1 (draft tokens per step)"]
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: policy 'constant:-1': '-1' must be a whole number of draft tokens from 1 to 64"]
     typo = subprocess.run(cmd + ["--gama", "2"], capture_output=True, text=True, timeout=300)
     assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1 and "--gama" in typo.stderr
 
@@ -163,9 +174,49 @@ def test_a_compacted_run_loads_the_same(model_dirs, prompts_file, tmp_path):
     before = trace.load(out)
     assert trace.compact(out) == 8  # 6 requests + 2 warm-ups
     after = trace.load(out)
-    assert sorted(p.name for p in out.glob("*.parquet")) == [f"{t}-00000.parquet" for t in ("requests", "steps", "tokens")]
-    for table in ("requests", "steps", "tokens"):
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(f"{t}-00000.parquet" for t in trace.TABLES)
+    for table in trace.TABLES:
         assert getattr(after, table).equals(getattr(before, table))
+
+
+def test_drafters_and_policies_sweep_in_one_run(model_dirs, prompts_file, tmp_path):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--limit", "2", "--policy",
+                    "constant:2,heuristic:2,threshold:0.3:4,adaptive:4")
+    args[args.index("--draft") + 1] = f"{model_dirs['draft_prefix']},ngram,early-exit:2"
+    assert main(args) == 0
+    t = trace.load(out)
+    measured = t.requests[~t.requests["warmup"]]
+    assert len(measured) == 2 * (1 + 3 * 4) and set(measured["drafter"]) == {"", "draft_prefix", "ngram:3:1",
+                                                                              "early-exit:2"}
+    texts = measured.groupby("prompt_id")["output_text"].nunique()
+    assert (texts == 1).all()  # greedy: every drafter and policy reproduces the baseline's text
+    assert set(t.steps["draft_stop"]) - {""} <= {"cap", "policy", "threshold", "budget", "eos", "no-match"}
+    # the teacher-forced table: once per prompt and model-backed drafter (not for ngram), one row per output token
+    assert set(t.forced["drafter"]) == {"draft_prefix", "early-exit:2"}
+    per = t.forced.groupby(["drafter", "request_id"]).size()
+    assert len(per) == 2 * 2 and (per == 12).all()
+
+
+def test_a_moved_checkout_resumes_without_redoing_anything(model_dirs, prompts_file, tmp_path, monkeypatch):
+    import shutil
+    home = tmp_path / "checkout"
+    (home / "models").mkdir(parents=True)
+    for name in ("target", "draft_prefix"):
+        shutil.copytree(model_dirs[name], home / "models" / name)
+    shutil.copy(prompts_file, home / "prompts.jsonl")
+    monkeypatch.chdir(home)
+    args = ["run", "--target", "models/target", "--draft", "models/draft_prefix", "--prompts", "prompts.jsonl",
+            "--out", "run", "--max-new-tokens", "8", "--no-progress", "--limit", "2"]
+    assert main(args) == 0
+    before = trace.load("run").requests
+    moved = tmp_path / "moved"
+    home.rename(moved)
+    monkeypatch.chdir(moved)
+    assert main([*args, "--resume"]) == 0
+    after = trace.load("run")
+    assert after.requests["request_id"].tolist() == before["request_id"].tolist()  # nothing redone
+    assert len(after.meta["sessions"]) == 2
 
 
 def test_per_category_keeps_the_first_prompts_of_each_category(prompts_file):

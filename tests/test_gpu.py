@@ -4,31 +4,30 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import decoding, drafter, first_layers, make_model
 
-from tiny_models import first_layers, make_model
-from workbench.models import CausalLM
+from workbench.decoding import generate_baseline, generate_speculative
+from workbench.policies import parse_policy
 from workbench.recorder import NullRecorder, TraceRecorder
-from workbench.sampling import SamplingConfig
-from workbench.speculative import Decoding, generate_baseline, generate_speculative
-from workbench.timing import PhaseClock
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-@pytest.mark.parametrize("gamma", [1, 4, 8])
-def test_greedy_speculative_equals_greedy_target_on_cuda(tokenizer, gamma):
+@pytest.mark.parametrize("spec, policy", [("model", "constant:1"), ("model", "constant:4"), ("model", "constant:8"),
+                                          ("model", "adaptive:8"), ("ngram", "threshold:0.4:8"),
+                                          ("early-exit:1", "heuristic")])
+def test_greedy_speculative_equals_greedy_target_on_cuda(tokenizer, spec, policy):
     cuda = torch.device("cuda")
     target = make_model("llama", vocab_size=len(tokenizer), seed=1, layers=3).to(cuda)
     vocab = len(tokenizer)
-    dec = Decoding(target=CausalLM(target, vocab), draft=CausalLM(first_layers(target, 1), vocab),
-                   sampling=SamplingConfig(), generator=torch.Generator(device=cuda).manual_seed(0),
-                   clock=PhaseClock(cuda), eos_ids=frozenset(), max_new_tokens=32)
+    dec = decoding(target, vocab, max_new=32)
     ids = tokenizer("The quick brown fox")["input_ids"]
     rec = TraceRecorder()
-    spec = generate_speculative(dec, ids, gamma, rec)
+    spec_out = generate_speculative(dec, drafter(spec, target, vocab, first_layers(target, 1)), parse_policy(policy),
+                                    ids, rec)
     times = dec.clock.finish()
     base = generate_baseline(dec, ids, NullRecorder())
     dec.clock.finish()
-    assert spec.tokens == base.tokens
+    assert spec_out.tokens == base.tokens
     steps, _ = rec.rows(times, {"run_id": "r", "request_id": "x"}, tokenizer.batch_decode)
     assert all(s["verify_ms"] > 0 for s in steps) and times == sorted(times)

@@ -7,8 +7,9 @@ import shutil
 import pytest
 import torch
 
+from workbench.drafters import parse_drafter
 from workbench.errors import WorkbenchError
-from workbench.models import resolve_device, resolve_dtype, resolve_model_dir
+from workbench.loading import resolve_device, resolve_dtype, resolve_model_dir
 from workbench.pair import load_pair
 
 
@@ -39,11 +40,11 @@ def test_device_and_dtype_resolution():
 
 
 def test_pair_loads_in_bfloat16_and_records_it(model_dirs):
-    pair = load_pair(target=str(model_dirs["target"]), draft=str(model_dirs["draft_prefix"]), device="cpu",
-                     dtype="bfloat16")
+    pair = load_pair(target=str(model_dirs["target"]), drafts=[parse_drafter(str(model_dirs["draft_prefix"]))],
+                     device="cpu", dtype="bfloat16")
     assert pair.dtype == torch.bfloat16 and pair.info["dtype"] == "bfloat16"
     assert next(pair.target.model.parameters()).dtype == torch.bfloat16
-    assert pair.info["target"]["parameters"] > pair.info["draft"]["parameters"]
+    assert pair.info["target"]["parameters"] > pair.info["drafts"]["draft_prefix"]["parameters"]
     assert len(pair.info["target"]["content_sha256"]) == 64
 
 

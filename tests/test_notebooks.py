@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import papermill as pm
 import pytest
-
 from trace_fixtures import write_synthetic_run
+
 from workbench import report, trace
-from workbench.analysis import acceptance, latency, metrics, speedup
+from workbench.analysis import acceptance, latency, speedup
 from workbench.errors import TraceError, WorkbenchError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,24 +63,24 @@ def test_exactly_one_parameters_cell_with_run_parameter(name):
 def test_acceptance_figures_match_analysis(built, run_dir):
     fig = _figures(built, run_dir, "acceptance")
     tr = trace.load(run_dir)
-    steps = metrics.speculative_steps(tr.steps, tr.requests)
-    assert fig["acceptance_rate"] == pytest.approx(metrics.acceptance_rate(steps))
-    assert fig["tokens_per_step"] == pytest.approx(metrics.tokens_per_step(steps))
-    assert fig["alpha_mle"] == pytest.approx(acceptance.acceptance_by(tr.steps, None, tr.requests)["alpha_mle"][0])
+    overall = acceptance.acceptance_by(tr.steps, tr.tokens, tr.requests).iloc[0]
+    for key in ("acceptance_rate", "tokens_per_step", "alpha_mle", "alpha_tv"):
+        assert fig[key] == pytest.approx(overall[key])
+    assert fig["steps"] == overall["steps"] > 0
 
 
 def test_latency_figures_match_analysis(built, run_dir):
     fig = _figures(built, run_dir, "latency")
     tr = trace.load(run_dir)
-    costs = latency.cost_model(tr.steps, tr.requests)
+    costs = latency.cost_model(tr.steps, tr.requests).as_dict()
     for key in ("t1", "t_d", "c", "a", "b"):
         assert fig[key] == pytest.approx(costs[key])
-    table = metrics.speedup_table(tr.requests)
+    table = speedup.speedup_table(tr.requests)
     assert sorted(fig["speedup"].values()) == pytest.approx(sorted(table["speedup"]))
 
 
 def test_tuning_figures_match_analysis(built, run_dir):
-    fig = _figures(built, run_dir, "tuning")["runs"][0]
+    fig = _figures(built, run_dir, "tuning")["rows"][0]
     tun = speedup.tuning_table(speedup.combine([trace.load(run_dir)])).iloc[0]
     assert fig["optimal_gamma"] == tun["optimal_gamma"]
     assert fig["alpha"] == pytest.approx(tun["alpha"])
@@ -94,13 +94,15 @@ def test_html_pages_have_plots_and_nothing_remote(built):
     pages = sorted(built.glob("*.html"))
     assert {p.name for p in pages} >= {"index.html", "tuning.html"} and len(pages) == 4
     index = (built / "index.html").read_text()
+    assert (built / report.PLOTLY_JS).stat().st_size > 1_000_000  # plotly.js, once per report
     for p in pages:
         text = p.read_text(encoding="utf-8")
         assert not REMOTE.search(text), f"{p.name} loads a remote resource"
         if p.name != "index.html":
             assert p.name in index
             assert text.count('class="plotly-graph-div"') >= 3, p.name
-            assert text.count("<script>") >= 1 and "Plotly.newPlot" in text
+            assert f'<script src="{report.PLOTLY_JS}"></script>' in text and "Plotly.newPlot" in text
+            assert p.stat().st_size < 2_000_000, f"{p.name} embeds plotly.js again"
     tuning = (built / "tuning.html").read_text(encoding="utf-8")
     assert '"sliders"' in tuning and "application/vnd.jupyter.widget-view" not in tuning
 
@@ -174,7 +176,22 @@ def test_bad_inputs_raise_one_line_errors(tmp_path):
 def test_cli_parser():
     import argparse
 
+    from workbench.commands import report as report_command
+
     parser = argparse.ArgumentParser()
-    report.add_parser(parser.add_subparsers(dest="command"))
+    report_command.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", "a", "b", "--out", "rep"])
-    assert args.run_dirs == [Path("a"), Path("b")] and args.out == Path("rep") and args.func is report.run
+    assert args.run_dirs == [Path("a"), Path("b")] and args.out == Path("rep") and args.func is report_command.main
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebooks_are_clean_sources(name):
+    """The .ipynb files are the single source: no outputs, no execution counts, widgets tagged explicitly."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: committed with outputs"
+            uses_widgets = "widget" in cell.source and "display(" in cell.source
+            assert uses_widgets == ("jupyterlab-only" in cell.metadata.get("tags", [])), cell.source[:60]

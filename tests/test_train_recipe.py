@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from workbench.commands import train as train_cli
 from workbench.errors import WorkbenchError
-from workbench.train import cli as train_cli
 from workbench.train.corpus import SourceSpec, load_documents, split_documents
 from workbench.train.recipe import micro_preset, rebuild_prompts, train_default_pair
 
@@ -102,7 +102,7 @@ def test_cli_rejects_bad_steps(tmp_path: Path) -> None:
     train_cli.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", "--out", str(tmp_path), "--steps-target", "0", "--code-dir", str(tmp_path)])
     with pytest.raises(WorkbenchError, match="steps-target"):
-        train_cli.run(args)
+        train_cli.main(args)
 
 
 def test_draft_only_redistills_the_draft_from_the_saved_target(tmp_path: Path) -> None:

@@ -6,9 +6,16 @@ import copy
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
-                          Qwen2Config, Qwen2ForCausalLM)
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 TEXT = ("The quick brown fox jumps over the lazy dog. A speculative decoder drafts tokens and the target verifies "
         "them in one pass. def add(a, b):\n    return a + b\n" * 20)
@@ -53,7 +60,8 @@ def first_layers(model, layers: int):
     else:
         draft.model.layers = draft.model.layers[:layers]
         draft.config.num_hidden_layers = layers
-        draft.config.layer_types = draft.config.layer_types[:layers] if getattr(draft.config, "layer_types", None) else None
+        types = getattr(draft.config, "layer_types", None)
+        draft.config.layer_types = types[:layers] if types else None
     return draft
 
 
@@ -62,3 +70,33 @@ def save(model, tokenizer, path: Path) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def decoding(target, vocab: int, *, max_new: int = 24, eos=frozenset(), sampling=None, seed: int = 0):
+    """The tests' one way to build a ``Decoding`` around a bare target model (runs use ``Decoding.create``)."""
+    from workbench.decoding import Decoding
+    from workbench.lm import CausalLM
+    from workbench.sampling import SamplingConfig
+    from workbench.timing import PhaseClock
+
+    device = next(target.parameters()).device
+    return Decoding(target=CausalLM(target, vocab), sampling=sampling or SamplingConfig(),
+                    generator=torch.Generator(device=device).manual_seed(seed), clock=PhaseClock(device),
+                    eos_ids=frozenset(eos), max_new_tokens=max_new)
+
+
+def drafter(spec: str, target, vocab: int, draft_model=None):
+    """A drafter for tests: ``model`` (``draft_model``), ``ngram[:N[:M]]`` or ``early-exit:L`` over ``target``."""
+    from workbench.drafters import parse_drafter
+    from workbench.drafters.early_exit import first_layers_view
+    from workbench.drafters.model import ModelDrafter
+    from workbench.drafters.ngram import NgramDrafter
+    from workbench.lm import CausalLM
+
+    device = next(target.parameters()).device
+    if spec == "model":
+        return ModelDrafter(CausalLM(draft_model, vocab), "draft")
+    d = parse_drafter(spec)
+    if d.kind == "ngram":
+        return NgramDrafter(d.label, d.n_max, d.n_min, vocab, device)
+    return ModelDrafter(CausalLM(first_layers_view(target, d.layers), vocab), d.label)

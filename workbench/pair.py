@@ -1,28 +1,40 @@
-"""The target/draft pair of a run, loaded once: models with their caches, the shared tokenizer, device, dtype."""
+"""The models of a run, loaded once: the target, every draft model and early-exit view, the shared tokenizer."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
+from workbench import paths
+from workbench.drafters import DrafterSpec
 from workbench.errors import WorkbenchError
-from workbench.models import (CausalLM, check_same_vocabulary, context_window, describe, load_model, load_tokenizer,
-                              resolve_device, resolve_dtype, resolve_model_dir, shared_vocab_size)
+from workbench.lm import CausalLM
+from workbench.loading import (
+    check_same_vocabulary,
+    context_window,
+    describe,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_dir,
+    shared_vocab_size,
+)
 
 
 @dataclass
 class ModelPair:
     target: CausalLM  # p
-    draft: CausalLM | None  # q (None when only the baseline is run)
-    tokenizer: object  # the target's tokenizer (the draft's maps tokens to the same ids)
+    tokenizer: object  # the target's tokenizer (every draft model's maps tokens to the same ids)
     device: torch.device
     dtype: torch.dtype
     info: dict  # what meta.json records about the models
+    drafts: dict[str, CausalLM] = field(default_factory=dict)  # q of each model drafter, by drafter label
 
     @property
     def context_window(self) -> int | None:
-        windows = [w for w in (context_window(lm.model) for lm in (self.target, self.draft) if lm) if w]
+        windows = [w for w in (context_window(lm.model) for lm in (self.target, *self.drafts.values())) if w]
         return min(windows) if windows else None
 
     def eos_ids(self) -> frozenset[int]:
@@ -40,35 +52,36 @@ class ModelPair:
         return self.tokenizer.batch_decode([[i] for i in token_ids])
 
 
-def load_pair(*, target: str, draft: str | None, device: str, dtype: str,
+def load_pair(*, target: str, drafts: list[DrafterSpec], device: str, dtype: str,
               trust_remote_code: bool = False) -> ModelPair:
-    """Resolve device and dtype once, load both models and check that they share a vocabulary."""
+    """Resolve device and dtype once, load the target and every draft model, check the shared vocabulary."""
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    target_dir = resolve_model_dir(target)
-    draft_dir = resolve_model_dir(draft) if draft else None
-    tokenizer = load_tokenizer(target_dir, trust_remote_code=trust_remote_code)
-    if draft_dir is not None:
-        check_same_vocabulary(tokenizer, load_tokenizer(draft_dir, trust_remote_code=trust_remote_code))
     kw = dict(device=dev, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    target_dir = resolve_model_dir(paths.model_path(target, "target"))
+    tokenizer = load_tokenizer(target_dir, trust_remote_code=trust_remote_code)
+    draft_dirs = {d.label: resolve_model_dir(paths.model_path(d.model, "draft")) for d in drafts if d.kind == "model"}
+    for draft_dir in draft_dirs.values():
+        check_same_vocabulary(tokenizer, load_tokenizer(draft_dir, trust_remote_code=trust_remote_code))
     target_model = load_model(target_dir, **kw)
-    draft_model = load_model(draft_dir, **kw) if draft_dir else None
-    vocab = shared_vocab_size(target_model, draft_model or target_model, tokenizer)
+    draft_models = {label: load_model(d, **kw) for label, d in draft_dirs.items()}
+    vocab = shared_vocab_size([target_model, *draft_models.values()], tokenizer)
     info = {"target": asdict(describe(target_model, target_dir)),
-            "draft": asdict(describe(draft_model, draft_dir)) if draft_model else None,
+            "drafts": {label: asdict(describe(m, draft_dirs[label])) for label, m in draft_models.items()},
             "tokenizer": {"name": type(tokenizer).__name__, "path": str(target_dir), "size": len(tokenizer)},
             "vocab_size": vocab, "dtype": str(torch_dtype).removeprefix("torch.")}
-    if draft_model is not None and info["draft"]["parameters"] >= info["target"]["parameters"]:
-        info["note"] = "the draft is not smaller than the target"
-    return ModelPair(target=CausalLM(target_model, vocab), draft=CausalLM(draft_model, vocab) if draft_model else None,
-                     tokenizer=tokenizer, device=dev, dtype=torch_dtype, info=info)
+    small = [label for label, d in info["drafts"].items() if d["parameters"] >= info["target"]["parameters"]]
+    if small:
+        info["note"] = f"draft not smaller than the target: {', '.join(small)}"
+    return ModelPair(target=CausalLM(target_model, vocab), tokenizer=tokenizer, device=dev, dtype=torch_dtype,
+                     info=info, drafts={label: CausalLM(m, vocab) for label, m in draft_models.items()})
 
 
-def check_fits(pair: ModelPair, prompt_id: str, prompt_len: int, max_new_tokens: int, gamma: int) -> None:
-    """A request must fit the context window, including the γ+1 tokens a verify may look ahead."""
+def check_fits(pair: ModelPair, prompt_id: str, prompt_len: int, max_new_tokens: int) -> None:
+    """A request must fit the context window (a verify never looks past the token budget: γ is clipped to it)."""
     window = pair.context_window
     if prompt_len == 0:
         raise WorkbenchError(f"prompt {prompt_id!r} encodes to no tokens")
-    if window is not None and prompt_len + max_new_tokens + gamma + 1 > window:
+    if window is not None and prompt_len + max_new_tokens > window:
         raise WorkbenchError(f"prompt {prompt_id!r} is {prompt_len} tokens; with --max-new-tokens {max_new_tokens} "
-                             f"and gamma {gamma} it exceeds the models' context window of {window} tokens")
+                             f"it exceeds the models' context window of {window} tokens")

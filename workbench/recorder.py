@@ -1,4 +1,4 @@
-"""Observing the decode loop: the loop reports a ``StepEvent`` per step; a recorder turns them into trace rows.
+"""Observing the decode loop: the loop reports a ``StepEvent`` per step to a ``Recorder``.
 
 ``TraceRecorder`` reduces each step's tensors to a few numbers at once (so no γ×V tensor outlives its step) and
 builds the ``steps`` and ``tokens`` rows of docs/TRACE.md when the request ends and its clock is resolved.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -29,6 +30,14 @@ class StepEvent:
     role: str  # role of that token: correction | bonus | target
     x: torch.Tensor | None = None  # drafted tokens [γ]
     q: torch.Tensor | None = None  # draft distributions [γ, V]
+    gamma_planned: int = 0  # γ the policy planned before the step (before the budget clip and any early stop)
+    draft_stop: str = ""  # why drafting ended: cap | policy | threshold | budget | eos | no-match ("" = no drafting)
+
+
+class Recorder(Protocol):
+    """What the decode loop reports to: one call per step, tensors valid only during the call."""
+
+    def on_step(self, event: StepEvent) -> None: ...
 
 
 class NullRecorder:
@@ -52,25 +61,27 @@ class TraceRecorder:
     def on_step(self, event: StepEvent) -> None:
         self._steps.append(_reduce(event))
 
-    def rows(self, times_ms: list[float], ids: dict, decode) -> tuple[list[dict], list[dict]]:
-        """``times_ms``: the resolved clock marks; ``ids``: run_id/request_id; ``decode``: token id → text."""
+    def rows(self, times_ms: list[float], keys: dict, decode) -> tuple[list[dict], list[dict]]:
+        """``times_ms``: the resolved clock marks; ``keys``: the row keys run_id / request_id; ``decode``: token id →
+        text."""
         steps, tokens = [], []
         for i, rec in enumerate(self._steps):
             ev = rec.event
             start, after_draft, after_verify = (times_ms[m] for m in ev.marks)
             end = times_ms[self._steps[i + 1].event.marks[0]] if i + 1 < len(self._steps) else times_ms[-1]
-            steps.append({**ids, "step": ev.step, "gamma": ev.gamma, "n_accepted": ev.n_accepted,
+            steps.append({**keys, "step": ev.step, "gamma": ev.gamma, "gamma_planned": ev.gamma_planned,
+                          "draft_stop": ev.draft_stop, "n_accepted": ev.n_accepted,
                           "n_emitted": len(ev.emitted), "context_len": ev.context_len,
                           "draft_ms": after_draft - start, "verify_ms": after_verify - after_draft,
                           "other_ms": end - after_verify, "t_start_ms": start})
-            tokens += _token_rows(rec, ids, decode)
+            tokens += _token_rows(rec, keys, decode)
         return steps, tokens
 
 
 def _reduce(event: StepEvent) -> _Step:
     """Pull the per-token numbers out of the step's tensors in one host transfer."""
     p, x, q, n = event.p, event.x, event.q, event.n_accepted
-    if x is None:  # target-only step: only p of the chosen token
+    if x is None or x.shape[0] == 0:  # target-only step (baseline, prefill, or nothing drafted): p of the token
         rec = _Step(event=_strip(event))
         rec.final_stats = (NAN, float(p[-1, event.token]), NAN)
         return rec
@@ -91,16 +102,16 @@ def _strip(event: StepEvent) -> StepEvent:
     return dataclasses.replace(event, p=None, x=None, q=None)
 
 
-def _token_rows(rec: _Step, ids: dict, decode) -> list[dict]:
+def _token_rows(rec: _Step, keys: dict, decode) -> list[dict]:
     ev, n, emitted = rec.event, rec.event.n_accepted, len(rec.event.emitted)
     rows = []
     for i, (token, q, p, alpha) in enumerate(rec.draft_stats):
-        rows.append({**ids, "step": ev.step, "position": i + 1, "token_id": int(token), "q": q, "p": p,
+        rows.append({**keys, "step": ev.step, "position": i + 1, "token_id": int(token), "q": q, "p": p,
                      "accept_prob": min(1.0, p / q) if q > 0 else NAN, "accepted": i < n, "evaluated": i <= n,
                      "emitted": i < min(n, emitted), "alpha_tv": alpha, "role": "draft"})
     q, p, alpha = rec.final_stats
     position = 0 if ev.role == "target" else n + 1
-    rows.append({**ids, "step": ev.step, "position": position, "token_id": ev.token, "q": q, "p": p,
+    rows.append({**keys, "step": ev.step, "position": position, "token_id": ev.token, "q": q, "p": p,
                  "accept_prob": NAN, "accepted": False, "evaluated": False, "emitted": emitted == n + 1,
                  "alpha_tv": alpha, "role": ev.role})
     texts = decode([r["token_id"] for r in rows])

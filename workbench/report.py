@@ -3,8 +3,9 @@
 ``workbench report RUN_DIR [RUN_DIR ...] --out REPORT_DIR`` writes, per run, ``acceptance_<run>`` and
 ``latency_<run>`` (.ipynb executed + .html), one ``tuning`` page comparing all runs, their key figures as
 ``*_figures.json`` and an ``index.html`` linking everything. Every HTML page renders with no network: plotly.js is
-inlined by the notebooks' renderer, and the CDN scripts nbconvert's template would add (require.js, MathJax,
-mermaid, the widget manager) are left out; cells tagged ``jupyterlab-only`` (ipywidgets) are dropped from HTML.
+written once into the report directory (``plotly.min.js``) and each page loads it from there, and the CDN scripts
+nbconvert's template would add (require.js, MathJax, mermaid, the widget manager) are left out; cells tagged
+``jupyterlab-only`` (ipywidgets) are dropped from HTML.
 
 Notebooks run in-process (papermill → nbclient) on a kernel that is *this* interpreter: a kernelspec pointing at
 ``sys.executable`` (with this checkout on PYTHONPATH) is written to a temporary directory that is prepended to
@@ -13,7 +14,6 @@ JUPYTER_PATH for the duration (other JUPYTER_* / IPYTHONDIR settings are honoure
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import html
 import json
@@ -23,10 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench import trace
+from workbench import paths, trace
 from workbench.errors import WorkbenchError
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "workbench-report"
 # Remote resources that must never reach a report page (src/href pointing at http(s)).
 REMOTE = re.compile(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//[^>]*>(\s*</script>)?""", re.I)
@@ -37,9 +36,10 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock -%}
 {%- block jupyter_widgets -%}{%- endblock -%}
 """
-PAGES = {"acceptance": "Acceptance: how many drafts are kept, by position, category and token",
+PAGES = {"acceptance": "Acceptance: how many drafts are kept, by position, drafter, policy, category and token",
          "latency": "Latency: phases, verify cost, TTFT, predicted vs measured speedup",
-         "tuning": "Tuning: speedup vs γ and the predicted-optimal γ, with what-if explorers"}
+         "tuning": "Tuning: speedup vs γ, policies measured and replayed against the oracle, the setting to use"}
+PLOTLY_JS = "plotly.min.js"  # written once per report directory; every page loads it with a relative src
 
 
 @contextlib.contextmanager
@@ -50,7 +50,7 @@ def _this_interpreter_kernel():
         spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
         # PYTHONPATH: the kernel imports the same workbench package as this process, installed or not.
-        path = os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+        path = os.pathsep.join([str(Path(__file__).resolve().parent.parent),  # the package this process imports
                                 *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])])
         spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--log-level=ERROR"],
                 "display_name": "workbench (this interpreter)", "language": "python", "env": {"PYTHONPATH": path}}
@@ -69,9 +69,10 @@ def execute(notebook: str, out_ipynb: Path, parameters: dict, kernel_name: str) 
     """Run notebooks/<notebook>.ipynb with papermill (cwd = notebooks/); failures become one-line errors."""
     import papermill as pm
 
+    nb_dir = paths.notebooks_dir()
     try:
-        pm.execute_notebook(str(NOTEBOOKS_DIR / f"{notebook}.ipynb"), str(out_ipynb), parameters=parameters,
-                            cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=False, log_output=False)
+        pm.execute_notebook(str(nb_dir / f"{notebook}.ipynb"), str(out_ipynb), parameters=parameters,
+                            cwd=str(nb_dir), kernel_name=kernel_name, progress_bar=False, log_output=False)
     except pm.PapermillExecutionError as exc:
         raise WorkbenchError(f"{notebook} notebook failed ({out_ipynb}): {exc.ename}: {exc.evalue}") from None
 
@@ -92,7 +93,9 @@ def to_offline_html(executed: Path, out_html: Path, *, exclude_input: bool = Tru
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"jupyterlab-only", "parameters",
                                                                            "injected-parameters"}), enabled=True)
     body, _ = exporter.from_notebook_node(nb)
-    out_html.write_text(REMOTE.sub("", body), encoding="utf-8")  # e.g. plotly's per-figure MathJax CDN tag
+    body = REMOTE.sub("", body)  # e.g. plotly's per-figure MathJax CDN tag
+    body = body.replace("<head>", f'<head>\n<script src="{PLOTLY_JS}"></script>', 1)
+    out_html.write_text(body, encoding="utf-8")
 
 
 def _names(run_dirs: list[Path]) -> list[str]:
@@ -105,17 +108,18 @@ def _names(run_dirs: list[Path]) -> list[str]:
 
 
 def _headline(traces: list[trace.Trace], names: list[str]) -> str:
-    """Per run: what was measured (models, device, date) and the answer per γ (metrics.summary_table)."""
-    from workbench.analysis.metrics import summary_table
+    """Per run: what was measured (models, device, date) and the answer per setting (summary.summary_table)."""
+    from workbench.analysis.summary import summary_table
 
     parts = []
     for t, name in zip(traces, names):
         models, env = t.meta.get("models", {}), t.meta.get("environment", {})
         size = lambda m: f"{m['parameters'] / 1e6:.1f}M" if m else "-"  # noqa: E731
-        about = (f"target {size(models.get('target'))} params, draft {size(models.get('draft'))}, "
+        drafts = ", ".join(f"{k} {size(v)}" for k, v in (models.get("drafts") or {}).items()) or "none"
+        about = (f"target {size(models.get('target'))} params, draft models: {drafts}, "
                  f"{models.get('dtype', '?')} on {env.get('device_name', env.get('device', '?'))}, "
                  f"created {t.meta.get('created', '?')}")
-        table = summary_table(t.requests, t.steps).to_html(index=False, float_format=lambda v: f"{v:.3f}",
+        table = summary_table(t).to_html(index=False, float_format=lambda v: f"{v:.3f}",
                                                             border=0, classes="wb")
         parts.append(f"<h2>{html.escape(name)} <small>run {html.escape(str(t.meta.get('run_id')))}</small></h2>"
                      f"<p>{html.escape(about)}</p>{table}")
@@ -134,7 +138,8 @@ def _index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str, summ
             "body{font-family:sans-serif;margin:2em;max-width:1200px}td,th{border:1px solid #ccc;padding:2px 8px}"
             "table{border-collapse:collapse}small{color:#666;font-weight:normal}</style></head><body>"
             "<h1>Speculative decoding report</h1><p>Measured speedup = per-prompt median of baseline ÷ speculative "
-            "ms/token, both measured in the same run; acceptance rate = Σn/Σγ; tokens per step τ = mean(n+1).</p>"
+            "ms/token, both measured in the same run; acceptance rate = Σn/Σγ; tokens per step τ = mean(n+1); "
+            "drafter · policy name each speculative setting.</p>"
             f"{headline}<h2>Pages</h2><ul>{links}</ul><h2>Key figures recorded by each page</h2>"
             f"<div style='overflow-x:auto'><table><tr>{head}</tr>{rows}</table></div>"
             "<p>How to read the pages: docs/REPORTS.md in the workbench repository.</p></body></html>")
@@ -154,6 +159,13 @@ def _flat(page: str, figures: dict) -> dict:
     return row
 
 
+def write_plotly_js(out_dir: Path) -> None:
+    """plotly.js, once per report directory (about 4.6 MB), from the installed plotly package."""
+    from plotly.offline import get_plotlyjs
+
+    (out_dir / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
+
+
 def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) -> Path:
     """Execute the notebooks on ``run_dirs`` into ``out_dir``; returns the path of index.html.
 
@@ -166,10 +178,10 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
-    if not (NOTEBOOKS_DIR / "tuning.ipynb").is_file():
-        raise WorkbenchError(f"{NOTEBOOKS_DIR}: report notebooks not found (run from a source checkout)")
+    paths.notebooks_dir()  # one clear error when the notebooks cannot be found
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_plotly_js(out_dir)
     jobs = [(nb, f"{nb}_{name}", {"run_dir": str(d)})
             for d, name in zip(run_dirs, _names(run_dirs)) for nb in ("acceptance", "latency")]
     jobs.append(("tuning", "tuning", {"run_dirs": [str(d) for d in run_dirs]}))
@@ -182,26 +194,8 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
             figures = json.loads(figures_json.read_text())
             pages.append((f"{stem}.html", stem, PAGES[nb]))
             if nb == "tuning":
-                summary += [_flat(f"tuning {r['run_id']} T={r['temperature']:g}", r) for r in figures["runs"]]
+                summary += [_flat(f"tuning {r['run_id']} {r['drafter']} T={r['temperature']:g}", r)
+                            for r in figures["rows"]]
             else:
                 summary.append(_flat(stem, figures))
     return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``report RUN_DIR [RUN_DIR ...] --out REPORT_DIR`` to the CLI's subparsers."""
-    p = subparsers.add_parser("report", help="execute the analysis notebooks on runs and write offline HTML",
-                              description="Execute notebooks/{acceptance,latency,tuning}.ipynb on run directories "
-                                          "and write executed notebooks, standalone HTML pages and index.html.")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory from `workbench run`")
-    p.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """CLI entry of ``workbench report``; errors are raised as WorkbenchError for the CLI to print."""
-    index = build_report(args.run_dirs, args.out, progress=not args.no_progress)
-    print(f"report written: {index}")
-    return 0

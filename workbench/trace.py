@@ -1,7 +1,8 @@
 """Run directories: per-request Parquet parts written atomically, and `load()` to read them back.
 
-Layout and every column are documented in docs/TRACE.md (the contract). A request's part is three files,
-``steps-<k>.parquet``, ``tokens-<k>.parquet`` and — last, as the completion marker — ``requests-<k>.parquet``.
+Layout and every column are documented in docs/TRACE.md (the contract). A request's part is four files,
+``steps-<k>``, ``tokens-<k>``, ``forced-<k>`` and — last, as the completion marker — ``requests-<k>.parquet``.
+Format version 2 (meta.json ``trace_version``); ``load`` also reads version 1 runs (see ``_upgrade_v1``).
 """
 
 from __future__ import annotations
@@ -18,34 +19,42 @@ import pyarrow.parquet as pq
 from workbench.errors import TraceError
 
 META_FILE = "meta.json"
-_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+TRACE_VERSION = 2  # 2: drafter/policy per request (requests.gamma removed), gamma_planned/draft_stop, forced table
+_S, _I, _F, _B, _L = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.int64())
 
 # One explicit schema per table, so empty parts and NaNs keep their types (docs/TRACE.md explains each column).
 SCHEMAS: dict[str, pa.Schema] = {
     "requests": pa.schema([
-        ("run_id", _S), ("request_id", _S), ("prompt_id", _S), ("category", _S), ("mode", _S), ("gamma", _I),
-        ("temperature", _F), ("prompt_tokens", _I), ("new_tokens", _I), ("prefill_ms", _F), ("ttft_ms", _F),
-        ("total_ms", _F), ("tokens_per_s", _F), ("ms_per_token", _F), ("output_text", _S), ("stop_reason", _S),
-        ("warmup", _B)]),
+        ("run_id", _S), ("request_id", _S), ("prompt_id", _S), ("category", _S), ("mode", _S), ("drafter", _S),
+        ("policy", _S), ("temperature", _F), ("prompt_tokens", _I), ("new_tokens", _I), ("prefill_ms", _F),
+        ("ttft_ms", _F), ("total_ms", _F), ("tokens_per_s", _F), ("ms_per_token", _F), ("output_text", _S),
+        ("stop_reason", _S), ("warmup", _B), ("started_at", _F), ("prompt_token_ids", _L),
+        ("output_token_ids", _L)]),
     "steps": pa.schema([
-        ("run_id", _S), ("request_id", _S), ("step", _I), ("gamma", _I), ("n_accepted", _I), ("n_emitted", _I),
-        ("context_len", _I), ("draft_ms", _F), ("verify_ms", _F), ("other_ms", _F), ("t_start_ms", _F)]),
+        ("run_id", _S), ("request_id", _S), ("step", _I), ("gamma", _I), ("gamma_planned", _I), ("draft_stop", _S),
+        ("n_accepted", _I), ("n_emitted", _I), ("context_len", _I), ("draft_ms", _F), ("verify_ms", _F),
+        ("other_ms", _F), ("t_start_ms", _F)]),
     "tokens": pa.schema([
         ("run_id", _S), ("request_id", _S), ("step", _I), ("position", _I), ("token_id", _I), ("token_text", _S),
         ("q", _F), ("p", _F), ("accept_prob", _F), ("accepted", _B), ("evaluated", _B), ("emitted", _B),
         ("alpha_tv", _F), ("role", _S)]),
+    "forced": pa.schema([
+        ("run_id", _S), ("request_id", _S), ("drafter", _S), ("index", _I), ("token_id", _I), ("draft_token", _I),
+        ("draft_conf", _F), ("draft_entropy", _F), ("p_token", _F), ("alpha_tv", _F), ("match", _B)]),
 }
-TABLES = ("requests", "steps", "tokens")
+TABLES = ("requests", "steps", "tokens", "forced")
+WRITE_ORDER = ("steps", "tokens", "forced", "requests")  # requests last: it marks the part complete
 
 
 @dataclass
 class Trace:
-    """A loaded run: its meta.json and the three tables (all parts concatenated)."""
+    """A loaded run: its meta.json and the tables (all parts concatenated)."""
 
     meta: dict
     requests: pd.DataFrame
     steps: pd.DataFrame
     tokens: pd.DataFrame
+    forced: pd.DataFrame | None = None  # teacher-forced positions for replay (docs/REPLAY.md); empty if not recorded
 
 
 def part_path(run_dir: Path, table: str, index: int) -> Path:
@@ -53,15 +62,16 @@ def part_path(run_dir: Path, table: str, index: int) -> Path:
 
 
 def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
-    """Write one request's rows (``{"steps": [...], "tokens": [...], "requests": [...]}``) as part ``index``.
+    """Write one request's rows (``{"steps": [...], "tokens": [...], "forced": [...], "requests": [...]}``) as part
+    ``index`` (a missing table is written empty).
 
     Each file goes to a temporary name and is renamed into place; ``requests`` goes last, so a part whose requests
     file exists is complete even if the process is killed at any instant.
     """
-    for table in ("steps", "tokens", "requests"):
+    for table in WRITE_ORDER:
         final = part_path(run_dir, table, index)
         tmp = final.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_pylist(rows[table], schema=SCHEMAS[table]), tmp)
+        pq.write_table(pa.Table.from_pylist(rows.get(table, []), schema=SCHEMAS[table]), tmp)
         os.replace(tmp, final)
 
 
@@ -86,7 +96,11 @@ def read_meta(run_dir: Path) -> dict:
         raise TraceError(f"{path}: corrupt meta.json ({exc})") from None
 
 
-def _read_table(path: Path, table: str) -> pd.DataFrame:
+V1_COLUMNS = {"requests": {"drafter", "policy", "started_at", "prompt_token_ids", "output_token_ids"},
+              "steps": {"gamma_planned", "draft_stop"}}  # columns version 1 did not have
+
+
+def _read_table(path: Path, table: str, version: int = TRACE_VERSION) -> pd.DataFrame:
     if not path.is_file():
         raise TraceError(f"{path}: missing trace file (the run directory is incomplete)")
     try:
@@ -94,6 +108,8 @@ def _read_table(path: Path, table: str) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as exc:
         raise TraceError(f"{path}: not a readable Parquet file ({exc})") from None
     missing = set(SCHEMAS[table].names) - set(data.column_names)
+    if version == 1:
+        missing -= V1_COLUMNS.get(table, set())
     if missing:
         raise TraceError(f"{path}: not a workbench {table} table (missing columns {sorted(missing)})")
     return data.to_pandas()
@@ -108,12 +124,30 @@ def load(run_dir: str | os.PathLike) -> Trace:
     parts = completed_parts(run_dir)
     if not parts:
         raise TraceError(f"{run_dir}: the run has no completed request yet")
-    frames = {t: [] for t in TABLES}
-    for index in parts:
-        for table in TABLES:
-            frames[table].append(_read_table(part_path(run_dir, table, index), table))
-    tables = {t: pd.concat(frames[t], ignore_index=True) for t in TABLES}
-    return Trace(meta=meta, **tables)
+    version = meta.get("trace_version", 1)
+    if version not in (1, TRACE_VERSION):
+        raise TraceError(f"{run_dir}: trace format version {version} is newer than this workbench reads "
+                         f"({TRACE_VERSION}); upgrade the workbench")
+    tables = TABLES if version == TRACE_VERSION else ("requests", "steps", "tokens")
+    frames = {t: [_read_table(part_path(run_dir, t, i), t, version) for i in parts] for t in tables}
+    loaded = Trace(meta=meta, **{t: pd.concat(frames[t], ignore_index=True) for t in tables})
+    return loaded if version == TRACE_VERSION else _upgrade_v1(loaded)
+
+
+def _upgrade_v1(old: Trace) -> Trace:
+    """Version 1 → 2: each request had one model draft and a constant γ (``requests.gamma``)."""
+    req, steps = old.requests.copy(), old.steps.copy()
+    draft = Path(str(old.meta.get("config", {}).get("draft", "draft")).rstrip("/")).name
+    spec = req["mode"] == "speculative"
+    req.insert(5, "drafter", spec.map({True: draft, False: ""}))
+    req.insert(6, "policy", [f"constant:{g}" if s else "" for s, g in zip(spec, req["gamma"])])
+    req = req.drop(columns="gamma")
+    for col, empty in (("started_at", float("nan")), ("prompt_token_ids", None), ("output_token_ids", None)):
+        req[col] = [empty] * len(req)
+    steps.insert(4, "gamma_planned", steps["gamma"])
+    steps.insert(5, "draft_stop", (steps["gamma"] > 0).map({True: "cap", False: ""}))
+    forced = pa.Table.from_pylist([], schema=SCHEMAS["forced"]).to_pandas()
+    return Trace(meta=old.meta, requests=req, steps=steps, tokens=old.tokens, forced=forced)
 
 
 def compact(run_dir: str | os.PathLike) -> int:
@@ -125,13 +159,16 @@ def compact(run_dir: str | os.PathLike) -> int:
     loaded = load(run_dir)
     parts = completed_parts(run_dir)
     rows = {t: getattr(loaded, t).to_dict("records") for t in TABLES}
+    if loaded.meta.get("trace_version", 1) == 1:
+        loaded.meta["trace_version"] = TRACE_VERSION  # the merged part is written in the current format
+        write_meta(run_dir, loaded.meta)
     tmp = run_dir / ".compact"
     tmp.mkdir(exist_ok=True)
     write_part(tmp, 0, rows)
     for index in parts:  # the merged copy waits in .compact/ until every old part is gone
-        for table in ("requests", "steps", "tokens"):
-            part_path(run_dir, table, index).unlink()
-    for table in ("steps", "tokens", "requests"):
+        for table in TABLES:
+            part_path(run_dir, table, index).unlink(missing_ok=True)
+    for table in WRITE_ORDER:
         os.replace(part_path(tmp, table, 0), part_path(run_dir, table, 0))
     tmp.rmdir()
     return len(parts)

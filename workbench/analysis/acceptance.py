@@ -1,14 +1,13 @@
 """Acceptance analysis: how many drafts the target keeps, where in the draft they stop, and which tokens fail.
 
 Pure functions over the trace tables of docs/TRACE.md, each returning a DataFrame (or an HTML string for the text
-view). Callers pass whole tables; warm-up requests and non-drafting steps are dropped here, through
-``metrics.speculative_steps`` / ``metrics.measured_requests``, so every function agrees on what is counted.
+view). Callers pass whole tables; warm-ups and prefill steps are dropped here through ``frames``, so every function
+agrees on what is counted. A position that a step never drafted (short γ, early stop) is unobserved, not rejected.
 
-Three estimates of the per-position acceptance probability α appear side by side (team notes §2):
+Three estimates of the per-position acceptance probability α appear side by side (docs/SPEEDUP_MODEL.md):
 * ``acceptance_rate`` = Σn / Σγ, the headline number (it counts never-judged drafts after a rejection as failures);
-* ``alpha_mle`` = accepted / evaluated drafts, the maximum-likelihood α of the i.i.d. (geometric) model — the α
-  that belongs in E(α, γ);
-* ``alpha_tv`` = mean Σ_x min(p, q) over evaluated drafts, the low-variance estimate from the two distributions
+* ``alpha_mle`` = accepted / judged drafts, the maximum-likelihood α of the i.i.d. (geometric) model;
+* ``alpha_tv`` = mean Σ_x min(p, q) over judged drafts, the low-variance estimate from the two distributions
   (equal in expectation to ``alpha_mle`` when sampling; with greedy decoding it only says how close q came to p).
 """
 
@@ -19,7 +18,7 @@ import html
 import numpy as np
 import pandas as pd
 
-from workbench.analysis import metrics, theory
+from workbench.analysis import frames, theory
 
 
 def wilson_interval(successes, trials, z: float = 1.96):
@@ -38,43 +37,30 @@ def wilson_interval(successes, trials, z: float = 1.96):
 
 
 def draft_tokens(tokens: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """Draft rows (role ``draft``) of measured requests, i.e. warm-ups removed."""
-    keep = metrics.measured_requests(requests)["request_id"]
-    return tokens[(tokens["role"] == "draft") & tokens["request_id"].isin(keep)]
-
-
-def _with_request_columns(frame: pd.DataFrame, requests: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Attach the request-level columns (category, temperature, ...) that ``by`` needs.
-
-    "gamma" always means the request's configured γ (a step near max_new_tokens may propose fewer drafts), so a
-    frame's own per-step gamma is kept as ``step_gamma`` and replaced by the request's.
-    """
-    need = [c for c in by if c not in frame.columns or c == "gamma"]
-    if not need:
-        return frame
-    if "gamma" in need:
-        frame = frame.rename(columns={"gamma": "step_gamma"})
-    return frame.merge(requests[["request_id", *need]].drop_duplicates("request_id"), on="request_id", how="left")
+    """Draft rows (role ``draft``) of measured requests, with the request columns attached."""
+    req = frames.measured_requests(requests)[frames.REQUEST_COLUMNS]
+    return tokens[tokens["role"] == "draft"].merge(req, on="request_id", how="inner")
 
 
 def acceptance_by(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd.DataFrame,
                   by: list[str] | str | None = None) -> pd.DataFrame:
-    """Acceptance per group (``by`` = request columns such as "category", "request_id", "gamma"; None = all).
+    """Acceptance per group of speculative decode steps (``by`` = request or step columns such as "category",
+    "drafter", "policy", "request_id", "gamma"; None = all).
 
-    Columns: steps, drafted (Σγ), accepted (Σn), evaluated (drafts judged: n, plus the rejected one when n < γ),
-    acceptance_rate with Wilson bounds rate_lo / rate_hi (treating drafts as independent trials: an approximation,
-    drafts within a step are correlated), tokens_per_step τ = mean(n + 1), alpha_mle = accepted / evaluated and
-    alpha_tv (mean over evaluated draft rows; NaN without ``tokens``). All pooled (token-weighted) in a group.
+    Columns: steps, drafted (Σγ), accepted (Σn), judged (drafts the rule judged), acceptance_rate with Wilson bounds
+    rate_lo / rate_hi (drafts treated as independent trials: an approximation, drafts within a step are correlated),
+    tokens_per_step τ = mean(n + 1) (steps that drafted nothing count as 1), alpha_mle = accepted / judged and
+    alpha_tv (mean over judged draft rows; NaN without ``tokens``). All pooled (token-weighted) in a group.
     """
-    by = [by] if isinstance(by, str) else list(by or [])
-    keys = by or ["_all"]
-    s = _with_request_columns(metrics.speculative_steps(steps, requests), requests, by)
-    g = s["step_gamma"] if "step_gamma" in s else s["gamma"]
-    s = s.assign(_all="all", _eval=s["n_accepted"] + (s["n_accepted"] < g), _tau=s["n_accepted"] + 1, _g=g)
-    out = s.groupby(keys).agg(steps=("step", "size"), drafted=("_g", "sum"), accepted=("n_accepted", "sum"),
-                              evaluated=("_eval", "sum"), tokens_per_step=("_tau", "mean"))
+    keys = ([by] if isinstance(by, str) else list(by or [])) or ["_all"]
+    s = frames.speculative_steps(steps, requests).assign(_all="all", _tau=lambda f: f["n_accepted"] + 1)
+    out = s.groupby(keys).agg(steps=("step", "size"), drafted=("gamma", "sum"), accepted=("n_accepted", "sum"),
+                              judged=("judged", "sum"), tokens_per_step=("_tau", "mean"))
     if tokens is not None:
-        d = _with_request_columns(draft_tokens(tokens, requests), requests, by)
+        d = draft_tokens(tokens, requests)
+        if any(k not in d.columns for k in keys if k != "_all"):  # a steps column (e.g. gamma): join it on
+            d = d.merge(s[["request_id", "step", *[k for k in keys if k not in d.columns]]],
+                        on=["request_id", "step"])
         d = d[(d["step"] >= 1) & d["evaluated"].astype(bool)].assign(_all="all")
         out = out.join(d.groupby(keys)["alpha_tv"].mean(), how="left")
     else:
@@ -82,21 +68,23 @@ def acceptance_by(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd
     out = out.reset_index()
     out["acceptance_rate"] = out["accepted"] / out["drafted"]
     out["rate_lo"], out["rate_hi"] = wilson_interval(out["accepted"], out["drafted"])
-    out["alpha_mle"] = out["accepted"] / out["evaluated"]
+    out["alpha_mle"] = out["accepted"] / out["judged"]
     return out.drop(columns=["_all"], errors="ignore")
 
 
-def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
-    """Per draft position i: unconditional a_i = P(x_i accepted) and conditional a_i / a_{i−1}, with Wilson CIs.
+def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None,
+                        constant_only: bool = False) -> pd.DataFrame:
+    """Per draft position i: unconditional a_i = P(x_i accepted | drafted) and conditional a_i / a_{i−1}, with
+    Wilson CIs, over the steps that drafted at least i tokens (a position never drafted is unobserved).
 
-    From the steps table alone: position i is proposed when γ ≥ i and accepted when n ≥ i, so over steps with
-    γ ≥ i, a_i = #(n ≥ i) / #steps and the conditional = #(n ≥ i) / #(n ≥ i−1). Under the i.i.d. model a_i = α^i
-    and the conditional is flat at α (``geometric`` / ``alpha`` columns; α defaults to the pooled alpha_mle).
-    A conditional that rises with i means acceptances cluster (easy stretches) — the model then underestimates E.
+    From the steps table alone: a_i = #(n ≥ i) / #(γ ≥ i) and the conditional = #(n ≥ i) / #(n ≥ i−1), both over
+    steps with γ ≥ i. Under the i.i.d. model a_i = α^i and the conditional is flat at α (``geometric`` / ``alpha``;
+    α defaults to the pooled alpha_mle). A conditional that rises with i means acceptances cluster (easy stretches).
+    ``constant_only`` keeps constant-γ requests: early-stopping policies select which positions get drafted.
     """
-    s = metrics.speculative_steps(steps, requests)
+    s = frames.constant_steps(steps, requests) if constant_only else frames.speculative_steps(steps, requests)
     if alpha is None:
-        alpha = float(acceptance_by(steps, None, requests)["alpha_mle"].iloc[0]) if len(s) else np.nan
+        alpha = float(s["n_accepted"].sum() / s["judged"].sum()) if len(s) else np.nan
     rows = []
     for i in range(1, int(s["gamma"].max()) + 1 if len(s) else 1):
         at = s[s["gamma"] >= i]
@@ -113,22 +101,22 @@ def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: floa
 
 
 def n_distribution(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
-    """Per γ: observed distribution of n (accepted drafts per step) vs the truncated geometric with α.
+    """Per drafter and constant γ: observed distribution of n (accepted drafts per step) vs the truncated geometric.
 
-    α defaults to the alpha_mle of each γ's own steps (so the comparison tests the *shape*, not the level).
-    Columns: gamma, n, count, observed (fraction), expected (theory.truncated_geometric_pmf), alpha.
+    α defaults to the alpha_mle of each group's own steps (so the comparison tests the *shape*, not the level).
+    Columns: drafter, gamma, n, count, observed (fraction), expected (theory.truncated_geometric_pmf), alpha.
     """
-    s = metrics.speculative_steps(steps, requests)
-    frames = []
-    for g, grp in s.groupby("gamma"):
-        evaluated = (grp["n_accepted"] + (grp["n_accepted"] < grp["gamma"])).sum()
-        a = alpha if alpha is not None else grp["n_accepted"].sum() / evaluated
+    s = frames.constant_steps(steps, requests)
+    s = s[s["gamma"] == s["policy_gamma"]]  # steps cut short by the token budget or EOS are not this γ's shape
+    frames_out = []
+    for (drafter, g), grp in s.groupby(["drafter", "gamma"]):
+        a = alpha if alpha is not None else grp["n_accepted"].sum() / grp["judged"].sum()
         counts = grp["n_accepted"].value_counts().reindex(range(int(g) + 1), fill_value=0)
-        frames.append(pd.DataFrame({"gamma": int(g), "n": counts.index, "count": counts.to_numpy(),
-                                    "observed": counts.to_numpy() / len(grp),
-                                    "expected": theory.truncated_geometric_pmf(float(a), int(g)), "alpha": a}))
-    cols = ["gamma", "n", "count", "observed", "expected", "alpha"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+        frames_out.append(pd.DataFrame({"drafter": drafter, "gamma": int(g), "n": counts.index,
+                                        "count": counts.to_numpy(), "observed": counts.to_numpy() / len(grp),
+                                        "expected": theory.truncated_geometric_pmf(float(a), int(g)), "alpha": a}))
+    cols = ["drafter", "gamma", "n", "count", "observed", "expected", "alpha"]
+    return pd.concat(frames_out, ignore_index=True) if frames_out else pd.DataFrame(columns=cols)
 
 
 def most_rejected(tokens: pd.DataFrame, requests: pd.DataFrame, top: int = 20) -> pd.DataFrame:
@@ -139,7 +127,7 @@ def most_rejected(tokens: pd.DataFrame, requests: pd.DataFrame, top: int = 20) -
     its rejections), sorted by rejected count, then text.
     """
     d = draft_tokens(tokens, requests)
-    d = d[d["evaluated"]].assign(_rej=lambda f: ~f["accepted"].astype(bool))
+    d = d[d["evaluated"].astype(bool)].assign(_rej=lambda f: ~f["accepted"].astype(bool))
     rej = d[d["_rej"]].groupby("token_text").agg(rejected=("_rej", "size"), mean_q=("q", "mean"),
                                                  mean_p=("p", "mean"))
     ev = d.groupby("token_text").size().rename("evaluated")
@@ -151,7 +139,7 @@ def most_rejected(tokens: pd.DataFrame, requests: pd.DataFrame, top: int = 20) -
 
 # Colours of the text view, one per token origin (role); accepted drafts are the "free" tokens.
 ROLE_STYLE = {"draft": ("#c8f7c5", "accepted draft"), "correction": ("#ffd8a8", "target correction"),
-              "bonus": ("#a5d8ff", "target bonus"), "target": ("#e9ecef", "target (prefill / baseline)")}
+              "bonus": ("#a5d8ff", "target bonus"), "target": ("#e9ecef", "target (prefill, baseline, no draft)")}
 
 
 def output_html(tokens: pd.DataFrame, request_id: str) -> str:

@@ -1,69 +1,75 @@
-"""Interactive "what if" views of the speedup model for the tuning report.
+"""Interactive "what if" views of the speedup model for the tuning report (predictions, labelled as such).
 
-Two flavours of the same exploration (α, c, verify cost slope → predicted speedup vs γ):
-* ``static_explorer`` / ``optimal_gamma_map``: plain plotly figures whose sliders run in the browser, so they work
-  in an exported HTML report with no kernel and no network;
-* ``widget_explorer``: ipywidgets sliders and a run/temperature dropdown, for a live JupyterLab kernel only
-  (widgets do not render in static HTML without a CDN, so reports drop that cell).
+* ``static_explorer`` / ``optimal_gamma_map``: plain plotly figures whose sliders run in the browser, so they work in
+  an exported HTML report with no kernel and no network;
+* ``widget_explorer``: ipywidgets sliders for a live JupyterLab kernel (reports drop that cell; the policy replay
+  widgets are in ``workbench.analysis.replay_views``).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.analysis import speedup
+from workbench.analysis import speedup, theory
+from workbench.analysis.latency import CostModel
 
-ALPHAS = np.round(np.arange(0.05, 0.96, 0.05), 2)      # slider positions for α
-C_SCALES = (0.5, 1.0, 2.0)                              # draft-cost multipliers shown as separate curves
-
-
-def _costs_with(costs: dict, c_scale: float = 1.0, slope: float | None = None) -> dict:
-    """A copy of ``latency.cost_model`` costs with c scaled and optionally another verify slope b."""
-    out = dict(costs, c=costs["c"] * c_scale)
-    if slope is not None:
-        out["b"] = slope
-    return out
+ALPHAS = np.round(np.arange(0.05, 0.96, 0.05), 2)  # slider positions for α
+C_SCALES = (0.5, 1.0, 2.0)  # draft-cost multipliers shown as separate curves
 
 
-def static_explorer(costs: dict, alpha: float, measured: pd.DataFrame | None = None,
+def with_draft_cost(costs: CostModel, c: float | None = None, scale: float = 1.0, slope: float | None = None
+                    ) -> CostModel:
+    """The same costs with another c (T_d = c·T_t(1)) or T_d scaled, and optionally another verify slope b."""
+    t_d = c * costs.t1 if c is not None else costs.t_d * scale
+    return dataclasses.replace(costs, t_d=t_d, b=costs.b if slope is None else slope)
+
+
+def iid_curve(alpha: float, gammas, costs: CostModel) -> np.ndarray:
+    """Predicted whole-request speedup over γ with i.i.d. acceptance α."""
+    return speedup.request_speedup(theory.expected_tokens(alpha, gammas), gammas, costs)
+
+
+def static_explorer(costs: CostModel, alpha: float, measured: pd.DataFrame | None = None,
                     max_gamma: int = 16) -> go.Figure:
     """Predicted speedup vs γ with a slider over α (browser-side restyle, no kernel needed).
 
-    One curve per draft-cost multiplier in C_SCALES (c×0.5, c×1, c×2); the slider starts at the α nearest the
-    measured one. ``measured`` (columns gamma, measured) is overlaid as points.
+    One curve per draft-cost multiplier in C_SCALES; the slider starts at the α nearest the measured one.
+    ``measured`` (columns gamma, measured) is overlaid as points.
     """
     gammas = np.arange(1, max_gamma + 1)
-    curve = lambda a, s: speedup.model_speedup(a, gammas, _costs_with(costs, s))  # noqa: E731
+    curve = lambda a, s: iid_curve(a, gammas, with_draft_cost(costs, scale=s))  # noqa: E731
     start = int(np.argmin(np.abs(ALPHAS - alpha)))
     fig = go.Figure()
     for s in C_SCALES:
-        fig.add_scatter(x=gammas, y=curve(ALPHAS[start], s), mode="lines+markers", name=f"c = {costs['c'] * s:.3f}")
+        fig.add_scatter(x=gammas, y=curve(ALPHAS[start], s), mode="lines+markers",
+                        name=f"predicted, c = {costs.c * s:.3f}")
     if measured is not None and len(measured):
         fig.add_scatter(x=measured["gamma"], y=measured["measured"], mode="markers", name="measured",
                         marker=dict(size=11, symbol="diamond", color="black"))
     steps = [dict(method="restyle", label=f"{a:.2f}",
                   args=[{"y": [curve(a, s) for s in C_SCALES]}, list(range(len(C_SCALES)))]) for a in ALPHAS]
     fig.update_layout(sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix="α = "), pad=dict(t=40))],
-                      title=f"What if: predicted speedup vs γ (measured α = {alpha:.2f}; drag α)",
-                      xaxis_title="γ", yaxis_title="predicted speedup", yaxis_rangemode="tozero")
+                      title=f"What if: predicted speedup vs γ (i.i.d. α; measured α = {alpha:.2f}; drag α)",
+                      xaxis_title="γ", yaxis_title="speedup over baseline", yaxis_rangemode="tozero")
     fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
     return fig
 
 
-def optimal_gamma_grid(costs: dict, max_gamma: int = 16, alphas=ALPHAS,
+def optimal_gamma_grid(costs: CostModel, max_gamma: int = 16, alphas=ALPHAS,
                        c_values=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)) -> pd.DataFrame:
     """Predicted-optimal γ and its speedup over a grid of α × c (other costs as measured). Long format:
     alpha, c, optimal_gamma, predicted (at the optimum)."""
+    gammas = np.arange(1, max_gamma + 1)
     rows = []
     for c in c_values:
-        cst = dict(costs, c=c)
         for a in alphas:
-            curve = speedup.gamma_curve(float(a), cst, max_gamma)
-            best = curve[curve["optimal"]].iloc[0]
-            rows.append({"alpha": float(a), "c": c, "optimal_gamma": int(best["gamma"]),
-                         "predicted": float(best["predicted"])})
+            pred = iid_curve(float(a), gammas, with_draft_cost(costs, c=c))
+            best = int(np.nanargmax(pred))
+            rows.append({"alpha": float(a), "c": c, "optimal_gamma": int(gammas[best]), "predicted": float(pred[best])})
     return pd.DataFrame(rows)
 
 
@@ -75,39 +81,39 @@ def optimal_gamma_map(grid: pd.DataFrame, alpha: float, c: float) -> go.Figure:
                                colorbar=dict(title="best γ"), text=z.to_numpy(), texttemplate="%{text}",
                                hovertemplate="α=%{x} c=%{y}: γ*=%{z}, %{customdata:.2f}x<extra></extra>"))
     fig.add_annotation(x=alpha, y=str(min(z.index, key=lambda v: abs(v - c))), text="this run", showarrow=True)
-    return fig.update_layout(title="Predicted-optimal γ by acceptance α and draft cost c",
+    return fig.update_layout(title="Predicted-optimal γ by acceptance α and draft cost c (i.i.d. model)",
                              xaxis_title="α", yaxis_title="c = T_d / T_t(1)")
 
 
-def widget_explorer(tuning: pd.DataFrame, max_gamma: int = 16):
-    """ipywidgets explorer (JupyterLab): run/temperature dropdown, α, c, verify-slope and γ-range sliders,
-    redrawing the predicted curve in an Output widget. Returns the widget box (display it)."""
+def widget_explorer(fits: list, max_gamma: int = 16):
+    """ipywidgets (JupyterLab): a run × drafter dropdown and α, c, verify-slope and γ-range sliders redrawing the
+    predicted curve. ``fits``: ``speedup.fits``. Returns the widget box (display it)."""
     import ipywidgets as w
     from IPython.display import display
 
-    labels = {f"{r.run_id} T={r.temperature:g}": i for i, r in enumerate(tuning.itertuples(index=False))}
-    first = tuning.iloc[0]
+    labels = {f"{f.run_id} {f.drafter} T={f.temperature:g}": i for i, f in enumerate(fits)}
+    first = fits[0]
     run = w.Dropdown(options=labels, description="run")
-    alpha = w.FloatSlider(value=float(first["alpha"]), min=0.0, max=0.99, step=0.01, description="α")
-    c = w.FloatSlider(value=float(first["c"]), min=0.0, max=1.0, step=0.005, description="c")
-    slope = w.FloatSlider(value=float(first["b"]), min=0.0, max=float(max(first["t1"], 1.0)), step=0.1,
-                          description="ms per k")
+    alpha = w.FloatSlider(value=first.alpha, min=0.0, max=0.99, step=0.01, description="α")
+    c = w.FloatSlider(value=first.costs.c, min=0.0, max=1.0, step=0.005, description="c")
+    slope = w.FloatSlider(value=first.costs.b, min=0.0, max=max(first.costs.t1, 1.0), step=0.05, description="ms per k")
     gmax = w.IntSlider(value=max_gamma, min=1, max=32, description="max γ")
     out = w.Output()
 
     def redraw(*_):
-        costs = dict(tuning.iloc[run.value][["t1", "a", "b", "c", "o_spec", "o_base"]], c=c.value, b=slope.value)
-        curve = speedup.gamma_curve(alpha.value, costs, gmax.value)
-        fig = go.Figure(go.Scatter(x=curve["gamma"], y=curve["predicted"], mode="lines+markers"))
-        best = curve[curve["optimal"]].iloc[0]
-        fig.update_layout(title=f"best γ = {int(best['gamma'])}: {best['predicted']:.2f}x", height=380)
+        costs = with_draft_cost(fits[run.value].costs, c=c.value, slope=slope.value)
+        gammas = np.arange(1, gmax.value + 1)
+        pred = iid_curve(alpha.value, gammas, costs)
+        fig = go.Figure(go.Scatter(x=gammas, y=pred, mode="lines+markers", name="predicted"))
+        fig.update_layout(title=f"predicted best γ = {gammas[int(np.nanargmax(pred))]}: {np.nanmax(pred):.2f}x",
+                          height=380)
         with out:
             out.clear_output(wait=True)
             display(fig)
 
     def pick_run(change):
-        row = tuning.iloc[change["new"]]
-        alpha.value, c.value, slope.value = float(row["alpha"]), float(row["c"]), float(row["b"])
+        f = fits[change["new"]]
+        alpha.value, c.value, slope.value = f.alpha, f.costs.c, f.costs.b
 
     run.observe(pick_run, names="value")
     for ctl in (alpha, c, slope, gmax):

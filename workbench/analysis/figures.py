@@ -7,6 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.analysis.frames import setting_label
+
 # One colour per phase / origin, shared by all figures so a reader learns them once.
 PHASE_COLOURS = {"draft": "#2f9e44", "verify": "#1971c2", "other": "#adb5bd"}
 
@@ -32,8 +34,10 @@ def position_acceptance_figure(pos: pd.DataFrame) -> go.Figure:
 
 
 def n_distribution_figure(dist: pd.DataFrame) -> go.Figure:
-    """Observed distribution of accepted drafts per step vs the truncated geometric, one panel group per γ."""
+    """Observed distribution of accepted drafts per step vs the truncated geometric, one bar group per drafter × γ."""
     labels = dist["gamma"].astype(str).radd("γ=") + " n=" + dist["n"].astype(str)
+    if dist["drafter"].nunique() > 1:
+        labels = dist["drafter"].astype(str) + " " + labels
     fig = go.Figure()
     fig.add_bar(x=labels, y=dist["observed"], name="observed", marker_color="#1971c2")
     fig.add_bar(x=labels, y=dist["expected"], name="truncated geometric", marker_color="#ced4da")
@@ -62,9 +66,10 @@ def rejected_figure(rej: pd.DataFrame) -> go.Figure:
                                      height=max(300, 22 * len(r) + 120))
 
 
-def phase_figure(phases: pd.DataFrame, key: str) -> go.Figure:
+def phase_figure(phases: pd.DataFrame, key) -> go.Figure:
     """Stacked decode ms per emitted token by phase, per group of ``latency.phase_breakdown``."""
     x = phases[key].astype(str) if isinstance(key, str) else phases[list(key)].astype(str).agg(" ".join, axis=1)
+    x = x.str.strip()
     fig = go.Figure()
     for ph, colour in PHASE_COLOURS.items():
         fig.add_bar(x=x, y=phases[f"{ph}_ms_per_token"], name=ph, marker_color=colour)
@@ -84,12 +89,19 @@ def verify_cost_figure(verify: pd.DataFrame, a: float, b: float) -> go.Figure:
                              xaxis_title="k", yaxis_title="ms")
 
 
+def _box(frame: pd.DataFrame, value: str, name: str) -> go.Box:
+    """A box per setting from precomputed quartiles (a 1M-step trace must not embed a million points)."""
+    stats = frame.assign(_label=setting_label(frame)).groupby("_label")[value].quantile([0.0, 0.25, 0.5, 0.75, 1.0])
+    stats = stats.unstack()
+    return go.Box(x=list(stats.index), q1=stats[0.25], median=stats[0.5], q3=stats[0.75], lowerfence=stats[0.0],
+                  upperfence=stats[1.0], name=name)
+
+
 def token_latency_figure(lat: pd.DataFrame, ttft: pd.DataFrame) -> go.Figure:
-    """Box plots of per-token latency (decode steps) and of TTFT, per mode / γ."""
-    label = lambda f: f["mode"] + " γ=" + f["gamma"].astype(str)  # noqa: E731
+    """Box plots (min, quartiles, max) of per-token latency of decode steps and of TTFT, per setting."""
     fig = go.Figure()
-    fig.add_box(x=label(lat), y=lat["ms_per_token"], name="ms per token (decode steps)")
-    fig.add_box(x=label(ttft), y=ttft["ttft_ms"], name="TTFT ms")
+    fig.add_trace(_box(lat, "ms_per_token", "ms per token (decode steps)"))
+    fig.add_trace(_box(ttft, "ttft_ms", "TTFT ms"))
     return fig.update_layout(title="Per-token latency and time to first token", boxmode="group",
                              yaxis_title="ms")
 
@@ -106,24 +118,31 @@ def timeline_figure(tl: pd.DataFrame, title: str) -> go.Figure:
                              yaxis=dict(title="step", autorange="reversed"), height=max(300, 14 * tl["step"].nunique()))
 
 
-def waterfall_figure(gap: pd.DataFrame, gamma: int, temperature: float) -> go.Figure:
-    """Waterfall from the ideal prediction to the measured speedup for one γ (``speedup.gap_attribution``)."""
-    g = gap[(gap["gamma"] == gamma) & (gap["temperature"] == temperature)].sort_values("stage_index")
+def waterfall_figure(gap: pd.DataFrame, drafter: str, gamma: int, temperature: float) -> go.Figure:
+    """Waterfall from the ideal prediction to the measured speedup for one drafter and γ
+    (``speedup.gap_attribution``)."""
+    g = gap[(gap["drafter"] == drafter) & (gap["gamma"] == gamma)
+            & (gap["temperature"] == temperature)].sort_values("stage_index")
     measures = ["absolute"] + ["relative"] * (len(g) - 2) + ["total"]
     return go.Figure(go.Waterfall(x=g["stage"], y=[*g["delta"].iloc[:-1], g["speedup"].iloc[-1]],
                                   measure=measures, text=g["speedup"].map("{:.2f}x".format))
-                     ).update_layout(title=f"Predicted → measured speedup, γ={gamma}, T={temperature:g}",
+                     ).update_layout(title=f"Predicted → measured speedup, {drafter}, γ={gamma}, T={temperature:g}",
                                      yaxis_title="speedup over baseline")
 
 
 def speedup_figure(sweep: pd.DataFrame) -> go.Figure:
-    """Measured and predicted speedup vs γ, one colour per run × temperature (``speedup.sweep_table``)."""
+    """Measured speedup vs constant γ with both predictions beside it (per-position and i.i.d. acceptance), one
+    colour per run × drafter × temperature (``speedup.sweep_table``)."""
     fig = go.Figure()
-    for (run, temp), g in sweep.groupby(["run_id", "temperature"]):
-        name = f"{run} T={temp:g}"
-        fig.add_scatter(x=g["gamma"], y=g["measured"], mode="markers+lines", name=f"{name} measured")
-        fig.add_scatter(x=g["gamma"], y=g["predicted"], mode="lines", line=dict(dash="dash"),
-                        name=f"{name} predicted")
+    several = sweep["run_id"].nunique() > 1
+    for (run, drafter, temp), g in sweep.groupby(["run_id", "drafter", "temperature"]):
+        name = f"{run + ' ' if several else ''}{drafter} T={temp:g}"
+        fig.add_scatter(x=g["gamma"], y=g["measured"], mode="markers+lines", name=f"{name} measured",
+                        marker=dict(size=10))
+        fig.add_scatter(x=g["gamma"], y=g["predicted_position"], mode="lines", line=dict(dash="dash"),
+                        name=f"{name} predicted (per-position a_i)")
+        fig.add_scatter(x=g["gamma"], y=g["predicted_iid"], mode="lines", line=dict(dash="dot"),
+                        name=f"{name} predicted (i.i.d. α)")
     fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
-    return fig.update_layout(title="Speedup vs γ: measured and predicted", xaxis_title="γ",
+    return fig.update_layout(title="Speedup vs γ: measured, and the two predictions beside it", xaxis_title="γ",
                              yaxis_title="speedup over baseline")

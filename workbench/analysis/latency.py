@@ -1,42 +1,64 @@
-"""Latency analysis: where the time of a step goes, what verification costs as a function of k, and the costs
-(T_d, T_t(k), c, overhead) that the speedup model needs.
+"""Latency analysis: where the time of a step goes, what verification costs as a function of k, and the measured
+costs (``CostModel``) that every speedup prediction uses.
 
-Pure functions over the trace tables of docs/TRACE.md returning DataFrames (``cost_model`` a dict). Decode steps
-are steps ≥ 1 of measured (non-warm-up) requests; step 0 (prefill) is reported separately as TTFT. A speculative
-step's target forward covers k = γ + 1 tokens; a baseline step's covers k = 1. Costs use *means* over steps (not
-medians) so that the per-phase terms add up exactly to the measured decode time (see ``speedup.gap_attribution``).
+Pure functions over the trace tables of docs/TRACE.md. A step's target forward covers k = γ + 1 tokens (k = 1 for a
+baseline step or a step that drafted nothing). Costs are *means* over decode steps (not medians) so that the
+per-phase terms add up exactly to the measured decode time (``speedup.gap_attribution``).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import pandas as pd
 
-from workbench.analysis import metrics
+from workbench.analysis import frames
 
 PHASES = ("draft_ms", "verify_ms", "other_ms")
 
 
-def decode_steps(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """Steps ≥ 1 of measured requests, with mode, temperature, category and config_gamma (the request's γ) attached,
-    and derived columns
-    ``k`` (tokens in the target forward: γ + 1, or 1 for baseline), ``step_ms`` (sum of the phases) and
-    ``ms_per_token`` (step_ms / n_emitted: the latency each token of the step waited for)."""
-    req = metrics.measured_requests(requests)[["request_id", "mode", "temperature", "category", "gamma"]]
-    s = steps[steps["step"] >= 1].merge(req.rename(columns={"gamma": "config_gamma"}), on="request_id", how="inner")
-    s["k"] = np.where(s["mode"] == "speculative", s["gamma"] + 1, 1)
-    s["step_ms"] = s[list(PHASES)].sum(axis=1)
-    s["ms_per_token"] = s["step_ms"] / s["n_emitted"].where(s["n_emitted"] > 0)
-    return s
+@dataclass(frozen=True)
+class CostModel:
+    """Measured costs of one drafter against its target, in ms (docs/SPEEDUP_MODEL.md)."""
+
+    t1: float  # T_t(1): a target forward over one token (mean verify time of baseline steps)
+    t_d: float  # T_d: draft time per drafted token (Σ draft_ms / Σ γ)
+    a: float  # verify line T_t(k) = a + b·k, fitted through the per-k means
+    b: float
+    o_spec: float  # other time per speculative step (sampling, acceptance, rollback, recorder)
+    o_base: float  # other time per baseline step (0 without a baseline)
+    prefill_spec: float  # mean TTFT of speculative requests (both prefills)
+    prefill_base: float  # mean TTFT of baseline requests (NaN without a baseline)
+    new_tokens: float  # mean tokens generated per measured request
+    has_baseline: bool
+
+    @property
+    def c(self) -> float:
+        """c = T_d / T_t(1), Leviathan's cost coefficient."""
+        return self.t_d / self.t1
+
+    def verify_ms(self, k):
+        return self.a + self.b * np.asarray(k, dtype=float)
+
+    def spec_step_ms(self, gamma):
+        """Predicted time of a speculative step drafting γ tokens: γ·T_d + T_t(γ+1) + O_s."""
+        gamma = np.asarray(gamma, dtype=float)
+        return gamma * self.t_d + self.verify_ms(gamma + 1) + self.o_spec
+
+    @property
+    def base_token_ms(self) -> float:
+        return self.t1 + self.o_base
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "c": self.c}
 
 
-def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "gamma")) -> pd.DataFrame:
-    """Per group (default mode × γ; e.g. by="request_id" per request): mean ms per step of each phase, their
+def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "drafter", "policy")) -> pd.DataFrame:
+    """Per group (default mode × drafter × policy; e.g. by="request_id"): mean ms per step of each phase, their
     share of the step, and decode ms per emitted token split by phase (phase ms summed ÷ tokens emitted)."""
     by = [by] if isinstance(by, str) else list(by)
-    s = decode_steps(steps, requests)
-    s["gamma"] = s["config_gamma"]          # group by the request's γ, not a shortened last step's
-    g = s.groupby(by)
+    g = frames.decode_steps(steps, requests).groupby(by)
     out = g[list(PHASES)].mean()
     out.insert(0, "steps", g.size())
     out["tokens"] = g["n_emitted"].sum()
@@ -50,13 +72,9 @@ def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "ga
 
 
 def verify_cost(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """T_t(k): verify time per target forward vs k (tokens in the forward), over decode steps of all modes.
-
-    A γ sweep gives one k per γ (k = γ + 1) and baseline steps give k = 1. Columns: k, steps, mean, median,
-    p10, p90 (ms), ratio = mean / mean at k = 1 (NaN without baseline steps).
-    """
-    s = decode_steps(steps, requests)
-    g = s.groupby("k")["verify_ms"]
+    """T_t(k): verify time per target forward vs k, over the decode steps of every mode and drafter. Columns: k,
+    steps, mean, median, p10, p90 (ms), ratio = mean / mean at k = 1 (NaN without k = 1 steps)."""
+    g = frames.decode_steps(steps, requests).groupby("k")["verify_ms"]
     out = pd.DataFrame({"steps": g.size(), "mean": g.mean(), "median": g.median(),
                         "p10": g.quantile(0.1), "p90": g.quantile(0.9)}).reset_index()
     t1 = out.loc[out["k"] == 1, "mean"]
@@ -75,41 +93,43 @@ def fit_verify_cost(verify: pd.DataFrame) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def cost_model(steps: pd.DataFrame, requests: pd.DataFrame) -> dict:
-    """The measured costs the speedup model needs, in ms (means over decode steps):
-
-    t1 = T_t(1) (baseline verify; the fitted a + b when the run has no baseline), t_d = T_d = Σ draft_ms / Σ γ,
-    c = t_d / t1, a / b = fitted verify line, o_spec / o_base = other_ms per speculative / baseline step (o_base 0
-    without baseline), and has_baseline.
-    """
-    s = decode_steps(steps, requests)
-    spec, base = s[s["mode"] == "speculative"], s[s["mode"] == "baseline"]
+def cost_model(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str | None = None) -> CostModel:
+    """The measured costs the speedup model needs; T_d, O_s and the speculative prefill of ``drafter`` only (all
+    drafters pooled when None). T_t(1) is the baseline's (the fitted a + b when the run has no baseline)."""
+    s = frames.decode_steps(steps, requests)
+    base = s[s["mode"] == "baseline"]
+    spec = s[(s["mode"] == "speculative") & ((s["drafter"] == drafter) if drafter is not None else True)]
     a, b = fit_verify_cost(verify_cost(steps, requests))
-    t1 = float(base["verify_ms"].mean()) if len(base) else a + b
-    t_d = float(spec["draft_ms"].sum() / spec["gamma"].sum()) if len(spec) else float("nan")
-    return {"t1": t1, "t_d": t_d, "c": t_d / t1, "a": a, "b": b,
-            "o_spec": float(spec["other_ms"].mean()) if len(spec) else float("nan"),
-            "o_base": float(base["other_ms"].mean()) if len(base) else 0.0, "has_baseline": bool(len(base))}
+    req = frames.measured_requests(requests)
+    spec_req = req[(req["mode"] == "speculative") & ((req["drafter"] == drafter) if drafter is not None else True)]
+    mean = lambda col: float(col.mean()) if len(col) else float("nan")  # noqa: E731
+    return CostModel(t1=mean(base["verify_ms"]) if len(base) else a + b,
+                     t_d=float(spec["draft_ms"].sum() / spec["gamma"].sum()) if spec["gamma"].sum() else np.nan,
+                     a=a, b=b, o_spec=mean(spec["other_ms"]), o_base=mean(base["other_ms"]) if len(base) else 0.0,
+                     prefill_spec=mean(spec_req["ttft_ms"]),
+                     prefill_base=mean(req[req["mode"] == "baseline"]["ttft_ms"]),
+                     new_tokens=mean(req["new_tokens"]), has_baseline=bool(len(base)))
 
 
 def token_latency(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """Per-token latency of decode steps: one row per step with request_id, mode, gamma, temperature, step_ms,
-    n_emitted and ms_per_token (all tokens of a speculative step arrive together at its end). Weight by
-    n_emitted for a per-token (rather than per-step) distribution."""
-    s = decode_steps(steps, requests)
-    return s[["request_id", "mode", "gamma", "temperature", "step", "step_ms", "n_emitted", "ms_per_token"]]
+    """Per-token latency of decode steps: one row per step with request_id, mode, drafter, policy, temperature,
+    step_ms, n_emitted and ms_per_token (all tokens of a speculative step arrive together at its end)."""
+    s = frames.decode_steps(steps, requests)
+    return s[["request_id", "mode", "drafter", "policy", "temperature", "step", "step_ms", "n_emitted",
+              "ms_per_token"]]
 
 
 def ttft(requests: pd.DataFrame) -> pd.DataFrame:
-    """Time to first token per measured request (request_id, mode, gamma, temperature, ttft_ms, prefill_ms)."""
-    req = metrics.measured_requests(requests)
-    return req[["request_id", "mode", "gamma", "temperature", "ttft_ms", "prefill_ms"]].reset_index(drop=True)
+    """Time to first token per measured request."""
+    req = frames.measured_requests(requests)
+    cols = ["request_id", "mode", "drafter", "policy", "temperature", "ttft_ms", "prefill_ms"]
+    return req[cols].reset_index(drop=True)
 
 
 def timeline(steps: pd.DataFrame, request_id: str) -> pd.DataFrame:
     """Gantt rows of one request: for each step its phases in order draft → verify → other, laid end to end from
-    the step's t_start_ms. Columns: step, phase (draft / verify / other), start_ms, duration_ms, end_ms,
-    n_accepted, gamma. Step 0 is the prefill (its draft phase is the draft's prompt prefill)."""
+    the step's t_start_ms. Columns: step, phase, start_ms, duration_ms, end_ms, n_accepted, gamma. Step 0 is the
+    prefill (its draft phase is the drafter's prompt prefill)."""
     s = steps[steps["request_id"] == request_id].sort_values("step")
     rows = []
     for r in s.itertuples(index=False):
@@ -119,5 +139,4 @@ def timeline(steps: pd.DataFrame, request_id: str) -> pd.DataFrame:
             rows.append({"step": r.step, "phase": ph.removesuffix("_ms"), "start_ms": t, "duration_ms": dur,
                          "end_ms": t + dur, "n_accepted": r.n_accepted, "gamma": r.gamma})
             t += dur
-    return pd.DataFrame(rows, columns=["step", "phase", "start_ms", "duration_ms", "end_ms", "n_accepted",
-                                       "gamma"])
+    return pd.DataFrame(rows, columns=["step", "phase", "start_ms", "duration_ms", "end_ms", "n_accepted", "gamma"])

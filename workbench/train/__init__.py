@@ -3,9 +3,9 @@
 Pipeline (see recipe.train_default_pair):
   corpus.py     local, licence-checked text sources -> whole documents -> train / held-out split by document
   tokenizer.py  byte-level BPE (HF `tokenizers`) saved as a PreTrainedTokenizerFast directory
-  model.py      Llama-architecture shapes, one-token latency probe, half-precision HF save
+  shapes.py     Llama-architecture shapes, half-precision HF save
   loop.py       next-token training of the target, KL distillation of the draft, held-out evaluation
-  prompts.py    deterministic held-out prompt set cut from the held-out documents
+  heldout_prompts.py  deterministic held-out prompt set cut from the held-out documents
   recipe.py     RecipeConfig presets (default, micro) and the orchestration into <out>/{target,draft}
-  cli.py        `workbench train` subcommand
+  (workbench/commands/train.py is the `workbench train` subcommand)
 """

@@ -1,6 +1,6 @@
 """Training loops: next-token loss for the target, logit distillation for the draft, held-out evaluation.
 
-Data: every document is tokenized once and the documents are concatenated into one long int32 stream, each
+Data: every document is tokenized once and the documents are concatenated into one long int64 stream, each
 preceded by <|endoftext|> (exactly what the tokenizer prepends to a prompt). A batch is `batch_size` random
 windows of `context + 1` tokens cut from the stream (x = window[:-1], y = window[1:]), positions drawn from one
 seeded torch.Generator, so a run is reproducible for a given seed and thread count.
@@ -16,9 +16,9 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -21,6 +21,9 @@ class Verdict:
     token: int  # the token the target adds: a correction (n < γ) or a bonus (n = γ)
 
     def role(self, gamma: int) -> str:
+        """target (nothing was drafted), bonus (all γ accepted) or correction (a draft was rejected)."""
+        if gamma == 0:
+            return "target"
         return "bonus" if self.n == gamma else "correction"
 
 

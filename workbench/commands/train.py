@@ -1,7 +1,4 @@
-"""`workbench train`: build the default draft/target pair with the project's recipe.
-
-Wired into workbench/cli.py via add_parser(subparsers).
-"""
+"""``workbench train``: build the default draft/target pair with the project's recipe (workbench/train/)."""
 
 from __future__ import annotations
 
@@ -9,9 +6,6 @@ import argparse
 import dataclasses
 
 from workbench.errors import WorkbenchError
-from workbench.train.corpus import SourceSpec
-from workbench.train.recipe import (RecipeConfig, default_sources, micro_preset, rebuild_prompts, retrain_draft,
-                                    train_default_pair)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,12 +34,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="Sphinx _sources dir of .txt reST -> categories docs-reference and docs-guide")
     p.add_argument("--bible-dir", action="append", default=[],
                    help="dir holding bible.data (Debian bible-kjv-text, read via `bible`) or *.txt books -> bible")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
     return p
 
 
-def _sources(args: argparse.Namespace) -> list[SourceSpec]:
+def _sources(args: argparse.Namespace) -> list:
     """Corpus sources from the flags; none given = this machine's Debian packages."""
+    from workbench.train.recipe import default_sources
+
     if not (args.code_dir or args.docs_dir or args.bible_dir):
         return default_sources()
     defaults = {s.category: s for s in default_sources()}
@@ -56,8 +52,10 @@ def _sources(args: argparse.Namespace) -> list[SourceSpec]:
     return out
 
 
-def config_from_args(args: argparse.Namespace) -> RecipeConfig:
+def config_from_args(args: argparse.Namespace):
     """RecipeConfig for the preset, with the command-line overrides applied."""
+    from workbench.train.recipe import RecipeConfig, micro_preset
+
     if args.time_budget_target_min < 0 or args.time_budget_draft_min < 0:
         raise WorkbenchError("--time-budget-*-min must be >= 0")
     for flag in ("steps_target", "steps_draft"):
@@ -83,8 +81,10 @@ def config_from_args(args: argparse.Namespace) -> RecipeConfig:
     return cfg
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Train, print a one-paragraph summary, return 0."""
+    from workbench.train.recipe import rebuild_prompts, retrain_draft, train_default_pair
+
     cfg = config_from_args(args)
     if args.prompts_only:
         print(f"{rebuild_prompts(cfg)} held-out prompts written")

@@ -1,14 +1,13 @@
-"""Loading the target and draft models (local, offline, safetensors only) and wrapping each with its KV cache."""
+"""Loading models and tokenizers: local, offline, safetensors only; device and dtype resolution; vocabulary checks."""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workbench.errors import WorkbenchError
 
@@ -132,51 +131,10 @@ def describe(model, model_dir: Path) -> ModelInfo:
                      architecture=type(model).__name__, context_window=context_window(model))
 
 
-class CausalLM:
-    """A model plus its KV cache: ``forward`` appends tokens to the cache, ``crop`` rolls it back.
-
-    ``vocab_size`` slices the logits so draft and target rows line up when one model pads its embedding matrix.
-    """
-
-    def __init__(self, model, vocab_size: int):
-        self.model = model
-        self.vocab_size = vocab_size
-        self.device = next(model.parameters()).device
-        # transformers ≥ 5.2x names the argument ``cache`` (``past_key_values`` is deprecated); older 5.x the latter.
-        params = inspect.signature(model.forward).parameters
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        self.cache = DynamicCache(config=model.config)
-
-    def reset(self) -> None:
-        self.cache = DynamicCache(config=self.model.config)
-
-    @property
-    def length(self) -> int:
-        """Tokens held in the KV cache."""
-        return self.cache.get_seq_length()
-
-    @torch.inference_mode()
-    def forward(self, token_ids: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
-        """Run ``token_ids`` ([k]) after the cached context; returns float32 logits [k, V] (or [1, V])."""
-        out = self.model(input_ids=token_ids.view(1, -1), use_cache=True, logits_to_keep=1 if last_only else 0,
-                         **{self._cache_arg: self.cache})
-        return out.logits[0, :, : self.vocab_size].float()
-
-    def crop(self, length: int) -> None:
-        """Cut the cache back to its first ``length`` tokens."""
-        remove = self.length - length
-        if remove < 0:
-            raise RuntimeError(f"cannot crop a {self.length}-token cache to {length} tokens")
-        if remove:
-            self.cache.crop(-remove)  # a negative argument removes that many tokens (all transformers 5.x)
-        if self.length != length:
-            raise RuntimeError(f"KV cache holds {self.length} tokens after cropping to {length}")
-
-
-def shared_vocab_size(target, draft, tokenizer) -> int:
-    """Logit width both models share; must cover every token of the tokenizer."""
-    size = min(target.get_output_embeddings().weight.shape[0], draft.get_output_embeddings().weight.shape[0])
+def shared_vocab_size(models, tokenizer) -> int:
+    """Logit width all models share; must cover every token of the tokenizer."""
+    size = min(m.get_output_embeddings().weight.shape[0] for m in models)
     if size < len(tokenizer):
-        raise WorkbenchError(f"a model's output layer has {size} rows, fewer than the tokenizer's {len(tokenizer)} tokens")
+        raise WorkbenchError(f"a model's output layer has {size} rows, fewer than the tokenizer's "
+                             f"{len(tokenizer)} tokens")
     return size
-

@@ -1,4 +1,4 @@
-"""Llama-architecture model shapes, a one-token latency probe, and half-precision HF saving.
+"""Llama-architecture model shapes and half-precision HF saving (the latency probe is workbench.lm's).
 
 Small HF models on CPU are dominated by per-layer Python overhead, not FLOPs, so the draft/target cost ratio
 c = T_draft / T_target(1) is set mostly by the layer counts: the default 2-layer draft against the 16-layer target
@@ -7,8 +7,6 @@ gives c ≈ 0.23 in float32 on a 2-core CPU, which is what speculative decoding 
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,28 +50,6 @@ def build_model(shape: ModelShape, vocab_size: int, special_id: int, seed: int) 
 def n_params(model: torch.nn.Module) -> int:
     """Unique parameters (tied embedding counted once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-@torch.inference_mode()
-def one_token_latency_ms(model: LlamaForCausalLM, context: int = 64, calls: int = 50, warmup: int = 10) -> float:
-    """Median wall time of a batch-1 forward over ONE new token with a KV cache of `context` tokens (float32).
-
-    Measured through the engine's own cache wrapper (workbench.models.CausalLM), so it times what decoding does.
-    """
-    from workbench.models import CausalLM
-
-    model.eval()
-    lm = CausalLM(model, model.config.vocab_size)
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, model.config.vocab_size, (context,), generator=gen)
-    lm.forward(ids)  # prefill once
-    times = []
-    for _ in range(warmup + calls):
-        t0 = time.perf_counter()
-        lm.forward(ids[-1:], last_only=True)
-        times.append(time.perf_counter() - t0)
-        lm.crop(context)  # drop the token again: the same work every call
-    return 1e3 * statistics.median(times[warmup:])
 
 
 def save_half(model: LlamaForCausalLM, out_dir: Path, dtype: torch.dtype = torch.float16) -> None:

@@ -1,0 +1,23 @@
+"""The headline of a run: per drafter × policy × temperature, acceptance, tokens per step and the measured speedup.
+Printed by ``workbench run`` and shown at the top of a report's index."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from workbench.analysis import acceptance, frames, speedup
+from workbench.trace import Trace
+
+COLUMNS = ["drafter", "policy", "temperature", "requests", "acceptance_rate", "tokens_per_step", "spec_ms_per_token"]
+
+
+def summary_table(trace: Trace) -> pd.DataFrame:
+    """One row per speculative setting; with a baseline in the run also base_ms_per_token and speedup."""
+    acc = acceptance.acceptance_by(trace.steps, None, trace.requests, frames.SETTING)
+    speed = speedup.speedup_table(trace.requests)
+    table = speed[frames.SETTING + ["requests", "spec_ms_per_token"]].merge(
+        acc[frames.SETTING + ["acceptance_rate", "tokens_per_step"]], on=frames.SETTING, how="left")
+    table = table[COLUMNS]
+    if len(speed) and speed["base_ms_per_token"].notna().any():
+        table = table.merge(speed[frames.SETTING + ["base_ms_per_token", "speedup"]], on=frames.SETTING)
+    return table.reset_index(drop=True)

@@ -1,0 +1,86 @@
+"""``workbench run``: speculative generation (each drafter × policy) and the baseline over a prompt set, traced."""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.config import RunConfig
+
+
+def _list(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _gammas(text: str) -> tuple[str, ...]:
+    try:
+        return tuple(f"constant:{int(g)}" for g in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or a comma-separated list, got {text!r}") from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The settings of a run (shared with ``workbench demo`` where it makes sense)."""
+    d = RunConfig()
+    p.add_argument("--target", default=d.target, help="target model: local HF dir, cached hub id, or 'default'")
+    p.add_argument("--draft", type=_list, default=d.drafts, dest="drafts", metavar="DRAFTERS",
+                   help="drafters, comma-separated: model dir / hub id / 'default', ngram[:N[:M]], early-exit:L "
+                        "(several = compared in one run)")
+    p.add_argument("--policy", type=_list, default=None, dest="policies", metavar="POLICIES",
+                   help="draft-length policies, comma-separated: constant:G, heuristic[:G0], threshold:P[:GMAX], "
+                        "entropy:H[:GMAX], adaptive[:GMAX] (default constant:4)")
+    p.add_argument("--gamma", type=_gammas, default=None, metavar="G[,G...]",
+                   help="shorthand for --policy constant:G,...; combined with --policy")
+    p.add_argument("--prompts", default=d.prompts,
+                   help="JSONL prompts file (id, category, prompt) or a bundled set: heldout | general")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="0 = greedy (default)")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="top-k filter for p and q; 0 = off")
+    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus filter for p and q; 1 = off")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="new tokens per request")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the run's torch.Generator")
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
+    p.add_argument("--dtype", default=d.dtype,
+                   help="auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16")
+    p.add_argument("--baseline", action="store_true", help="also run target-only decoding on every prompt")
+    p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    p.add_argument("--per-category", type=int, default=None, help="only the first N prompts of each category")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the flagged warm-up requests")
+    p.add_argument("--ignore-eos", action="store_true", help="always generate --max-new-tokens tokens")
+    p.add_argument("--no-replay-data", dest="replay_data", action="store_false",
+                   help="skip the teacher-forced pass that `workbench replay` needs")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with a model (off by default)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    policies = (args.gamma or ()) + (args.policies or ())
+    return RunConfig(target=args.target, drafts=args.drafts, policies=policies or RunConfig().policies,
+                     prompts=args.prompts, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                     max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
+                     baseline=args.baseline, limit=args.limit, per_category=args.per_category, warmup=args.warmup,
+                     ignore_eos=args.ignore_eos, replay_data=args.replay_data,
+                     trust_remote_code=args.trust_remote_code)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="speculative generation (and baseline) over a prompt set, with traces",
+                       description=__doc__.splitlines()[0].strip("`"))
+    add_run_arguments(p)
+    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping completed requests")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=main)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    from workbench import trace
+    from workbench.analysis.summary import summary_table
+    from workbench.runner import execute
+
+    out = execute(config_from_args(args), args.out, resume=args.resume, progress=args.progress)
+    loaded = trace.load(out)
+    print(f"run {loaded.meta['run_id']} → {out}")
+    print(summary_table(loaded).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0

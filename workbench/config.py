@@ -1,0 +1,67 @@
+"""Run settings: one typed dataclass, every field commented. No torch import here (the CLI builds it cheaply).
+
+Models and prompt sets are stored as given — ``"default"`` and ``"heldout"`` name the bundled ones (workbench.paths) —
+so meta.json never pins an absolute path of this checkout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from workbench.errors import WorkbenchError
+
+MAX_GAMMA = 64  # a longer draft is never useful and usually a typo
+
+
+@dataclass
+class RunConfig:
+    target: str = "default"  # target model (p): local HF dir, cached hub id, or "default" (the embedded target)
+    drafts: tuple[str, ...] = ("default",)  # drafters (q): model dir / hub id / "default", "ngram[:N[:M]]",
+    #                                         "early-exit:L"; several = compared in one run; () = baseline only
+    policies: tuple[str, ...] = ("constant:4",)  # draft-length policies (workbench.policies), swept within the run
+    prompts: str = "heldout"  # JSONL prompts file, or a bundled set: heldout | general
+    temperature: float = 0.0  # 0 = greedy; > 0 samples (applied to p and q alike)
+    top_k: int = 0  # keep the k most likely tokens before sampling; 0 = off
+    top_p: float = 1.0  # nucleus filter; 1.0 = off
+    max_new_tokens: int = 64  # per request
+    seed: int = 0  # seeds the run's single torch.Generator (session k of a resumed run uses seed + k)
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16
+    baseline: bool = False  # also run target-only decoding on every prompt, interleaved prompt by prompt
+    limit: int | None = None  # only the first N prompts (after per_category)
+    per_category: int | None = None  # only the first N prompts of each category
+    warmup: bool = True  # run (and flag) one short warm-up request per mode, drafter and policy first
+    ignore_eos: bool = False  # always generate max_new_tokens (fixed-length benchmarks)
+    replay_data: bool = True  # record the teacher-forced `forced` table that offline replay needs (docs/REPLAY.md)
+    trust_remote_code: bool = False  # let transformers run code shipped with a model (off unless asked)
+
+    def validate(self) -> None:
+        """Check every setting (one-line WorkbenchError); parses the drafter and policy specs."""
+        from workbench.drafters import parse_drafters
+        from workbench.policies import parse_policies
+
+        if not self.drafts and not self.baseline:
+            raise WorkbenchError("nothing to run: give --draft or --baseline")
+        parse_drafters(self.drafts)
+        if self.drafts:
+            parse_policies(self.policies)
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise WorkbenchError("need --temperature ≥ 0, --top-k ≥ 0 and 0 < --top-p ≤ 1")
+        if self.max_new_tokens < 1 or any(v is not None and v < 1 for v in (self.limit, self.per_category)):
+            raise WorkbenchError("--max-new-tokens, --limit and --per-category must be ≥ 1")
+
+    @property
+    def sampling(self):
+        from workbench.sampling import SamplingConfig
+
+        return SamplingConfig(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+
+    def as_dict(self) -> dict:
+        """JSON-ready settings (tuples as lists), as meta.json records them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})

@@ -1,0 +1,59 @@
+"""The drafter seam: a drafter proposes up to γ tokens with their q and is told what was accepted.
+
+Each drafter owns its state and its cache invariant: after ``rollback(ids)`` whatever it caches must be a prefix
+of ``ids`` (the accepted sequence), and ``propose`` first reads whatever it has not seen yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from workbench.policies import Policy
+from workbench.sampling import SamplingConfig
+
+
+@dataclass
+class Proposal:
+    x: torch.Tensor  # drafted tokens [k] (k may be 0: nothing to propose)
+    q: torch.Tensor  # their draft distributions [k, V] (one-hot rows for deterministic drafters)
+    stop: str  # why drafting stopped: cap | threshold | eos | no-match
+    confidences: tuple[float, ...] = ()  # q_i(x_i), read only when the policy reads drafts
+
+
+class Drafter(Protocol):
+    label: str  # e.g. "default-draft", "ngram:3:1", "early-exit:4"
+
+    def begin(self, prompt: torch.Tensor) -> None: ...  # a new request (a model drafter prefills its cache)
+
+    def propose(self, ids: list[int], gamma: int, policy: Policy, sampling: SamplingConfig,
+                generator: torch.Generator) -> Proposal: ...
+
+    def rollback(self, ids: list[int]) -> None: ...
+
+
+def empty_proposal(vocab: int, device: torch.device, stop: str) -> Proposal:
+    return Proposal(x=torch.zeros(0, dtype=torch.long, device=device),
+                    q=torch.zeros(0, vocab, device=device), stop=stop)
+
+
+def read_signal(q_i: torch.Tensor, x_i: torch.Tensor) -> tuple[float, float]:
+    """(confidence q_i(x_i), entropy of q_i in nats) in one host transfer."""
+    entropy = -(q_i * torch.log(q_i.clamp_min(1e-30))).sum()
+    conf, ent = torch.stack([q_i[x_i], entropy]).tolist()
+    return conf, ent
+
+
+def cut_at_eos(proposal: Proposal, eos_ids: frozenset[int]) -> Proposal:
+    """Drafting ends at a drafted EOS (as HF's assistant does): later drafts are dropped (their time was spent)."""
+    if not eos_ids or not len(proposal.x):
+        return proposal
+    tokens = proposal.x.tolist()
+    for i, token in enumerate(tokens[:-1]):
+        if token in eos_ids:
+            keep = i + 1
+            return Proposal(x=proposal.x[:keep], q=proposal.q[:keep], stop="eos",
+                            confidences=proposal.confidences[:keep])
+    return proposal

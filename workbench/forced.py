@@ -1,0 +1,41 @@
+"""The teacher-forced pass that offline replay needs (docs/REPLAY.md): the ``forced`` table of a run.
+
+Under greedy decoding every policy and drafter emits the same tokens, and a model draft that stays on the accepted
+path proposes exactly its teacher-forced argmax. So one cache-free forward of the target and of the draft over
+prompt + output gives, at every output position, the draft's token, its confidence and entropy, and whether it
+matches the target's token — enough to replay any draft-length policy without running a model. The pass runs once
+per (prompt, drafter), after that pair's first speculative request, outside every timed phase. At T > 0 it records
+the path of that one request; replay then works from its expected acceptance α = Σ min(p, q).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from workbench.lm import CausalLM, full_logits
+from workbench.sampling import SamplingConfig, probabilities
+
+
+@torch.inference_mode()
+def target_probs(target: CausalLM, prompt_ids: list[int], output_ids: list[int],
+                 sampling: SamplingConfig) -> torch.Tensor:
+    """p at every output position ([T, V]): row t is the target's distribution for output token t."""
+    logits = full_logits(target, prompt_ids + output_ids)
+    return probabilities(logits[len(prompt_ids) - 1: len(prompt_ids) + len(output_ids) - 1], sampling)
+
+
+@torch.inference_mode()
+def forced_rows(p: torch.Tensor, draft: CausalLM, prompt_ids: list[int], output_ids: list[int],
+                sampling: SamplingConfig, keys: dict) -> list[dict]:
+    """One row per output position for this drafter (``keys``: run_id, request_id, drafter)."""
+    logits = full_logits(draft, prompt_ids + output_ids)
+    q = probabilities(logits[len(prompt_ids) - 1: len(prompt_ids) + len(output_ids) - 1], sampling)
+    out = torch.tensor(output_ids, device=q.device)
+    rows_at = torch.arange(len(output_ids), device=q.device)
+    conf, draft_token = q.max(dim=-1)
+    entropy = -(q * torch.log(q.clamp_min(1e-30))).sum(dim=-1)
+    alpha = torch.minimum(p, q).sum(dim=-1)
+    table = torch.stack([draft_token.to(q.dtype), conf, entropy, p[rows_at, out], alpha], dim=1).tolist()
+    return [{**keys, "index": t, "token_id": output_ids[t], "draft_token": int(d), "draft_conf": c,
+             "draft_entropy": h, "p_token": pt, "alpha_tv": a, "match": int(d) == output_ids[t]}
+            for t, (d, c, h, pt, a) in enumerate(table)]

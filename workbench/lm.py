@@ -1,0 +1,83 @@
+"""A causal LM plus its KV cache — the unit both the loop and the latency probe work with."""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+
+import torch
+from transformers import DynamicCache
+
+
+class CausalLM:
+    """A model plus its KV cache: ``forward`` appends tokens to the cache, ``crop`` rolls it back.
+
+    ``vocab_size`` slices the logits so draft and target rows line up when one model pads its embedding matrix.
+    """
+
+    def __init__(self, model, vocab_size: int):
+        self.model = model
+        self.vocab_size = vocab_size
+        self.device = next(model.parameters()).device
+        # transformers ≥ 5.2x names the argument ``cache`` (``past_key_values`` is deprecated); older 5.x the latter.
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.cache = DynamicCache(config=model.config)
+
+    def reset(self) -> None:
+        self.cache = DynamicCache(config=self.model.config)
+
+    @property
+    def length(self) -> int:
+        """Tokens held in the KV cache."""
+        return self.cache.get_seq_length()
+
+    @torch.inference_mode()
+    def forward(self, token_ids: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
+        """Run ``token_ids`` ([k]) after the cached context; returns float32 logits [k, V] (or [1, V])."""
+        out = self.model(input_ids=token_ids.view(1, -1), use_cache=True, logits_to_keep=1 if last_only else 0,
+                         **{self._cache_arg: self.cache})
+        return out.logits[0, :, : self.vocab_size].float()
+
+    def crop(self, length: int) -> None:
+        """Cut the cache back to its first ``length`` tokens."""
+        remove = self.length - length
+        if remove < 0:
+            raise RuntimeError(f"cannot crop a {self.length}-token cache to {length} tokens")
+        if remove:
+            self.cache.crop(-remove)  # a negative argument removes that many tokens (all transformers 5.x)
+        if self.length != length:
+            raise RuntimeError(f"KV cache holds {self.length} tokens after cropping to {length}")
+
+
+@torch.inference_mode()
+def one_token_latency_ms(model, context: int = 64, calls: int = 50, warmup: int = 10) -> float:
+    """Median wall time of a batch-1 forward over ONE new token with a KV cache of ``context`` tokens.
+
+    Measured through ``CausalLM`` (what decoding does); the token is cropped again after each call so every call
+    does the same work. CPU timing (perf_counter); on CUDA it synchronizes around each call.
+    """
+    model.eval()
+    lm = CausalLM(model, model.config.get_text_config().vocab_size)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, lm.vocab_size, (context,), generator=gen).to(lm.device)
+    lm.forward(ids)  # prefill once
+    times = []
+    for _ in range(warmup + calls):
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize(lm.device)
+        t0 = time.perf_counter()
+        lm.forward(ids[-1:], last_only=True)
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize(lm.device)
+        times.append(time.perf_counter() - t0)
+        lm.crop(context)
+    return 1e3 * statistics.median(times[warmup:])
+
+
+@torch.inference_mode()
+def full_logits(lm: CausalLM, token_ids: list[int]) -> torch.Tensor:
+    """Logits [len, V] of one cache-free forward over ``token_ids`` (teacher forcing); ``lm``'s cache is untouched."""
+    ids = torch.tensor(token_ids, device=lm.device).view(1, -1)
+    return lm.model(input_ids=ids, use_cache=False).logits[0, :, : lm.vocab_size].float()

@@ -1,0 +1,96 @@
+"""The loaded state of a run session: models, drafters, one policy per drafter × policy, and the decode settings.
+
+``Session.run(spec)`` decodes one request and returns its rows for every trace table; it is the only place that
+turns a request into rows, for ``workbench run``, the demo, sweeps and the benchmarks alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from workbench.config import RunConfig
+from workbench.decoding import Decoding, generate_baseline, generate_speculative
+from workbench.drafters import parse_drafters
+from workbench.drafters.build import build_drafter
+from workbench.forced import forced_rows, target_probs
+from workbench.pair import ModelPair, check_fits, load_pair
+from workbench.policies import Policy, parse_policy
+from workbench.prompts import Prompt
+from workbench.recorder import TraceRecorder
+
+
+@dataclass
+class Session:
+    cfg: RunConfig
+    pair: ModelPair
+    dec: Decoding
+    drafters: dict  # label → Drafter
+    policies: dict  # (drafter label, policy spec) → Policy
+    _forced_done: set = dataclasses.field(default_factory=set)  # (prompt_id, drafter) pairs already forced
+    _p_cache: tuple = ((), None)  # (prompt and output ids, target p over the output): shared by the drafters
+
+    @classmethod
+    def open(cls, cfg: RunConfig) -> Session:
+        specs = parse_drafters(cfg.drafts)
+        pair = load_pair(target=cfg.target, drafts=specs, device=cfg.device, dtype=cfg.dtype,
+                         trust_remote_code=cfg.trust_remote_code)
+        drafters = {s.label: build_drafter(s, pair) for s in specs}
+        policies = {(d, p.spec): p for d in drafters for p in (parse_policy(s) for s in cfg.policies)} if specs else {}
+        dec = Decoding.create(pair, cfg.sampling, seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
+                              ignore_eos=cfg.ignore_eos)
+        return cls(cfg=cfg, pair=pair, dec=dec, drafters=drafters, policies=policies)
+
+    def reseed(self, seed: int) -> None:
+        self.dec.generator.manual_seed(seed)
+
+    def check_fits(self, prompt: Prompt) -> None:
+        check_fits(self.pair, prompt.id, len(self.pair.encode(prompt.prompt)), self.cfg.max_new_tokens)
+
+    def run(self, spec, run_id: str, max_new_tokens: int) -> dict[str, list[dict]]:
+        """Decode one request (a ``runner.RequestSpec``) and return its rows for the four tables."""
+        prompt_ids = self.pair.encode(spec.prompt.prompt)
+        dec = dataclasses.replace(self.dec, max_new_tokens=max_new_tokens)
+        recorder, started = TraceRecorder(), time.time()
+        if spec.mode == "baseline":
+            gen = generate_baseline(dec, prompt_ids, recorder)
+        else:
+            policy = self.policies[(spec.drafter, spec.policy)]
+            gen = generate_speculative(dec, self.drafters[spec.drafter], policy, prompt_ids, recorder)
+        times = dec.clock.finish()
+        keys = {"run_id": run_id, "request_id": spec.request_id}
+        steps, tokens = recorder.rows(times, keys, self.pair.decode_each)
+        if spec.mode == "speculative":
+            _teach_times(policy, steps)
+        total, prefill = times[-1], steps[0]["draft_ms"] + steps[0]["verify_ms"] + steps[0]["other_ms"]
+        request = {**keys, "prompt_id": spec.prompt.id, "category": spec.prompt.category, "mode": spec.mode,
+                   "drafter": spec.drafter, "policy": spec.policy, "temperature": dec.sampling.temperature,
+                   "prompt_tokens": len(prompt_ids), "new_tokens": len(gen.tokens), "prefill_ms": prefill,
+                   "ttft_ms": prefill, "total_ms": total, "tokens_per_s": len(gen.tokens) / total * 1000.0,
+                   "ms_per_token": total / len(gen.tokens),
+                   "output_text": self.pair.tokenizer.decode(gen.tokens, skip_special_tokens=True),
+                   "stop_reason": gen.stop_reason, "warmup": spec.warmup, "started_at": started,
+                   "prompt_token_ids": prompt_ids, "output_token_ids": gen.tokens}
+        forced = self._forced(spec, keys, prompt_ids, gen.tokens)
+        return {"requests": [request], "steps": steps, "tokens": tokens, "forced": forced}
+
+    def _forced(self, spec, keys: dict, prompt_ids: list[int], output: list[int]) -> list[dict]:
+        """The teacher-forced rows of (prompt, drafter), once, for model-backed drafters (workbench.forced)."""
+        drafter = self.drafters.get(spec.drafter)
+        key = (spec.prompt.id, spec.drafter)
+        if (not self.cfg.replay_data or spec.warmup or spec.mode != "speculative" or key in self._forced_done
+                or not hasattr(drafter, "lm")):
+            return []
+        self._forced_done.add(key)
+        if self._p_cache[0] != (*prompt_ids, -1, *output):
+            self._p_cache = ((*prompt_ids, -1, *output),
+                             target_probs(self.pair.target, prompt_ids, output, self.dec.sampling))
+        return forced_rows(self._p_cache[1], drafter.lm, prompt_ids, output, self.dec.sampling,
+                           {**keys, "drafter": spec.drafter})
+
+
+def _teach_times(policy: Policy, steps: list[dict]) -> None:
+    """Measured phase times reach the policy once per request (when the clock is resolved)."""
+    for s in steps[1:]:
+        policy.observe_times(s["gamma"], s["draft_ms"], s["verify_ms"], s["other_ms"])
