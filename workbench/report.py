@@ -27,6 +27,7 @@ from workbench import paths, trace
 from workbench.errors import WorkbenchError
 
 KERNEL_NAME = "workbench-report"
+CELL_TIMEOUT_S = 1800  # a cell that runs longer fails the page (a hang must not hang the report forever)
 # Remote resources that must never reach a report page (src/href pointing at http(s)).
 REMOTE = re.compile(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//[^>]*>(\s*</script>)?""", re.I)
 # nbconvert's lab template, with every CDN-loading block emptied (plotly.js comes inlined in the outputs).
@@ -72,7 +73,8 @@ def execute(notebook: str, out_ipynb: Path, parameters: dict, kernel_name: str) 
     nb_dir = paths.notebooks_dir()
     try:
         pm.execute_notebook(str(nb_dir / f"{notebook}.ipynb"), str(out_ipynb), parameters=parameters,
-                            cwd=str(nb_dir), kernel_name=kernel_name, progress_bar=False, log_output=False)
+                            cwd=str(nb_dir), kernel_name=kernel_name, progress_bar=False, log_output=False,
+                            execution_timeout=CELL_TIMEOUT_S)
     except pm.PapermillExecutionError as exc:
         raise WorkbenchError(f"{notebook} notebook failed ({out_ipynb}): {exc.ename}: {exc.evalue}") from None
 

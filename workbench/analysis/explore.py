@@ -89,7 +89,8 @@ def widget_explorer(fits: list, max_gamma: int = 16):
     """ipywidgets (JupyterLab): a run × drafter dropdown and α, c, verify-slope and γ-range sliders redrawing the
     predicted curve. ``fits``: ``speedup.fits``. Returns the widget box (display it)."""
     import ipywidgets as w
-    from IPython.display import display
+
+    from workbench.analysis.notebook import show
 
     labels = {f"{f.run_id} {f.drafter} T={f.temperature:g}": i for i, f in enumerate(fits)}
     first = fits[0]
@@ -109,7 +110,7 @@ def widget_explorer(fits: list, max_gamma: int = 16):
                           height=380)
         with out:
             out.clear_output(wait=True)
-            display(fig)
+            show(fig)
 
     def pick_run(change):
         f = fits[change["new"]]
@@ -120,3 +121,41 @@ def widget_explorer(fits: list, max_gamma: int = 16):
         ctl.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([run, gmax]), w.HBox([alpha, c, slope]), out])
+
+
+def replay_explorer(trace, drafter: str, limit: int = 200):
+    """ipywidgets (JupyterLab): threshold P, heuristic start G0, GMAX and the adaptive policy's prior weight; every
+    change re-runs the replay on the loaded trace (a prediction) and redraws the policies beside the best measured
+    constant γ and the oracle. Returns the widget box (display it)."""
+    import ipywidgets as w
+
+    from workbench.adaptive import Adaptive
+    from workbench.analysis import replay
+    from workbench.analysis.notebook import show
+
+    recorded, costs = replay.recorded_outputs(trace, drafter, limit), replay.replay_costs(trace, drafter)
+    max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
+    run = lambda spec: replay.summarize(replay.replay_policy(recorded, spec, costs, max_new=max_new))  # noqa: E731
+    oracle = float(run(replay.ORACLE)["predicted_speedup"].iloc[0])
+    p_min = w.FloatSlider(value=0.4, min=0.01, max=0.95, step=0.01, description="threshold P")
+    start = w.IntSlider(value=5, min=1, max=16, description="heuristic G0")
+    gmax = w.IntSlider(value=16, min=1, max=32, description="GMAX")
+    prior = w.FloatSlider(value=2.0, min=0.5, max=50.0, step=0.5, description="adaptive prior")
+    out = w.Output()
+
+    def redraw(*_):
+        rows = pd.concat([run(f"threshold:{p_min.value:g}:{gmax.value}"), run(f"heuristic:{start.value}"),
+                          run(f"constant:{min(gmax.value, 64)}"), run(Adaptive(gmax.value, prior.value))])
+        fig = go.Figure(go.Bar(x=rows["policy"], y=rows["predicted_speedup"], name="replayed (prediction)",
+                               text=rows["tokens_per_step"].map("τ={:.2f}".format)))
+        fig.add_hline(y=oracle, line=dict(dash="dot"), annotation_text=f"oracle {oracle:.2f}x")
+        fig.update_layout(title=f"Replayed on {len(recorded)} recorded outputs of {drafter} (predictions)",
+                          yaxis_title="predicted speedup", height=380)
+        with out:
+            out.clear_output(wait=True)
+            show(fig)  # never fig.show(): with no renderer set, plotly may try to open a browser and wait
+
+    for ctl in (p_min, start, gmax, prior):
+        ctl.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([p_min, start]), w.HBox([gmax, prior]), out])

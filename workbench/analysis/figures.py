@@ -146,3 +146,37 @@ def speedup_figure(sweep: pd.DataFrame) -> go.Figure:
     fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
     return fig.update_layout(title="Speedup vs γ: measured, and the two predictions beside it", xaxis_title="γ",
                              yaxis_title="speedup over baseline")
+
+
+def policy_figure(table: pd.DataFrame) -> go.Figure:
+    """Per policy: measured speedup (live) beside the replayed prediction; the oracle bound is replayed only
+    (``policies.comparison``)."""
+    fig = go.Figure()
+    fig.add_bar(x=table["policy"], y=table["measured_speedup"], name="measured (live)", marker_color="#1971c2")
+    fig.add_bar(x=table["policy"], y=table["predicted_speedup"], name="replayed (prediction)",
+                marker_color="#a5d8ff")
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
+    return fig.update_layout(title="Policies: measured speedup, and the replayed prediction beside it (oracle = bound)",
+                             barmode="group", yaxis_title="speedup over baseline")
+
+
+def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: float) -> go.Figure:
+    """Replayed (predicted) speedup per category for each precomputed setting, one slider step per setting; the
+    best measured constant γ and the oracle as reference lines (``policies.threshold_sweep``)."""
+    settings = list(dict.fromkeys(sweep["policy"]))
+    fig = go.Figure()
+    for i, spec in enumerate(settings):
+        rows = sweep[sweep["policy"] == spec]
+        fig.add_bar(x=rows["category"], y=rows["predicted_speedup"], name=spec, visible=i == 0,
+                    customdata=rows[["tokens_per_step"]],
+                    hovertemplate="%{x}: %{y:.2f}x predicted, τ=%{customdata[0]:.2f}<extra>" + spec + "</extra>")
+    fig.add_hline(y=best_measured, line=dict(color="#1971c2", dash="dash"),
+                  annotation_text=f"best constant γ, measured {best_measured:.2f}x")
+    fig.add_hline(y=oracle, line=dict(color="black", dash="dot"), annotation_text=f"oracle (replayed) {oracle:.2f}x")
+    steps = [dict(method="update", label=spec, args=[{"visible": [j == i for j in range(len(settings))]},
+                                                     {"title": f"Replayed (predicted) speedup with {spec}"}])
+             for i, spec in enumerate(settings)]
+    return fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="setting: "),
+                                           pad=dict(t=50))],
+                             title=f"Replayed (predicted) speedup with {settings[0]}", yaxis_title="speedup",
+                             yaxis_rangemode="tozero")

@@ -58,3 +58,21 @@ def record(key_figures: dict, figures_out: str = "") -> None:
     display(table.style.format(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
     if figures_out:
         Path(figures_out).write_text(json.dumps(key_figures, indent=2, default=float) + "\n")
+
+
+def main_drafter(trace: Trace) -> str:
+    """The drafter the policy sections look at: the first model drafter of the run (else the first drafter)."""
+    drafters = [d for d in dict.fromkeys(frames.measured_requests(trace.requests)["drafter"]) if d]
+    models = [d for d in drafters if not d.startswith(("ngram", "early-exit"))]
+    return (models or drafters or [""])[0]
+
+
+def show_settings(spec: str, settings: dict[str, str]) -> None:
+    """The recommended setting, one line per engine, in the syntax users paste."""
+    import html
+
+    from IPython.display import HTML, display
+
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>"
+                   for k, v in settings.items())
+    display(HTML(f"<p><b>Best measured policy: <code>{html.escape(spec)}</code></b></p><table>{rows}</table>"))

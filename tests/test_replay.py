@@ -1,0 +1,88 @@
+"""Offline replay: known answers on a hand-made recorded output, exact agreement with live runs of deterministic
+policies under greedy decoding, and one clear line for each bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_cli import run_args
+from workbench import trace
+from workbench.analysis import latency, policies, replay
+from workbench.cli import main
+
+MATCH = [False, True, True, True, False, True, True, False, True]  # index 0 is the prefill's token
+CONF = [1.0, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+COSTS = latency.CostModel(t1=10.0, t_d=1.0, a=9.0, b=1.0, o_spec=0.5, o_base=0.5, prefill_spec=20.0,
+                          prefill_base=15.0, new_tokens=9.0, has_baseline=True)
+
+
+def recorded() -> replay.Recorded:
+    n = len(MATCH)
+    return replay.Recorded("p", "cat", [1, 2, 3], list(range(10, 10 + n)), np.array(MATCH), np.array(CONF),
+                           np.zeros(n), np.full(n, 0.5))
+
+
+def steps_of(spec):
+    policy = None if spec == replay.ORACLE else replay.parse_policy(spec)
+    rows = replay.replay_request(recorded(), policy, replay.ReplayCosts(0.0, 1.0, COSTS), max_new=9)
+    return [(r["gamma"], r["n_accepted"], r["n_emitted"]) for r in rows]
+
+
+def test_constant_replay_walks_the_recorded_matches():
+    # g=1: drafts at 1,2 both match → 3 tokens; g=4: 4 misses → 1; g=5: 5,6 match → 3; g=8: budget 9−8−1 = 0 → 1
+    assert steps_of("constant:2") == [(2, 2, 3), (2, 0, 1), (2, 2, 3), (0, 0, 1)]
+
+
+def test_the_oracle_drafts_exactly_what_will_be_accepted():
+    assert steps_of(replay.ORACLE) == [(3, 3, 4), (2, 2, 3), (0, 0, 1)]
+
+
+def test_threshold_stops_after_a_low_confidence_token_and_keeps_it():
+    # g=1: token 1 (conf .9) then token 2 (conf .1 < .5): stop after it → 2 drafted, both accepted
+    assert steps_of("threshold:0.5:4")[0] == (2, 2, 3)
+
+
+def test_replayed_time_follows_the_cost_model():
+    per = replay.replay_policy([recorded()], "constant:2", replay.ReplayCosts(0.0, 1.0, COSTS), max_new=9)
+    row = per.iloc[0]
+    verify = lambda k: 9.0 + 1.0 * k  # noqa: E731
+    spec_ms = 20.0 + 3 * (2 * 1.0 + verify(3) + 0.5) + (0.0 + verify(1) + 0.5)  # the γ = 0 step plans nothing
+    assert row["spec_ms"] == pytest.approx(spec_ms) and row["base_ms"] == pytest.approx(15.0 + 8 * 10.5)
+    assert row["speedup"] == pytest.approx(row["base_ms"] / spec_ms)
+    assert policies.recommend("constant:4")["vLLM speculative_config"] == "num_speculative_tokens=4"
+    assert "assistant_confidence_threshold=0.3" in policies.recommend("threshold:0.3:8")[
+        "Hugging Face generate(assistant_model=draft, ...)"]
+
+
+def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_dirs, prompts_file, tmp_path,
+                                                                           capsys):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--policy",
+                    "constant:2,constant:5,heuristic:2,threshold:0.3:6,adaptive:6")
+    args[args.index("--draft") + 1] = f"{model_dirs['draft_prefix']},ngram"
+    args[args.index("--max-new-tokens") + 1] = "24"
+    assert main(args) == 0
+    t = trace.load(out)
+    for drafter in ("draft_prefix", "ngram:3:1"):
+        check = replay.live_vs_replay(t, drafter).set_index("policy")
+        exact = [p for p in check.index if not p.startswith("adaptive")]
+        assert len(exact) == 4 and (check.loc[exact, "tau_error"].abs() < 1e-9).all(), check
+        assert check["speedup_error"].notna().all()
+    capsys.readouterr()
+    assert main(["replay", str(out), "--policy", "constant:3,threshold:0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert "oracle" in printed and "threshold:0.2:16" in printed and "prediction" in printed
+
+
+def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(model_dirs, prompts_file, out, "--baseline", "--no-replay-data", "--limit", "1")) == 0
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: replay: the run has no replay data") and "\n" not in err
+    assert main(["replay", str(out), "--policy", "threshold:abc"]) == 2
+    assert "must be a probability" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "nope")]) == 2
+    assert "no such run directory" in capsys.readouterr().err

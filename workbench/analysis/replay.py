@@ -1,0 +1,253 @@
+"""Offline replay: what a draft-length policy would have done on a recorded run, without running a model.
+
+A *prediction*, always shown beside live measurements (docs/REPLAY.md states what it approximates). For each
+recorded output (the first speculative request of each prompt × drafter) replay walks the output token by token,
+asks the very policy objects the live loop uses (``workbench.policies``) how much to draft, and reads off what the
+draft would have proposed from the run's teacher-forced ``forced`` table (model drafters) or by redoing the lookup
+(n-gram). Under greedy decoding this is exact for acceptance (n per step, tokens per step) as long as the draft stays
+on the accepted path; the confidences of drafts *after* a rejection are not observed (they only cost draft time), and
+replay uses the confidence recorded at the same output position in their place. Time comes from the run's fitted
+costs (``CostModel`` and a draft-time line per drafter). At T > 0 acceptance is drawn with the recorded α = Σ min(p, q)
+of each position (expected acceptance, one seeded draw per position) along the one recorded output path.
+The oracle drafts exactly the tokens that will be accepted: the bound every policy is measured against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workbench.analysis import frames, latency
+from workbench.drafters.ngram import lookup
+from workbench.errors import WorkbenchError
+from workbench.policies import StepOutcome, parse_policy  # noqa: F401 (re-exported for callers)
+from workbench.trace import Trace
+
+ORACLE = "oracle"  # the bound: drafts exactly the tokens that will be accepted (never a live policy)
+
+
+@dataclass
+class Recorded:
+    """One recorded output and what the drafter proposes along it (arrays over output positions t)."""
+
+    prompt_id: str
+    category: str
+    prompt_ids: list[int]
+    output: list[int]
+    match: np.ndarray  # the draft's token at t equals the output token (on the accepted path)
+    conf: np.ndarray  # the draft's probability of its token at t (its confidence)
+    entropy: np.ndarray  # entropy of the draft's distribution at t (nats)
+    alpha: np.ndarray  # Σ min(p, q) at t
+
+
+@dataclass(frozen=True)
+class ReplayCosts:
+    """Time of a replayed step: draft d0 + d1·k (when anything was planned), verify a + b·(k+1), other o."""
+
+    d0: float
+    d1: float
+    costs: latency.CostModel
+
+    def step_ms(self, planned: int, k: int) -> tuple[float, float, float]:
+        draft = (self.d0 + self.d1 * k) if planned > 0 else 0.0
+        return draft, float(self.costs.verify_ms(k + 1)), self.costs.o_spec
+
+
+def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recorded]:
+    """The recorded outputs replay walks for ``drafter`` (at most ``limit`` prompts, sampled with a fixed seed)."""
+    req = frames.measured_requests(trace.requests)
+    spec = req[(req["drafter"] == drafter) & (req["mode"] == "speculative")].drop_duplicates("prompt_id")
+    if not len(spec):
+        raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
+    spec = frames.sample_requests(spec, limit)
+    is_ngram = drafter.startswith("ngram")
+    forced = trace.forced if trace.forced is not None else pd.DataFrame()
+    if not is_ngram:
+        forced = forced[forced["drafter"] == drafter] if len(forced) else forced
+        if not len(forced):
+            raise WorkbenchError(f"replay: the run has no replay data for drafter {drafter!r} (it was made with "
+                                 "--no-replay-data or by an older workbench); rerun it to replay policies")
+        by_prompt = {rid: g.sort_values("index") for rid, g in forced.groupby("request_id")}
+        req_of = forced.drop_duplicates("request_id").merge(req[["request_id", "prompt_id"]], on="request_id")
+        forced_of = dict(zip(req_of["prompt_id"], req_of["request_id"]))
+    out = []
+    for r in spec.itertuples(index=False):
+        output, prompt_ids = list(r.output_token_ids), list(r.prompt_token_ids)
+        if is_ngram:
+            n = len(output)
+            out.append(Recorded(r.prompt_id, r.category, prompt_ids, output, np.zeros(n, bool), np.ones(n),
+                                np.zeros(n), np.full(n, np.nan)))
+            continue
+        rows = by_prompt.get(forced_of.get(r.prompt_id))
+        if rows is None:
+            continue
+        out.append(Recorded(r.prompt_id, r.category, prompt_ids, rows["token_id"].tolist(),
+                            rows["match"].to_numpy(bool), rows["draft_conf"].to_numpy(float),
+                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float)))
+    return out
+
+
+def replay_costs(trace: Trace, drafter: str) -> ReplayCosts:
+    """The run's costs for ``drafter``: its draft-time line d0 + d1·k over the steps that planned a draft."""
+    s = frames.speculative_steps(trace.steps, trace.requests)
+    s = s[(s["drafter"] == drafter) & (s["gamma_planned"] > 0)]
+    costs = latency.cost_model(trace.steps, trace.requests, drafter)
+    if len(s) and s["gamma"].nunique() > 1:
+        d1, d0 = np.polyfit(s["gamma"].to_numpy(float), s["draft_ms"].to_numpy(float), 1)
+    else:
+        d0, d1 = 0.0, costs.t_d
+    return ReplayCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs)
+
+
+def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, rng, greedy: bool):
+    """Drafted count k, accepted n and the confidences of one step starting at output position g."""
+    if ngram:
+        tokens = lookup(rec.prompt_ids + rec.output[:g], gamma, *ngram)
+        if policy is not None and policy.reads_draft:
+            for i in range(1, len(tokens)):
+                if policy.stop_after(i, 1.0, 0.0):
+                    tokens = tokens[:i]
+                    break
+        truth = rec.output[g:g + len(tokens)]
+        n = next((i for i, (x, o) in enumerate(zip(tokens, truth)) if x != o), min(len(tokens), len(truth)))
+        return len(tokens), n, (1.0,) * len(tokens)
+    k, n, on_path, confs = 0, 0, True, []
+    for i in range(1, gamma + 1):
+        t = min(g + i - 1, len(rec.output) - 1)
+        k += 1
+        ok = bool(rec.match[t]) if greedy else bool(rng.random() < rec.alpha[t])
+        if on_path and ok:
+            n += 1
+        on_path = on_path and ok
+        confs.append(float(rec.conf[t]))
+        if policy is not None and policy.reads_draft and i < gamma and policy.stop_after(i, rec.conf[t],
+                                                                                         rec.entropy[t]):
+            break
+    return k, n, tuple(confs)
+
+
+def _oracle_k(rec: Recorded, g: int, gamma: int, ngram, greedy: bool) -> int:
+    if ngram:
+        tokens = lookup(rec.prompt_ids + rec.output[:g], gamma, *ngram)
+        truth = rec.output[g:g + len(tokens)]
+        return next((i for i, (x, o) in enumerate(zip(tokens, truth)) if x != o), min(len(tokens), len(truth)))
+    k = 0
+    while k < gamma and g + k < len(rec.output) and (rec.match[g + k] if greedy else rec.alpha[g + k] > 0.5):
+        k += 1
+    return k
+
+
+def replay_request(rec: Recorded, policy, costs: ReplayCosts, max_new: int, ngram=None, greedy: bool = True,
+                   seed: int = 0) -> list[dict]:
+    """Replayed steps of one recorded output; ``policy`` None = the oracle."""
+    rng = np.random.default_rng(seed)
+    if policy is not None:
+        policy.begin_request()
+    rows, g, total = [], 1, len(rec.output)
+    while g < total:
+        budget = max_new - g - 1
+        planned = policy.plan() if policy is not None else budget
+        gamma = max(0, min(planned, budget))
+        if policy is None:
+            k = n = _oracle_k(rec, g, gamma, ngram, greedy)
+            confs = ()
+        else:
+            k, n, confs = _propose(rec, g, gamma, policy, ngram, rng, greedy)
+        emitted = min(n + 1, total - g)
+        draft_ms, verify_ms, other_ms = costs.step_ms(planned, k)
+        if policy is not None:
+            policy.observe(StepOutcome(planned=planned, gamma=k, n=n, confidences=confs))
+        rows.append({"gamma": k, "n_accepted": n, "n_emitted": emitted, "draft_ms": draft_ms,
+                     "verify_ms": verify_ms, "other_ms": other_ms})
+        g += emitted
+    if policy is not None:
+        for r in rows:
+            policy.observe_times(r["gamma"], r["draft_ms"], r["verify_ms"], r["other_ms"])
+    return rows
+
+
+def replay_policy(recorded: list[Recorded], spec, costs: ReplayCosts, *, max_new: int, greedy: bool = True,
+                  ngram: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Per recorded prompt: replayed totals and predicted ms/token of one policy (a spec string, a Policy object,
+    or ``ORACLE``). One policy object walks all prompts in order, so a learning policy learns as it would live."""
+    policy = None if spec == ORACLE else (parse_policy(spec) if isinstance(spec, str) else spec)
+    name = ORACLE if policy is None else policy.spec
+    c = costs.costs
+    rows = []
+    for i, rec in enumerate(recorded):
+        steps = replay_request(rec, policy, costs, max_new, ngram, greedy, seed=i)
+        tokens = len(rec.output)
+        spec_ms = c.prefill_spec + sum(s["draft_ms"] + s["verify_ms"] + s["other_ms"] for s in steps)
+        base_ms = c.prefill_base + (tokens - 1) * c.base_token_ms
+        rows.append({"policy": name, "prompt_id": rec.prompt_id, "category": rec.category, "tokens": tokens,
+                     "steps": len(steps), "drafted": sum(s["gamma"] for s in steps),
+                     "accepted": sum(s["n_accepted"] for s in steps),
+                     "tau_sum": sum(s["n_accepted"] + 1 for s in steps), "spec_ms": spec_ms, "base_ms": base_ms,
+                     "speedup": base_ms / spec_ms})
+    return pd.DataFrame(rows)
+
+
+def summarize(per_prompt: pd.DataFrame, by=("policy",)) -> pd.DataFrame:
+    """Per policy (and ``by``): replayed tokens per step, target calls per 100 tokens, draft tokens wasted per
+    emitted token, acceptance and the predicted speedup (per-prompt median, as measured speedups are)."""
+    g = per_prompt.groupby(list(by), sort=False)
+    out = pd.DataFrame({
+        "prompts": g.size(), "tokens_per_step": g["tau_sum"].sum() / g["steps"].sum(),
+        "target_calls_per_100": 100 * (g["steps"].sum() + g.size()) / g["tokens"].sum(),
+        "draft_tokens": g["drafted"].sum(), "wasted_per_token": (g["drafted"].sum() - g["accepted"].sum())
+        / g["tokens"].sum(), "acceptance_rate": g["accepted"].sum() / g["drafted"].sum().where(g["drafted"].sum() > 0),
+        "predicted_speedup": g["speedup"].median()})
+    return out.reset_index()
+
+
+def _ngram_of(drafter: str) -> tuple[int, int] | None:
+    if not drafter.startswith("ngram"):
+        return None
+    _, n_max, n_min = drafter.split(":")
+    return int(n_max), int(n_min)
+
+
+def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
+    """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``."""
+    recorded = recorded_outputs(trace, drafter, limit)
+    costs = replay_costs(trace, drafter)
+    if not costs.costs.has_baseline:
+        raise WorkbenchError("replay: the run has no baseline requests (run with --baseline): a predicted speedup "
+                             "needs the target-only cost")
+    greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
+    if not greedy and drafter.startswith("ngram"):
+        raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")
+    max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
+    return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=_ngram_of(drafter))
+                      for s in specs], ignore_index=True)
+
+
+def live_vs_replay(trace: Trace, drafter: str) -> pd.DataFrame:
+    """Every policy measured live with ``drafter`` beside its replay: tokens per step and speedup, and the
+    relative errors of the replay (the check that replay can be trusted on this run)."""
+    req = frames.measured_requests(trace.requests)
+    policies = sorted(set(req[req["drafter"] == drafter]["policy"]))
+    out = live_table(trace, drafter, summarize(replay(trace, drafter, policies)))
+    out["tau_error"] = out["tokens_per_step"] / out["measured_tokens_per_step"] - 1
+    out["speedup_error"] = out["predicted_speedup"] / out["measured_speedup"] - 1
+    return out
+
+
+def live_table(trace: Trace, drafter: str, replayed: pd.DataFrame) -> pd.DataFrame:
+    """``summarize`` output with the live measurement of the same policy beside it (NaN if it did not run)."""
+    from workbench.analysis import acceptance, speedup
+
+    acc = acceptance.acceptance_by(trace.steps, None, trace.requests, ["drafter", "policy"])
+    live = speedup.speedup_table(trace.requests).merge(acc, on=["drafter", "policy"])
+    live = live[live["drafter"] == drafter].rename(columns={"speedup": "measured_speedup",
+                                                            "tokens_per_step": "measured_tokens_per_step"})
+    return replayed.merge(live[["policy", "measured_speedup", "measured_tokens_per_step"]], on="policy", how="left")
+
+
+def replayable(trace: Trace, drafter: str) -> bool:
+    """Whether ``replay`` can run for ``drafter``: a baseline, and teacher-forced data (or an n-gram drafter)."""
+    req = frames.measured_requests(trace.requests)
+    has_forced = trace.forced is not None and len(trace.forced) and drafter in set(trace.forced["drafter"])
+    return bool((req["mode"] == "baseline").any() and (has_forced or drafter.startswith("ngram")))
