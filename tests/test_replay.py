@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_cli import run_args
+
 from workbench import trace
 from workbench.analysis import latency, policies, replay
 from workbench.cli import main
