@@ -10,6 +10,7 @@ import os
 import sys
 
 from workbench import demo, report
+from workbench.commands import export as export_cmd, sweep as sweep_cmd
 from workbench.errors import WorkbenchError
 from workbench.train import cli as train_cli
 
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     report.add_parser(sub)
     train_cli.add_parser(sub)
+    sweep_cmd.add_parser(sub)
+    export_cmd.add_parser(sub)
     return parser
 
 

@@ -162,7 +162,9 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     """
     from tqdm.auto import tqdm
 
-    run_dirs = [Path(d).resolve() for d in run_dirs]
+    from workbench import sweep_report  # a sweep directory stands for its finished runs (+ a comparison section)
+
+    run_dirs, sweep_dirs = sweep_report.expand_dirs([Path(d).resolve() for d in run_dirs])
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
@@ -185,7 +187,10 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
                 summary += [_flat(f"tuning {r['run_id']} T={r['temperature']:g}", r) for r in figures["runs"]]
             else:
                 summary.append(_flat(stem, figures))
-    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
+    index = _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
+    if sweep_dirs:
+        sweep_report.add_to_index(index, sweep_dirs)
+    return index
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -193,7 +198,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("report", help="execute the analysis notebooks on runs and write offline HTML",
                               description="Execute notebooks/{acceptance,latency,tuning}.ipynb on run directories "
                                           "and write executed notebooks, standalone HTML pages and index.html.")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory from `workbench run`")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run directory from `workbench run`, or a sweep directory from `workbench sweep`")
     p.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
