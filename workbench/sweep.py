@@ -36,7 +36,7 @@ SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category"
 # The settings that change a baseline run: one baseline per distinct combination of these.
 BASELINE_KEYS = ("target", "temperature", "top_k", "top_p", "prompts", "max_new_tokens", "seed", "device", "dtype")
 POLICY = re.compile(r"constant:\d+|heuristic(:\d+)?|threshold:[0-9.]+(:\d+)?|adaptive(:\d+)?")
-STATES = ("pending", "running", "done", "failed")
+PATH_KEYS = ("target", "draft", "prompts")  # values that may be paths (resolved against the sweep file's folder)
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,13 @@ def _as_list(value, want: type, bad) -> list:
     return [float(v) if want is float else v for v in values]
 
 
+def _resolve(sweep_file: Path, value: str) -> str:
+    """A relative path that exists next to the sweep file → absolute (workers may run in another directory)."""
+    candidate = sweep_file.parent / value
+    return str(candidate.resolve()) if value != "default" and not Path(value).is_absolute() and \
+        candidate.exists() else value
+
+
 def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Parse and type-check a sweep file; raises WorkbenchError naming the key and its line."""
     path = Path(path)
@@ -113,7 +120,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         bad = lambda what, k=key: _bad(path, text, "grid", k, f"[grid] {k}: {what}")  # noqa: E731
         if key not in GRID_TYPES:
             raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
-        spec.grid[key] = _as_list(value, GRID_TYPES[key], bad)
+        spec.grid[key] = [_resolve(path, v) if key in PATH_KEYS else v for v in _as_list(value, GRID_TYPES[key], bad)]
     for key, value in settings.items():
         if key not in SETTING_TYPES or not _check_type(value, SETTING_TYPES[key]):
             what = "unknown key" if key not in SETTING_TYPES else f"expected {SETTING_TYPES[key].__name__}"
@@ -127,7 +134,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
             if key not in GRID_TYPES:
                 raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
             _as_list(value, GRID_TYPES[key], bad)
-        spec.exclude.append({k: _as_list(v, GRID_TYPES[k], None) for k, v in table.items()})
+        spec.exclude.append({k: [_resolve(path, x) if k in PATH_KEYS else x for x in _as_list(v, GRID_TYPES[k], None)]
+                             for k, v in table.items()})
     return spec
 
 
@@ -273,7 +281,7 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
         raise WorkbenchError("--cpus-per-task must be ≥ 1")
     if ray not in (None, "auto"):
         sweep_run._precheck(ray)  # before anything is written
-    out = Path(out)
+    out = Path(out).resolve()
     manifest = open_manifest(out, plans, spec.path)
     rows = {r["name"]: r for r in manifest["runs"]}
     todo = [p for p in plans if rows[p.name]["state"] != "done"]

@@ -62,7 +62,7 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
             record["speedup"] = ratio.median()
             category = req.drop_duplicates("prompt_id").set_index("prompt_id")["category"]
             for cat, values in ratio.groupby(category.reindex(ratio.index)):
-                cats.append({**record, "category": cat, "speedup": values.median(), "prompts": len(values)})
+                cats.append({**record, "category": cat, "speedup": values.median(), "n_prompts": len(values)})
         runs.append(record)
     return pd.DataFrame(runs), pd.DataFrame(cats)
 
@@ -101,7 +101,7 @@ def sweep_index_html(sweep_dir: str | os.PathLike) -> str:
             f"paired with the sweep's baseline run of the same {', '.join(BASELINE_KEYS)}: cross-run ratios "
             "measured on the same machine, one run after the other (not interleaved within a run, so slow drifts "
             "of the machine are not cancelled). Acceptance = Σn/Σγ; tokens per step τ = mean(n+1).")
-    best_html = _table(best, ["target", "category", "run", *settings[1:], "speedup", "acceptance", "prompts"]) \
+    best_html = _table(best, ["target", "category", "run", *settings[1:], "speedup", "acceptance", "n_prompts"]) \
         if not best.empty else "<p>No baseline to compare with (baseline = false in the sweep file).</p>"
     return (f"<h2>Sweep {html.escape(Path(sweep_dir).name)}: {len(runs)} speculative runs compared</h2>"
             f"<p>{html.escape(note)}</p>"

@@ -1,0 +1,223 @@
+"""`workbench sweep`: grid expansion and names, the manifest, resume, failures, bad sweep files, and (with ray
+installed) a local Ray cluster, including a worker killed mid-run. Only settings that exist before and after the
+RunConfig refactor are used (target, draft, gamma, temperature, prompts, max_new_tokens, seed, device, limit)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench import sweep, trace
+from workbench.cli import main
+
+
+def toml_value(v) -> str:
+    return json.dumps(v)  # JSON strings, numbers, booleans and lists are valid TOML values
+
+
+def write_sweep(path: Path, grid: dict, settings: dict | None = None, exclude: list[dict] | None = None) -> Path:
+    lines = ["[grid]"] + [f"{k} = {toml_value(v)}" for k, v in grid.items()]
+    lines += ["[settings]"] + [f"{k} = {toml_value(v)}" for k, v in (settings or {}).items()]
+    for rule in exclude or []:
+        lines += ["[[exclude]]"] + [f"{k} = {toml_value(v)}" for k, v in rule.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tiny_grid(dirs, prompts, **extra) -> dict:
+    return {"target": str(dirs["target"]), "draft": [str(dirs["draft_prefix"]), str(dirs["draft_random"])],
+            "gamma": [1, 3], "prompts": str(prompts), "max_new_tokens": 6, "device": "cpu", **extra}
+
+
+def measured_ids(run_dir: Path) -> list[str]:
+    req = trace.load(run_dir).requests
+    return sorted(req.loc[~req["warmup"], "request_id"])
+
+
+def expected_ids(prompts: str, plan: sweep.RunPlan) -> list[str]:
+    gamma = int((plan.point["policy"] or "constant:1").split(":")[1])
+    modes = ["baseline", "speculative/g1"] if plan.kind == "baseline" else [f"speculative/g{gamma}"]
+    return sorted(f"{p}/{m}" for p in prompts for m in modes)
+
+
+def snapshot(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------------ expansion, no runs
+def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(tmp_path):
+    path = write_sweep(tmp_path / "s.toml", {"target": ["t1", "t2"], "draft": ["d/a", "d/b"], "gamma": [2, 4],
+                                              "temperature": [0, 0.7], "seed": 1},
+                       exclude=[{"target": "t2", "draft": "d/b"}, {"gamma": 4, "temperature": 0.7}])
+    plans = sweep.expand(sweep.load_spec(path))
+    spec = [p for p in plans if p.kind == "speculative"]
+    base = [p for p in plans if p.kind == "baseline"]
+    assert len(spec) == 2 * 2 * 2 * 2 - 4 - 3  # t2×d/b removes 4; γ=4×T=0.7 removes 3 more (one overlaps)
+    assert len(base) == 4  # target × temperature, not repeated per draft or γ
+    assert {(b.point["target"], b.point["temperature"]) for b in base} == {("t1", 0.0), ("t1", 0.7), ("t2", 0.0),
+                                                                           ("t2", 0.7)}
+    names = [p.name for p in plans]
+    assert len(set(names)) == len(names) and all((tmp_path / n).name == n for n in names)
+    assert "spec__target-t1__draft-a__policy-constant-2__temperature-0.7" in names and "seed" not in "".join(names)
+    by_name = {p.name: p for p in plans}
+    for p in spec:  # each speculative run is paired with the baseline of its target and temperature
+        b = by_name[p.baseline].point
+        assert (b["target"], b["temperature"]) == (p.point["target"], p.point["temperature"])
+    again = sweep.expand(sweep.load_spec(path))
+    assert [p.name for p in again] == names and sweep.grid_hash(again) == sweep.grid_hash(plans)
+
+
+def test_run_config_adapter_maps_today_s_settings(tmp_path):
+    plans = sweep.expand(sweep.load_spec(write_sweep(tmp_path / "s.toml", {
+        "draft": ["d1"], "gamma": [3], "temperature": 0.5, "max_new_tokens": 9, "seed": 7, "device": "cpu"},
+        {"limit": 2})))
+    base, spec = plans
+    cfg = sweep.run_config_for(spec.point)
+    assert (cfg.draft, cfg.gammas, cfg.temperature, cfg.max_new_tokens, cfg.seed, cfg.device, cfg.limit,
+            cfg.baseline) == ("d1", (3,), 0.5, 9, 7, "cpu", 2, False)
+    assert cfg.prompts.endswith("data/prompts/heldout.jsonl") and cfg.target.endswith("default-target")
+    assert sweep.run_config_for(base.point).baseline and sweep.run_config_for(base.point).draft == "d1"
+
+
+# ------------------------------------------------------------------------------------------------ bad sweep files
+@pytest.mark.parametrize("text, message", [
+    ("[grid]\ndraft = ['a']\n\ngama = [1, 2]\n", ":4: [grid] gama: unknown key"),
+    ("[grid]\ntemperature = [0.0, 'hot']\n", ":2: [grid] temperature: expected float"),
+    ("[grid]\ngamma = [1]\n[settings]\nlimit = true\n", ":4: [settings] limit: expected int"),
+    ("targets = ['x']\n", ":1: unknown key 'targets'"),
+    ("[grid]\ngamma = [1]\n[[exclude]]\ndraft = 'a'\n[[exclude]]\ngamme = 1\n", ":6: [[exclude]] gamme: unknown key"),
+    ("[grid]\ndraft = []\n", "empty grid"),
+    ("[grid]\ngamma = [1]\n[[exclude]]\ngamma = 1\n", "empty grid"),
+    ("[grid]\npolicy = ['sometimes']\n", "policy 'sometimes'"),
+    ("[grid\n", "invalid TOML"),
+])
+def test_bad_sweep_file_is_one_error_line_and_exit_2(tmp_path, capsys, text, message):
+    (tmp_path / "s.toml").write_text(text)
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_sweep(tmp_path / "s.toml", {"gamma": [1]})
+    start = time.monotonic()
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--ray", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert time.monotonic() - start < 30 and err.startswith("error: --ray 127.0.0.1:") and "\n" not in err
+    assert "cannot reach" in err and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------ local sweeps
+def test_local_sweep_completes_reruns_as_a_no_op_resumes_and_refuses_another_sweep(model_dirs, prompts_file,
+                                                                                   tmp_path, capsys):
+    path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file), {"warmup": False})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    manifest = sweep.read_manifest(out)
+    plans = sweep.expand(sweep.load_spec(path))
+    assert [r["name"] for r in manifest["runs"]] == [p.name for p in plans] and len(plans) == 5  # 1 baseline + 2×2
+    assert all(r["state"] == "done" and r["error"] is None for r in manifest["runs"])
+    for plan in plans:
+        assert measured_ids(out / "runs" / plan.name) == expected_ids("abc", plan)
+
+    before = snapshot(out)  # rerunning does nothing: no file written, not even the manifest
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert snapshot(out) == before
+
+    victim = out / "runs" / plans[2].name  # as if killed after 2 of 3 requests: resume from completed requests
+    (victim / "requests-00002.parquet").unlink()
+    manifest["runs"][2]["state"] = "running"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    kept = trace.load(victim).requests.set_index("request_id")["total_ms"]
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    again = trace.load(victim)
+    assert measured_ids(victim) == expected_ids("abc", plans[2]) and len(again.meta["sessions"]) == 2
+    assert (again.requests.set_index("request_id")["total_ms"].loc[kept.index] == kept).all()
+    assert all(r["state"] == "done" for r in sweep.read_manifest(out)["runs"])
+
+    write_sweep(path, tiny_grid(model_dirs, prompts_file, temperature=[0.0, 0.5]), {"warmup": False})
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(model_dirs, prompts_file, tmp_path, capsys):
+    grid = tiny_grid(model_dirs, prompts_file, gamma=[2])
+    grid["draft"] = [str(model_dirs["draft_prefix"]), str(tmp_path / "no-such-draft")]
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": False, "limit": 1})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    rows = {r["name"]: r for r in sweep.read_manifest(out)["runs"]}
+    assert rows["spec__draft-draft_prefix"]["state"] == "done"
+    bad = rows["spec__draft-no-such-draft"]
+    assert bad["state"] == "failed" and "no such directory" in bad["error"] and "\n" not in bad["error"]
+    assert "1 run(s) failed" in err and "spec__draft-no-such-draft" in err and bad["error"] in err
+    assert measured_ids(out / "runs" / "spec__draft-draft_prefix") == ["a/speculative/g2"]
+
+
+def test_sweep_comparison_pairs_each_run_with_its_baseline(model_dirs, prompts_file, tmp_path):
+    from workbench import sweep_report
+
+    path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file, gamma=[2],
+                                                      temperature=[0.0, 0.8]), {"warmup": False})
+    out = tmp_path / "out"
+    assert sweep.run_sweep(path, out, progress=False) == []
+    runs, per_cat = sweep_report.comparison(out)
+    assert len(runs) == 4 and set(per_cat["category"]) == {"prose", "code"}
+    row = runs.set_index("run").loc["spec__draft-draft_random__temperature-0.8"]
+    spec = trace.load(out / "runs" / "spec__draft-draft_random__temperature-0.8").requests
+    base = trace.load(out / "runs" / "baseline__temperature-0.8").requests
+    ratio = (base[base["mode"] == "baseline"].set_index("prompt_id")["ms_per_token"]
+             / spec.set_index("prompt_id")["ms_per_token"])
+    assert row["speedup"] == pytest.approx(ratio.median()) and 0 <= row["acceptance"] <= 1
+    page = sweep_report.sweep_index_html(out)
+    assert "cross-run ratios" in page and "acceptance_spec__draft-draft_random__temperature-0.8.html" in page
+    assert page.count("<tr>") == 1 + 4 + 1 + 2  # header + 4 runs, header + best per (target, category)
+
+
+# ------------------------------------------------------------------------------------------------ Ray
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_sweep_2x2_completes(ray_cluster, model_dirs, prompts_file, tmp_path):
+    path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file), {"warmup": False})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--ray", "auto", "--no-progress"]) == 0
+    plans = sweep.expand(sweep.load_spec(path))
+    assert all(r["state"] == "done" for r in sweep.read_manifest(out)["runs"])
+    for plan in plans:
+        assert measured_ids(out / "runs" / plan.name) == expected_ids("abc", plan)
+    before = snapshot(out)
+    assert main(["sweep", str(path), "--out", str(out), "--ray", "auto", "--no-progress"]) == 0
+    assert snapshot(out) == before
+
+
+def test_ray_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, model_dirs, prompts_file, tmp_path,
+                                                          monkeypatch):
+    from workbench.sweep_run import FAULT_ENV
+
+    monkeypatch.setenv(FAULT_ENV, "1")  # each task's worker dies after its first completed request
+    grid = tiny_grid(model_dirs, prompts_file, draft=str(model_dirs["draft_prefix"]))
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": False})
+    out = tmp_path / "out"
+    assert sweep.run_sweep(path, out, ray="auto", progress=False) == []
+    for plan in sweep.expand(sweep.load_spec(path)):
+        assert (out / ".faults" / plan.name).is_file()  # the worker was killed once
+        run = trace.load(out / "runs" / plan.name)
+        assert len(run.meta["sessions"]) == 2  # and the retry resumed the run
+        ids = list(run.requests["request_id"])
+        assert len(ids) == len(set(ids)) and sorted(ids) == expected_ids("abc", plan)  # none lost, none twice
