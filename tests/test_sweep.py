@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(
         assert (b["target"], b["temperature"]) == (p.point["target"], p.point["temperature"])
     again = sweep.expand(sweep.load_spec(path))
     assert [p.name for p in again] == names and sweep.grid_hash(again) == sweep.grid_hash(plans)
+
+
+def test_the_commented_example_sweep_file_is_valid():
+    plans = sweep.expand(sweep.load_spec(Path(__file__).parent.parent / "data" / "sweep.example.toml"))
+    assert [p.name for p in plans] == [
+        "baseline__temperature-0.0", "baseline__temperature-0.7", "spec__policy-constant-2__temperature-0.0",
+        "spec__policy-constant-2__temperature-0.7", "spec__policy-constant-4__temperature-0.0",
+        "spec__policy-constant-4__temperature-0.7", "spec__policy-constant-6__temperature-0.0"]
+    assert all(p.point["limit"] == 8 for p in plans)
 
 
 def test_run_config_adapter_maps_today_s_settings(tmp_path):
@@ -149,7 +159,8 @@ def test_local_sweep_completes_reruns_as_a_no_op_resumes_and_refuses_another_swe
     assert "holds a different sweep" in capsys.readouterr().err
 
 
-def test_a_failing_run_is_recorded_and_the_others_finish(model_dirs, prompts_file, tmp_path, capsys):
+def test_a_failing_run_is_recorded_and_the_others_finish(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # local mode must not import ray (this makes `import ray` fail)
     grid = tiny_grid(model_dirs, prompts_file, gamma=[2])
     grid["draft"] = [str(model_dirs["draft_prefix"]), str(tmp_path / "no-such-draft")]
     path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": False, "limit": 1})

@@ -191,9 +191,11 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     if not spec.settings.get("baseline", True):
         return [RunPlan(n, "speculative", p) for n, p in zip(spec_names, points)]
     base_of = lambda p: tuple(json.dumps(p[k]) for k in BASELINE_KEYS)  # noqa: E731
-    firsts = list({base_of(p): p for p in reversed(points)}.values())[::-1]  # first point of each baseline group
+    firsts: dict[tuple, dict] = {}  # the first point of each baseline group, in grid order
+    for p in points:
+        firsts.setdefault(base_of(p), p)
     bases = [{**{k: p[k] for k in BASELINE_KEYS}, "draft": None, "policy": None, "pair_draft": p["draft"],
-              **settings} for p in firsts]
+              **settings} for p in firsts.values()]
     base_names = dict(zip((base_of(b) for b in bases), _names(bases, BASELINE_KEYS, "baseline")))
     return [RunPlan(base_names[base_of(b)], "baseline", b) for b in bases] + \
         [RunPlan(n, "speculative", p, base_names[base_of(p)]) for n, p in zip(spec_names, points)]
