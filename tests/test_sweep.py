@@ -232,3 +232,29 @@ def test_ray_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, model_dir
         assert len(run.meta["sessions"]) == 2  # and the retry resumed the run
         ids = list(run.requests["request_id"])
         assert len(ids) == len(set(ids)) and sorted(ids) == expected_ids("abc", plan)  # none lost, none twice
+
+
+def test_report_accepts_a_sweep_directory(model_dirs, prompts_file, tmp_path, monkeypatch):
+    """build_report expands a sweep into its finished runs and adds the comparison (notebooks stubbed: fast)."""
+    from workbench import report
+
+    grid = tiny_grid(model_dirs, prompts_file, gamma=[2])
+    grid["draft"] = [str(model_dirs["draft_prefix"]), str(tmp_path / "missing")]
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "limit": 2})
+    out = tmp_path / "out"
+    assert len(sweep.run_sweep(path, out, progress=False)) == 1  # the missing draft fails; it is left out
+
+    executed = []
+
+    def fake_execute(notebook, out_ipynb, parameters, kernel_name):
+        executed.append((notebook, parameters.get("run_dir") or parameters["run_dirs"]))
+        Path(parameters["figures_out"]).write_text(json.dumps({"runs": []} if notebook == "tuning" else {}))
+
+    monkeypatch.setattr(report, "execute", fake_execute)
+    monkeypatch.setattr(report, "to_offline_html", lambda src, dst, **kw: dst.write_text("<html></html>"))
+    index = report.build_report([out], tmp_path / "report", progress=False)
+    runs = [str((out / "runs" / n).resolve()) for n in ("baseline", "spec__draft-draft_prefix")]
+    assert executed[-1] == ("tuning", runs) and ("acceptance", runs[1]) in executed
+    page = index.read_text()
+    assert "1 speculative runs compared" in page and "href='latency_spec__draft-draft_prefix.html'" in page
+    assert (tmp_path / "report" / "latency_spec__draft-draft_prefix.html").is_file()
