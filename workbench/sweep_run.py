@@ -68,7 +68,12 @@ def _arm_fault_hook(task: RunTask) -> None:
 
 def run_task(task: RunTask, *, fault_hook: bool = False) -> Outcome:
     """Execute (or resume) one run; bad input becomes a failed outcome with its one-line error."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as the CLI: never reach for the network (also on a Ray worker)
+    from transformers.utils import logging as hf_logging
+
     from workbench.runner import execute
+
+    hf_logging.disable_progress_bar()
 
     if task.num_threads:
         import torch
