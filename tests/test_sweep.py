@@ -222,11 +222,14 @@ def test_ray_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, model_dir
     from workbench.sweep_run import FAULT_ENV
 
     monkeypatch.setenv(FAULT_ENV, "1")  # each task's worker dies after its first completed request
-    grid = tiny_grid(model_dirs, prompts_file, draft=str(model_dirs["draft_prefix"]))
+    grid = tiny_grid(model_dirs, prompts_file, draft=[str(model_dirs["draft_prefix"]), str(tmp_path / "nope")])
     path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": False})
     out = tmp_path / "out"
-    assert sweep.run_sweep(path, out, ray="auto", progress=False) == []
-    for plan in sweep.expand(sweep.load_spec(path)):
+    failed = sweep.run_sweep(path, out, ray="auto", progress=False)  # the runs with a missing draft fail alone
+    assert sorted(r["name"] for r in failed) == ["spec__draft-nope__policy-constant-1",
+                                                 "spec__draft-nope__policy-constant-3"]
+    assert all("no such directory" in r["error"] for r in failed)
+    for plan in [p for p in sweep.expand(sweep.load_spec(path)) if "nope" not in p.name]:
         assert (out / ".faults" / plan.name).is_file()  # the worker was killed once
         run = trace.load(out / "runs" / plan.name)
         assert len(run.meta["sessions"]) == 2  # and the retry resumed the run
