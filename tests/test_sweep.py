@@ -5,6 +5,7 @@ RunConfig refactor are used (target, draft, gamma, temperature, prompts, max_new
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import time
@@ -70,6 +71,15 @@ def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(
         assert (b["target"], b["temperature"]) == (p.point["target"], p.point["temperature"])
     again = sweep.expand(sweep.load_spec(path))
     assert [p.name for p in again] == names and sweep.grid_hash(again) == sweep.grid_hash(plans)
+
+
+def test_names_that_would_collide_get_a_hash_of_their_settings(tmp_path):
+    plans = sweep.expand(sweep.load_spec(write_sweep(tmp_path / "s.toml", {
+        "target": ["/m/a/model", "/m/b/model"], "gamma": [2, 4]})))
+    names = [p.name for p in plans]
+    assert len(set(names)) == len(names) == 6
+    assert all(re.fullmatch(r"(spec__target-model__policy-constant-[24]|baseline__target-model)__[0-9a-f]{8}", n)
+               for n in names), names
 
 
 def test_the_commented_example_sweep_file_is_valid():

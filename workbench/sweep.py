@@ -173,10 +173,9 @@ def _names(points: list[dict], keys: tuple[str, ...], prefix: str) -> list[str]:
     """``prefix__key-value__…`` over the keys whose value varies among ``points``; a short hash on collision."""
     varying = [k for k in keys if len({json.dumps(p[k]) for p in points}) > 1]
     names = ["__".join([prefix] + [f"{k}-{_label(p[k])}" for k in varying]) for p in points]
-    for i, name in enumerate(names):
-        if names.count(name) > 1:
-            names[i] = f"{name}__{hashlib.sha256(json.dumps(points[i], sort_keys=True).encode()).hexdigest()[:8]}"
-    return names
+    clash = {n for n in names if names.count(n) > 1}  # e.g. two paths ending in the same folder name
+    digest = lambda p: hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8]  # noqa: E731
+    return [f"{n}__{digest(p)}" if n in clash else n for n, p in zip(names, points)]
 
 
 def expand(spec: SweepSpec) -> list[RunPlan]:
