@@ -85,7 +85,8 @@ def test_export_writes_valid_nested_phases_per_request(model_dirs, prompts_file,
     assert starts[0] == 0 and all(abs(s - e) < 1 for s, e in zip(starts[1:], ends[:-1]))  # one after another
 
     phases = [e for e in doc["traceEvents"] if e["name"] in ("prefill", "draft", "verify", "other")]
-    spec_tid = next(tid for tid, rid in threads.items() if rid.endswith("speculative/g3") and "warmup" not in rid)
+    measured = [tid for tid in threads if not spans[tid]["args"]["warmup"]]
+    spec_tid = next(tid for tid in measured if spans[tid]["args"]["mode"] == "speculative")
     steps = t.steps[t.steps["request_id"] == threads[spec_tid]].sort_values("step")
     mine = [e for e in phases if e["tid"] == spec_tid]
     assert [e["name"] for e in mine] == ["prefill"] + ["draft", "verify", "other"] * (len(steps) - 1)
@@ -93,7 +94,7 @@ def test_export_writes_valid_nested_phases_per_request(model_dirs, prompts_file,
     assert [e["args"]["accepted"] for e in verify] == list(steps["n_accepted"].iloc[1:])
     assert all(e["args"]["gamma"] == 3 for e in verify)
     assert [round(e["dur"] / 1000, 3) for e in verify] == [round(v, 3) for v in steps["verify_ms"].iloc[1:]]
-    base_tid = next(tid for tid, rid in threads.items() if rid.endswith("/baseline") and "warmup" not in rid)
+    base_tid = next(tid for tid in measured if spans[tid]["args"]["mode"] == "baseline")
     assert {e["name"] for e in phases if e["tid"] == base_tid} == {"prefill", "verify", "other"}
 
 
