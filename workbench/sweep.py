@@ -281,7 +281,7 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
     if cpus_per_task < 1:
         raise WorkbenchError("--cpus-per-task must be ≥ 1")
     if ray not in (None, "auto"):
-        sweep_run._precheck(ray)  # before anything is written
+        sweep_run.precheck_address(ray)  # before anything is written
     out = Path(out).resolve()
     manifest = open_manifest(out, plans, spec.path)
     rows = {r["name"]: r for r in manifest["runs"]}

@@ -134,7 +134,7 @@ def run_local(out: Path, plans: list[RunPlan], progress: Progress) -> None:
         progress.set(plan.name, outcome.state, outcome.error)
 
 
-def _precheck(address: str) -> None:
+def precheck_address(address: str) -> None:
     """A TCP connect to ``host:port`` with a timeout: an unreachable cluster is one error line, not a hang."""
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
@@ -149,7 +149,7 @@ def _precheck(address: str) -> None:
 def connect_ray(address: str):
     """The ray module, connected: to the already-initialised cluster, to ADDRESS, or (auto) found or started."""
     if address != "auto":
-        _precheck(address)
+        precheck_address(address)
     try:
         import ray
     except ImportError:
