@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Create .venv and install the pinned requirements plus this package (editable). Idempotent: reinstalls only when
 # requirements.txt or pyproject.toml changed. torch is pinned (==2.13.0): an unpinned torch pulls a multi-GB CUDA build.
+# Optional extras, only when asked: WORKBENCH_EXTRAS=ray (or --extras ray) adds requirements-ray.txt (Ray, for
+# `workbench sweep --ray`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+EXTRAS=${WORKBENCH_EXTRAS:-}
+[ "${1:-}" = "--extras" ] && EXTRAS=${2:?--extras needs a value, e.g. ray}
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: Python ≥ 3.10 is needed ($PY)"; exit 2; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+reqs=requirements.txt
+case ",$EXTRAS," in *,ray,*) reqs=requirements-ray.txt ;; ,,) ;; *) echo "error: unknown extra '$EXTRAS' (known: ray)"; exit 2 ;; esac
 stamp=.venv/.workbench-installed
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat "$reqs" requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -r "$reqs"
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The test suite (CPU, a few minutes): set up .venv, keep Jupyter/IPython state inside the checkout, lint with ruff,
-# run pytest.
+# The test suite (CPU, a few minutes): set up .venv (with the ray extra), keep Jupyter/IPython state inside the
+# checkout, lint with ruff, run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+WORKBENCH_EXTRAS=ray bash scripts/setup.sh  # the tests start a local Ray cluster (tests/test_sweep.py)
 export HF_HUB_OFFLINE=1
 export JUPYTER_CONFIG_DIR="$PWD/.jupyter/config" JUPYTER_DATA_DIR="$PWD/.jupyter/data" IPYTHONDIR="$PWD/.jupyter/ipython"
 mkdir -p "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR" "$IPYTHONDIR"

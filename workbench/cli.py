@@ -15,7 +15,8 @@ import sys
 from workbench.errors import WorkbenchError
 
 EXIT_USAGE = 2
-COMMANDS = ("run", "demo", "report", "replay", "train")  # modules in workbench/commands, in --help order
+# modules in workbench/commands, in --help order
+COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
 
 

@@ -176,7 +176,9 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     """
     from tqdm.auto import tqdm
 
-    run_dirs = [Path(d).resolve() for d in run_dirs]
+    from workbench import sweep_report  # a sweep directory stands for its finished runs (+ a comparison section)
+
+    run_dirs, sweep_dirs = sweep_report.expand_dirs([Path(d).resolve() for d in run_dirs])
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
@@ -200,4 +202,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
                             for r in figures["rows"]]
             else:
                 summary.append(_flat(stem, figures))
-    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
+    index = _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
+    if sweep_dirs:
+        sweep_report.add_to_index(index, sweep_dirs)
+    return index

@@ -13,11 +13,10 @@ COLUMNS = ["drafter", "policy", "temperature", "requests", "acceptance_rate", "t
 
 def summary_table(trace: Trace) -> pd.DataFrame:
     """One row per speculative setting; with a baseline in the run also base_ms_per_token and speedup."""
-    acc = acceptance.acceptance_by(trace.steps, None, trace.requests, frames.SETTING)
     speed = speedup.speedup_table(trace.requests)
-    table = speed[frames.SETTING + ["requests", "spec_ms_per_token"]].merge(
-        acc[frames.SETTING + ["acceptance_rate", "tokens_per_step"]], on=frames.SETTING, how="left")
-    table = table[COLUMNS]
-    if len(speed) and speed["base_ms_per_token"].notna().any():
-        table = table.merge(speed[frames.SETTING + ["base_ms_per_token", "speedup"]], on=frames.SETTING)
-    return table.reset_index(drop=True)
+    if not len(speed):  # a baseline-only run: nothing speculative to summarise
+        return pd.DataFrame(columns=COLUMNS)
+    acc = acceptance.acceptance_by(trace.steps, None, trace.requests, frames.SETTING)
+    table = speed.merge(acc[frames.SETTING + ["acceptance_rate", "tokens_per_step"]], on=frames.SETTING, how="left")
+    extra = ["base_ms_per_token", "speedup"] if speed["base_ms_per_token"].notna().any() else []
+    return table[COLUMNS + extra].reset_index(drop=True)

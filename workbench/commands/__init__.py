@@ -1,4 +1,5 @@
 """One module per ``workbench`` subcommand: ``add_parser(subparsers)`` and ``main(args) -> int``.
 
-Only argparse and workbench.config may be imported at module level here (``workbench --help`` must stay fast).
+Only argparse and workbench.config may be imported at module level here; heavy imports (torch, pandas, ray) happen
+inside ``main``, so ``workbench --help`` stays fast.
 """

@@ -10,7 +10,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="execute the analysis notebooks on runs and write offline HTML",
                        description="Execute notebooks/{acceptance,latency,tuning}.ipynb on run directories "
                                    "and write executed notebooks, standalone HTML pages and index.html.")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory from `workbench run`")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run directory from `workbench run`, or a sweep directory from `workbench sweep`")
     p.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=main)

@@ -1,0 +1,280 @@
+"""`workbench sweep`: grid expansion and names, the manifest, resume, failures, bad sweep files, and (with ray
+installed) a local Ray cluster, including a worker killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench import sweep, trace
+from workbench.cli import main
+
+
+def toml_value(v) -> str:
+    return json.dumps(v)  # JSON strings, numbers, booleans and lists are valid TOML values
+
+
+def write_sweep(path: Path, grid: dict, settings: dict | None = None, exclude: list[dict] | None = None) -> Path:
+    lines = ["[grid]"] + [f"{k} = {toml_value(v)}" for k, v in grid.items()]
+    lines += ["[settings]"] + [f"{k} = {toml_value(v)}" for k, v in (settings or {}).items()]
+    for rule in exclude or []:
+        lines += ["[[exclude]]"] + [f"{k} = {toml_value(v)}" for k, v in rule.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tiny_grid(dirs, prompts, **extra) -> dict:
+    return {"target": str(dirs["target"]), "draft": [str(dirs["draft_prefix"]), str(dirs["draft_random"])],
+            "gamma": [1, 3], "prompts": str(prompts), "max_new_tokens": 6, "device": "cpu", **extra}
+
+
+def measured(run_dir: Path, mode: str) -> list[tuple[str, str]]:
+    """(prompt_id, policy) of the run's non-warm-up requests of ``mode``; request ids must be unique."""
+    req = trace.load(run_dir).requests
+    assert req["request_id"].is_unique  # no request written twice (warm-ups included)
+    req = req[~req["warmup"] & (req["mode"] == mode)]
+    return sorted(zip(req["prompt_id"], req["policy"]))
+
+
+def expected(prompts: str, plan: sweep.RunPlan) -> list[tuple[str, str]]:
+    """A complete run: every prompt once, with the plan's policy ("" for a baseline)."""
+    policy = plan.point["policy"] if plan.kind == "speculative" else ""
+    return [(p, policy) for p in prompts]
+
+
+def check_complete(run_dir: Path, plan: sweep.RunPlan, prompts: str = "abc") -> None:
+    assert measured(run_dir, plan.kind) == expected(prompts, plan), plan.name
+
+
+def snapshot(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------------ expansion, no runs
+def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(tmp_path):
+    path = write_sweep(tmp_path / "s.toml", {"target": ["t1", "t2"], "draft": ["d/a", "d/b"], "gamma": [2, 4],
+                                              "temperature": [0, 0.7], "seed": 1},
+                       exclude=[{"target": "t2", "draft": "d/b"}, {"gamma": 4, "temperature": 0.7}])
+    plans = sweep.expand(sweep.load_spec(path))
+    spec = [p for p in plans if p.kind == "speculative"]
+    base = [p for p in plans if p.kind == "baseline"]
+    assert len(spec) == 2 * 2 * 2 * 2 - 4 - 3  # t2×d/b removes 4; γ=4×T=0.7 removes 3 more (one overlaps)
+    assert len(base) == 4  # target × temperature, not repeated per draft or γ
+    assert {(b.point["target"], b.point["temperature"]) for b in base} == {("t1", 0.0), ("t1", 0.7), ("t2", 0.0),
+                                                                           ("t2", 0.7)}
+    names = [p.name for p in plans]
+    assert len(set(names)) == len(names) and all((tmp_path / n).name == n for n in names)
+    assert "spec__target-t1__draft-a__policy-constant-2__temperature-0.7" in names and "seed" not in "".join(names)
+    by_name = {p.name: p for p in plans}
+    for p in spec:  # each speculative run is paired with the baseline of its target and temperature
+        b = by_name[p.baseline].point
+        assert (b["target"], b["temperature"]) == (p.point["target"], p.point["temperature"])
+    again = sweep.expand(sweep.load_spec(path))
+    assert [p.name for p in again] == names and sweep.grid_hash(again) == sweep.grid_hash(plans)
+
+
+def test_names_that_would_collide_get_a_hash_of_their_settings(tmp_path):
+    plans = sweep.expand(sweep.load_spec(write_sweep(tmp_path / "s.toml", {
+        "target": ["/m/a/model", "/m/b/model"], "gamma": [2, 4]})))
+    names = [p.name for p in plans]
+    assert len(set(names)) == len(names) == 6
+    assert all(re.fullmatch(r"(spec__target-model__policy-constant-[24]|baseline__target-model)__[0-9a-f]{8}", n)
+               for n in names), names
+
+
+def test_the_commented_example_sweep_file_is_valid():
+    plans = sweep.expand(sweep.load_spec(Path(__file__).parent.parent / "data" / "sweep.example.toml"))
+    assert [p.name for p in plans] == [
+        "baseline__temperature-0.0", "baseline__temperature-0.7", "spec__policy-constant-2__temperature-0.0",
+        "spec__policy-constant-2__temperature-0.7", "spec__policy-constant-4__temperature-0.0",
+        "spec__policy-constant-4__temperature-0.7", "spec__policy-constant-6__temperature-0.0"]
+    assert all(p.point["limit"] == 8 for p in plans)
+
+
+def test_run_config_adapter_maps_the_settings(tmp_path):
+    plans = sweep.expand(sweep.load_spec(write_sweep(tmp_path / "s.toml", {
+        "draft": ["d1"], "gamma": [3], "temperature": 0.5, "max_new_tokens": 9, "seed": 7, "device": "cpu"},
+        {"limit": 2})))
+    base, spec = plans
+    cfg = sweep.run_config_for(spec.point)
+    assert (cfg.drafts, cfg.policies, cfg.temperature, cfg.max_new_tokens, cfg.seed, cfg.device, cfg.limit,
+            cfg.baseline) == (("d1",), ("constant:3",), 0.5, 9, 7, "cpu", 2, False)
+    assert cfg.prompts == "heldout" and cfg.target == "default"  # bundled defaults stay names, not paths
+    base_cfg = sweep.run_config_for(base.point)
+    assert base_cfg.baseline and base_cfg.drafts == ()
+
+
+# ------------------------------------------------------------------------------------------------ bad sweep files
+@pytest.mark.parametrize("text, message", [
+    ("[grid]\ndraft = ['a']\n\ngama = [1, 2]\n", ":4: [grid] gama: unknown key"),
+    ("[grid]\ntemperature = [0.0, 'hot']\n", ":2: [grid] temperature: expected float"),
+    ("[grid]\ngamma = [1]\n[settings]\nlimit = true\n", ":4: [settings] limit: expected int"),
+    ("targets = ['x']\n", ":1: unknown key 'targets'"),
+    ("[grid]\ngamma = [1]\n[[exclude]]\ndraft = 'a'\n[[exclude]]\ngamme = 1\n", ":6: [[exclude]] gamme: unknown key"),
+    ("[grid]\ndraft = []\n", "empty grid"),
+    ("[grid]\ngamma = [1]\n[[exclude]]\ngamma = 1\n", "empty grid"),
+    ("[grid]\npolicy = ['sometimes']\n", "policy 'sometimes'"),
+    ("[grid\n", "invalid TOML"),
+])
+def test_bad_sweep_file_is_one_error_line_and_exit_2(tmp_path, capsys, text, message):
+    (tmp_path / "s.toml").write_text(text)
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_sweep(tmp_path / "s.toml", {"gamma": [1]})
+    start = time.monotonic()
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--ray", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert time.monotonic() - start < 30 and err.startswith("error: --ray 127.0.0.1:") and "\n" not in err
+    assert "cannot reach" in err and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------ local sweeps
+def test_local_sweep_completes_reruns_as_a_no_op_resumes_and_refuses_another_sweep(model_dirs, prompts_file,
+                                                                                   tmp_path, capsys):
+    path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file), {"warmup": False})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    manifest = sweep.read_manifest(out)
+    plans = sweep.expand(sweep.load_spec(path))
+    assert [r["name"] for r in manifest["runs"]] == [p.name for p in plans] and len(plans) == 5  # 1 baseline + 2×2
+    assert all(r["state"] == "done" and r["error"] is None for r in manifest["runs"])
+    for plan in plans:
+        check_complete(out / "runs" / plan.name, plan)
+
+    before = snapshot(out)  # rerunning does nothing: no file written, not even the manifest
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert snapshot(out) == before
+
+    victim = out / "runs" / plans[2].name  # as if killed after 2 of 3 requests: resume from completed requests
+    (victim / "requests-00002.parquet").unlink()
+    manifest["runs"][2]["state"] = "running"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    kept = trace.load(victim).requests.set_index("request_id")["total_ms"]
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    again = trace.load(victim)
+    check_complete(victim, plans[2])
+    assert len(again.meta["sessions"]) == 2
+    assert (again.requests.set_index("request_id")["total_ms"].loc[kept.index] == kept).all()
+    assert all(r["state"] == "done" for r in sweep.read_manifest(out)["runs"])
+
+    write_sweep(path, tiny_grid(model_dirs, prompts_file, temperature=[0.0, 0.5]), {"warmup": False})
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # local mode must not import ray (this makes `import ray` fail)
+    grid = tiny_grid(model_dirs, prompts_file, gamma=[2])
+    grid["draft"] = [str(model_dirs["draft_prefix"]), str(tmp_path / "no-such-draft")]
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": False, "limit": 1})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    rows = {r["name"]: r for r in sweep.read_manifest(out)["runs"]}
+    assert rows["spec__draft-draft_prefix"]["state"] == "done"
+    bad = rows["spec__draft-no-such-draft"]
+    assert bad["state"] == "failed" and "no such directory" in bad["error"] and "\n" not in bad["error"]
+    assert "1 run(s) failed" in err and "spec__draft-no-such-draft" in err and bad["error"] in err
+    assert measured(out / "runs" / "spec__draft-draft_prefix", "speculative") == [("a", "constant:2")]
+
+
+def test_sweep_comparison_pairs_each_run_with_its_baseline(model_dirs, prompts_file, tmp_path):
+    from workbench import sweep_report
+
+    path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file, gamma=[2],
+                                                      temperature=[0.0, 0.8]), {"warmup": False})
+    out = tmp_path / "out"
+    assert sweep.run_sweep(path, out, progress=False) == []
+    runs, per_cat = sweep_report.comparison(out)
+    assert len(runs) == 4 and set(per_cat["category"]) == {"prose", "code"}
+    row = runs.set_index("run").loc["spec__draft-draft_random__temperature-0.8"]
+    spec = trace.load(out / "runs" / "spec__draft-draft_random__temperature-0.8").requests
+    base = trace.load(out / "runs" / "baseline__temperature-0.8").requests
+    ratio = (base[base["mode"] == "baseline"].set_index("prompt_id")["ms_per_token"]
+             / spec.set_index("prompt_id")["ms_per_token"])
+    assert row["speedup"] == pytest.approx(ratio.median()) and 0 <= row["acceptance"] <= 1
+    page = sweep_report.sweep_index_html(out)
+    assert "cross-run ratios" in page and "acceptance_spec__draft-draft_random__temperature-0.8.html" in page
+    assert page.count("<tr>") == 1 + 4 + 1 + 2  # header + 4 runs, header + best per (target, category)
+
+
+# ------------------------------------------------------------------------------------------------ Ray
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_sweep_2x2_completes(ray_cluster, model_dirs, prompts_file, tmp_path):
+    path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file), {"warmup": False})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--ray", "auto", "--no-progress"]) == 0
+    plans = sweep.expand(sweep.load_spec(path))
+    assert all(r["state"] == "done" for r in sweep.read_manifest(out)["runs"])
+    for plan in plans:
+        check_complete(out / "runs" / plan.name, plan)
+    before = snapshot(out)
+    assert main(["sweep", str(path), "--out", str(out), "--ray", "auto", "--no-progress"]) == 0
+    assert snapshot(out) == before
+
+
+def test_ray_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, model_dirs, prompts_file, tmp_path,
+                                                          monkeypatch):
+    from workbench.sweep_run import FAULT_ENV
+
+    monkeypatch.setenv(FAULT_ENV, "1")  # each task's worker dies after its first completed request
+    grid = tiny_grid(model_dirs, prompts_file, draft=[str(model_dirs["draft_prefix"]), str(tmp_path / "nope")])
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": False})
+    out = tmp_path / "out"
+    failed = sweep.run_sweep(path, out, ray="auto", progress=False)  # the runs with a missing draft fail alone
+    assert sorted(r["name"] for r in failed) == ["spec__draft-nope__policy-constant-1",
+                                                 "spec__draft-nope__policy-constant-3"]
+    assert all("no such directory" in r["error"] for r in failed)
+    for plan in [p for p in sweep.expand(sweep.load_spec(path)) if "nope" not in p.name]:
+        assert (out / ".faults" / plan.name).is_file()  # the worker was killed once
+        run = trace.load(out / "runs" / plan.name)
+        assert len(run.meta["sessions"]) == 2  # and the retry resumed the run
+        check_complete(out / "runs" / plan.name, plan)  # no request lost, none written twice
+
+
+def test_report_accepts_a_sweep_directory(model_dirs, prompts_file, tmp_path, monkeypatch):
+    """build_report expands a sweep into its finished runs and adds the comparison (notebooks stubbed: fast)."""
+    from workbench import report
+
+    grid = tiny_grid(model_dirs, prompts_file, gamma=[2])
+    grid["draft"] = [str(model_dirs["draft_prefix"]), str(tmp_path / "missing")]
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "limit": 2})
+    out = tmp_path / "out"
+    assert len(sweep.run_sweep(path, out, progress=False)) == 1  # the missing draft fails; it is left out
+
+    executed = []
+
+    def fake_execute(notebook, out_ipynb, parameters, kernel_name):
+        executed.append((notebook, parameters.get("run_dir") or parameters["run_dirs"]))
+        Path(parameters["figures_out"]).write_text(json.dumps({"rows": []} if notebook == "tuning" else {}))
+
+    monkeypatch.setattr(report, "execute", fake_execute)
+    monkeypatch.setattr(report, "to_offline_html", lambda src, dst, **kw: dst.write_text("<html></html>"))
+    index = report.build_report([out], tmp_path / "report", progress=False)
+    runs = [str((out / "runs" / n).resolve()) for n in ("baseline", "spec__draft-draft_prefix")]
+    assert executed[-1] == ("tuning", runs) and ("acceptance", runs[1]) in executed
+    page = index.read_text()
+    assert "1 speculative runs compared" in page and "href='latency_spec__draft-draft_prefix.html'" in page
+    assert (tmp_path / "report" / "latency_spec__draft-draft_prefix.html").is_file()

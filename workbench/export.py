@@ -1,0 +1,78 @@
+"""Perfetto / Chrome trace-event export of a run: every request's steps as prefill / draft / verify / other spans.
+
+Format (Chrome trace-event JSON, read by ui.perfetto.dev and chrome://tracing): ``{"traceEvents": [...],
+"displayTimeUnit": "ms"}``; ``"X"`` complete events carry ``ts``/``dur`` in µs; ``"M"`` metadata events name the
+process (the run) and the threads. One track (tid) per request, named by its request_id, and the requests laid one
+after another in run order on the time axis (each request's own clock starts where the previous one ended; the gaps
+between requests are not recorded in a trace, so they are not shown). Each request gets an enclosing span, each step
+a span ``step k`` and its phases nested inside; γ, n_accepted and n_emitted are arguments of every step and phase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+PID = 1
+PHASES = ("draft", "verify", "other")  # order inside a step ≥ 1 (steps.draft_ms, verify_ms, other_ms)
+
+
+def _x(name: str, cat: str, tid: int, ts_ms: float, dur_ms: float, args: dict) -> dict:
+    return {"name": name, "cat": cat, "ph": "X", "pid": PID, "tid": tid, "ts": round(ts_ms * 1000.0, 3),
+            "dur": round(max(dur_ms, 0.0) * 1000.0, 3), "args": args}
+
+
+def _meta(name: str, tid: int, args: dict) -> dict:
+    return {"name": name, "ph": "M", "pid": PID, "tid": tid, "args": args}
+
+
+def _step_events(step: dict, tid: int, start_ms: float, cat: str) -> list[dict]:
+    """The step span and its phases (step 0: one prefill span; baseline steps: verify and other only)."""
+    args = {"step": int(step["step"]), "gamma": int(step["gamma"]), "accepted": int(step["n_accepted"]),
+            "emitted": int(step["n_emitted"]), "context_len": int(step["context_len"])}
+    t0 = start_ms + float(step["t_start_ms"])
+    phases = {p: float(step[f"{p}_ms"]) for p in PHASES}
+    events = [_x(f"step {args['step']}", cat, tid, t0, sum(phases.values()), args)]
+    if args["step"] == 0:
+        return events + [_x("prefill", cat, tid, t0, sum(phases.values()), args)]
+    for phase in PHASES:
+        if phase != "draft" or cat == "speculative":
+            events.append(_x(phase, cat, tid, t0, phases[phase], args))
+        t0 += phases[phase]
+    return events
+
+
+def trace_events(run_dir: str | os.PathLike) -> dict:
+    """The trace-event document of a run (raises TraceError with one line for an unusable run directory)."""
+    from workbench import trace
+
+    loaded = trace.load(run_dir)
+    steps = loaded.steps.groupby("request_id", sort=False)
+    events = [_meta("process_name", 0, {"name": f"workbench run {loaded.meta.get('run_id')}"})]
+    start_ms = 0.0
+    for tid, request in enumerate(loaded.requests.to_dict("records"), start=1):
+        rid, cat = request["request_id"], request["mode"]
+        events += [_meta("thread_name", tid, {"name": rid}), _meta("thread_sort_index", tid, {"sort_index": tid})]
+        rows = steps.get_group(rid).sort_values("step").to_dict("records") if rid in steps.groups else []
+        end = max([float(request["total_ms"])] + [float(s["t_start_ms"]) + sum(float(s[f"{p}_ms"]) for p in PHASES)
+                                                  for s in rows])
+        events.append(_x(rid, "request", tid, start_ms, end, {
+            "mode": cat, "drafter": request["drafter"], "policy": request["policy"],
+            "new_tokens": int(request["new_tokens"]),
+            "warmup": bool(request["warmup"]), "stop_reason": request["stop_reason"]}))
+        for step in rows:
+            events += _step_events(step, tid, start_ms, cat)
+        start_ms += end
+    return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+
+def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike) -> int:
+    """Write the run's trace events to ``out`` (atomically); returns the number of events."""
+    doc = trace_events(run_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, out)
+    return len(doc["traceEvents"])

@@ -1,0 +1,116 @@
+"""The sweep section of ``workbench report DIR`` when DIR is a sweep: runs compared across the grid.
+
+Speedup of a speculative run = median over prompts of (its baseline run's ms/token ÷ its ms/token) for the same
+prompt_id, where "its baseline" is the sweep's baseline run with the same target, temperature, prompts and other
+baseline settings. These are cross-run ratios measured on the same machine (not interleaved within one run).
+Acceptance = Σn/Σγ over the run's speculative steps; tokens per step τ = mean(n + 1). Warm-ups never count.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.sweep import BASELINE_KEYS, GRID_DEFAULTS, _label, read_manifest
+
+SHOWN = ("target", "draft", "policy", "temperature")  # always shown; other settings only when they vary
+
+
+def expand_dirs(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Replace each sweep directory by its finished run directories; returns (run dirs, sweep dirs)."""
+    runs, sweeps = [], []
+    for d in dirs:
+        manifest = read_manifest(d)
+        if manifest is None:
+            runs.append(d)
+            continue
+        sweeps.append(d)
+        runs += [Path(d) / "runs" / r["name"] for r in manifest["runs"] if r["state"] == "done"]
+    return runs, sweeps
+
+
+def _measured(run_dir: Path, mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Non-warm-up requests of ``mode`` and their steps."""
+    from workbench import trace
+
+    t = trace.load(run_dir)
+    req = t.requests[~t.requests["warmup"] & (t.requests["mode"] == mode)]
+    return req, t.steps[t.steps["request_id"].isin(req["request_id"])]
+
+
+def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per finished speculative run, one row per run × prompt category) with speedup and acceptance."""
+    sweep_dir = Path(sweep_dir)
+    manifest = read_manifest(sweep_dir)
+    done = {r["name"]: r for r in manifest["runs"] if r["state"] == "done"}
+    runs, cats = [], []
+    for name, row in done.items():
+        if row["kind"] != "speculative":
+            continue
+        req, steps = _measured(sweep_dir / "runs" / name, "speculative")
+        spec = steps[steps["gamma"] > 0]
+        record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS},
+                  "acceptance": spec["n_accepted"].sum() / max(spec["gamma"].sum(), 1),
+                  "tokens_per_step": (spec["n_accepted"] + 1).mean(), "speedup": float("nan")}
+        if row.get("baseline") in done:
+            base, _ = _measured(sweep_dir / "runs" / row["baseline"], "baseline")
+            ratio = (base.groupby("prompt_id")["ms_per_token"].median()
+                     / req.groupby("prompt_id")["ms_per_token"].median()).dropna()
+            record["speedup"] = ratio.median()
+            category = req.drop_duplicates("prompt_id").set_index("prompt_id")["category"]
+            for cat, values in ratio.groupby(category.reindex(ratio.index)):
+                cats.append({**record, "category": cat, "speedup": values.median(), "n_prompts": len(values)})
+        runs.append(record)
+    return pd.DataFrame(runs), pd.DataFrame(cats)
+
+
+def best_per_category(per_category: pd.DataFrame) -> pd.DataFrame:
+    """The fastest run per target and prompt category."""
+    if per_category.empty:
+        return per_category
+    best = per_category.loc[per_category.groupby(["target", "category"])["speedup"].idxmax()]
+    return best.sort_values(["target", "category"]).reset_index(drop=True)
+
+
+def _table(frame: pd.DataFrame, columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns + ["pages"])
+    body = []
+    for rec in frame.to_dict("records"):
+        cells = [f"{v:.3f}" if isinstance(v, float) else html.escape(_label(v) if k in ("target", "draft")
+                                                                       else str(v)) for k, v in
+                 ((c, rec[c]) for c in columns)]
+        run = html.escape(rec["run"])
+        links = f"<a href='acceptance_{run}.html'>acceptance</a> · <a href='latency_{run}.html'>latency</a>"
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{links}</td></tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def sweep_index_html(sweep_dir: str | os.PathLike) -> str:
+    """The index section of one sweep: the comparison per draft × policy × temperature and the best settings."""
+    runs, cats = comparison(sweep_dir)
+    if runs.empty:
+        return f"<h2>Sweep {html.escape(str(sweep_dir))}</h2><p>No finished speculative run yet.</p>"
+    varying = [k for k in GRID_DEFAULTS if k not in SHOWN and runs[k].astype(str).nunique() > 1]
+    settings = list(SHOWN) + varying
+    runs = runs.sort_values(settings, key=lambda s: s.astype(str))
+    best = best_per_category(cats)
+    note = ("Speedup = median over prompts of (baseline ms/token ÷ speculative ms/token), each speculative run "
+            f"paired with the sweep's baseline run of the same {', '.join(BASELINE_KEYS)}: cross-run ratios "
+            "measured on the same machine, one run after the other (not interleaved within a run, so slow drifts "
+            "of the machine are not cancelled). Acceptance = Σn/Σγ; tokens per step τ = mean(n+1).")
+    best_html = _table(best, ["target", "category", "run", *settings[1:], "speedup", "acceptance", "n_prompts"]) \
+        if not best.empty else "<p>No baseline to compare with (baseline = false in the sweep file).</p>"
+    return (f"<h2>Sweep {html.escape(Path(sweep_dir).name)}: {len(runs)} speculative runs compared</h2>"
+            f"<p>{html.escape(note)}</p>"
+            f"{_table(runs, settings + ['speedup', 'acceptance', 'tokens_per_step'])}"
+            f"<h3>Best setting per target and prompt category</h3>{best_html}")
+
+
+def add_to_index(index: Path, sweep_dirs: list[Path]) -> None:
+    """Insert each sweep's section into a report's index.html, right after its title."""
+    sections = "".join(sweep_index_html(d) for d in sweep_dirs)
+    page = index.read_text(encoding="utf-8")
+    index.write_text(page.replace("</h1>", "</h1>" + sections, 1), encoding="utf-8")

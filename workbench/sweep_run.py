@@ -1,0 +1,194 @@
+"""Executing a sweep's runs: one after another here (default), or one Ray task per run (``--ray``).
+
+The driver (this process) alone writes the manifest; a run writes only its own ``runs/<name>/`` directory, so on a
+cluster the sweep directory must be shared storage. A run resumes from its completed requests whenever its
+directory already holds it (``execute(..., resume=True)``): rerunning a sweep, or Ray retrying a task whose worker
+died, redoes no completed request. Local mode never imports ray.
+
+Test hook: with ``WORKBENCH_FAULT_KILL_AFTER_REQUESTS=N`` set, a Ray task SIGKILLs its own worker process once N
+completed request parts exist in its run directory, on the first attempt only (a marker file under
+``DIR/.faults/`` records it), so Ray's retry must resume the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+from workbench.sweep import MANIFEST, RunPlan, _write_json, run_config_for
+
+FAULT_ENV = "WORKBENCH_FAULT_KILL_AFTER_REQUESTS"
+MAX_RETRIES = 3  # Ray retries of a task whose worker (or node) died
+CONNECT_TIMEOUT_S = 10.0  # TCP pre-check of --ray ADDRESS, so a wrong address fails fast instead of hanging
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker needs to execute one run (plain data: shipped to Ray workers by value)."""
+
+    name: str
+    point: dict
+    run_dir: str
+    fault_dir: str
+    num_threads: int | None = None  # torch threads (CPU tasks: the task's num_cpus)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    state: str  # done | failed
+    error: str | None = None
+
+
+def _arm_fault_hook(task: RunTask) -> None:
+    """Test hook (see module doc): kill this process once N parts exist, first attempt only."""
+    after = int(os.environ.get(FAULT_ENV, "0") or 0)
+    marker = Path(task.fault_dir) / task.name
+    if after < 1 or marker.exists():
+        return
+
+    def watch() -> None:
+        from workbench import trace
+
+        while len(trace.completed_parts(Path(task.run_dir))) < after:
+            time.sleep(0.02)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_task(task: RunTask, *, fault_hook: bool = False) -> Outcome:
+    """Execute (or resume) one run; bad input becomes a failed outcome with its one-line error."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as the CLI: never reach for the network (also on a Ray worker)
+    from transformers.utils import logging as hf_logging
+
+    from workbench.runner import execute
+
+    hf_logging.disable_progress_bar()
+
+    if task.num_threads:
+        import torch
+
+        torch.set_num_threads(task.num_threads)
+    run_dir = Path(task.run_dir)
+    try:
+        cfg = run_config_for(task.point)
+        if fault_hook:
+            _arm_fault_hook(task)
+        execute(cfg, run_dir, resume=(run_dir / "meta.json").is_file(), progress=False)
+        return Outcome(task.name, "done")
+    except WorkbenchError as exc:
+        return Outcome(task.name, "failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 — one run's crash must not stop the sweep; its first line is kept
+        return Outcome(task.name, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def ray_task(task: RunTask) -> Outcome:
+    """The function Ray runs remotely (the fault hook is armed only here, never in local mode)."""
+    return run_task(task, fault_hook=True)
+
+
+class Progress:
+    """Manifest updates (atomic) and an overall tqdm bar with done / running / failed counts."""
+
+    def __init__(self, out: Path, manifest: dict, show: bool):
+        from tqdm import tqdm
+
+        self.out, self.manifest = out, manifest
+        self.rows = {r["name"]: r for r in manifest["runs"]}
+        self.bar = tqdm(total=len(self.rows), desc="sweep", unit="run", file=sys.stderr, disable=not show,
+                        initial=self.count("done"), dynamic_ncols=True)
+
+    def count(self, state: str) -> int:
+        return sum(r["state"] == state for r in self.rows.values())
+
+    def set(self, name: str, state: str, error: str | None = None) -> None:
+        self.rows[name].update(state=state, error=error)
+        _write_json(self.out / MANIFEST, self.manifest)
+        if state in ("done", "failed"):
+            self.bar.update(1)
+        self.bar.set_postfix(done=self.count("done"), running=self.count("running"), failed=self.count("failed"))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _task(out: Path, plan: RunPlan, num_threads: int | None = None) -> RunTask:
+    return RunTask(plan.name, plan.point, str(out / "runs" / plan.name), str(out / ".faults"), num_threads)
+
+
+def run_local(out: Path, plans: list[RunPlan], progress: Progress) -> None:
+    """One run after another in this process (nothing to start)."""
+    for plan in plans:
+        progress.set(plan.name, "running")
+        outcome = run_task(_task(out, plan))
+        progress.set(plan.name, outcome.state, outcome.error)
+
+
+def precheck_address(address: str) -> None:
+    """A TCP connect to ``host:port`` with a timeout: an unreachable cluster is one error line, not a hang."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise WorkbenchError(f"--ray {address}: expected auto or HOST:PORT (e.g. 10.0.0.5:6379 or ray://head:10001)")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise WorkbenchError(f"--ray {address}: cannot reach the Ray cluster ({exc.strerror or exc})") from None
+
+
+def connect_ray(address: str):
+    """The ray module, connected: to the already-initialised cluster, to ADDRESS, or (auto) found or started."""
+    if address != "auto":
+        precheck_address(address)
+    try:
+        import ray
+    except ImportError:
+        raise WorkbenchError("--ray needs the ray extra: WORKBENCH_EXTRAS=ray bash scripts/setup.sh") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:
+            raise WorkbenchError(f"--ray {address}: {str(exc).splitlines()[0]}") from None
+    return ray
+
+
+def _resources(ray, point: dict, cpus_per_task: int) -> tuple[dict, int | None]:
+    """Ray options for a run: one GPU when it will use CUDA, else ``cpus_per_task`` CPUs (and as many threads)."""
+    device = point["device"]
+    gpu = device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    if gpu:
+        return {"num_gpus": 1, "num_cpus": 1}, None
+    return {"num_cpus": cpus_per_task, "num_gpus": 0}, cpus_per_task
+
+
+def run_ray(out: Path, plans: list[RunPlan], progress: Progress, *, address: str, cpus_per_task: int) -> None:
+    """One Ray task per run (retried when its worker dies); results are collected as they finish."""
+    ray = connect_ray(address)
+    remote = ray.remote(max_retries=MAX_RETRIES)(ray_task)
+    env = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else None
+    pending = {}
+    for plan in plans:
+        options, threads = _resources(ray, plan.point, cpus_per_task)
+        if env:
+            options["runtime_env"] = {"env_vars": env}
+        pending[remote.options(**options).remote(_task(out, plan, threads))] = plan.name
+        progress.set(plan.name, "running")
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            name = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # retries exhausted (worker or node kept dying)
+                outcome = Outcome(name, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+            progress.set(name, outcome.state, outcome.error)
