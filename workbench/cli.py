@@ -11,6 +11,8 @@ import sys
 
 from workbench import demo, report
 from workbench.errors import WorkbenchError
+from workbench.interrupts import exit_code, install_sigterm_handler, interrupted_message
+from workbench.progress import quiet_libraries
 from workbench.train import cli as train_cli
 
 EXIT_USAGE = 2
@@ -88,19 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no per-model "Loading weights" bars between our own lines
+    quiet_libraries()  # no "Loading weights" bars or library chatter between our own lines
+    install_sigterm_handler()  # SIGTERM (kill, timeout, pre-emption) unwinds like Ctrl-C below
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted: completed requests are saved; rerun the same command with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C → 130, SIGTERM (Terminated) → 143
+        print(interrupted_message(sys.argv[1:] if argv is None else argv, getattr(args, "out", None)), file=sys.stderr)
+        return exit_code(exc)
     except MemoryError:
         print(f"error: {OOM_HINT}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench import trace
+from workbench import atomic, trace
 from workbench.errors import WorkbenchError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -160,16 +160,21 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     Raises WorkbenchError (TraceError for a bad run directory) with one line; run directories are all checked
     before anything is executed.
     """
-    from tqdm.auto import tqdm
-
     run_dirs = [Path(d).resolve() for d in run_dirs]
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
     if not (NOTEBOOKS_DIR / "tuning.ipynb").is_file():
         raise WorkbenchError(f"{NOTEBOOKS_DIR}: report notebooks not found (run from a source checkout)")
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir).resolve()
+    with atomic.publish_dir(final, marker="index.html") as tmp:  # built aside, renamed into place only when complete
+        _write_pages(run_dirs, traces, tmp, progress)
+    return final / "index.html"
+
+
+def _write_pages(run_dirs: list[Path], traces: list[trace.Trace], out_dir: Path, progress: bool) -> Path:
+    from tqdm.auto import tqdm
+
     jobs = [(nb, f"{nb}_{name}", {"run_dir": str(d)})
             for d, name in zip(run_dirs, _names(run_dirs)) for nb in ("acceptance", "latency")]
     jobs.append(("tuning", "tuning", {"run_dirs": [str(d) for d in run_dirs]}))
