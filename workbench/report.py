@@ -169,6 +169,8 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     final = Path(out_dir).resolve()
     with atomic.publish_dir(final, marker="index.html") as tmp:  # built aside, renamed into place only when complete
         _write_pages(run_dirs, traces, tmp, progress)
+        for nb in tmp.glob("*.ipynb"):  # parameters name the final paths, so the notebooks rerun as they are
+            nb.write_text(nb.read_text(encoding="utf-8").replace(str(tmp), str(final)), encoding="utf-8")
     return final / "index.html"
 
 
