@@ -88,7 +88,8 @@ def write_meta(run_dir: Path, meta: dict) -> None:
 
 def write_error(path: Path, exc: OSError) -> WorkbenchError:
     """One line for a failed write; the run stops, what is on disk stays loadable and resumable."""
-    return WorkbenchError(f"cannot write {path}: {exc.strerror or exc} — completed requests are safe; "
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))  # pyarrow's strerror is verbose
+    return WorkbenchError(f"cannot write {path}: {reason} — completed requests are safe; "
                           "free space and rerun with --resume")
 
 
