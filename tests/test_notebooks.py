@@ -21,7 +21,7 @@ import pytest
 from trace_fixtures import write_synthetic_run
 
 from workbench import report, trace
-from workbench.analysis import acceptance, latency, speedup
+from workbench.analysis import acceptance, explore, latency, speedup
 from workbench.errors import TraceError, WorkbenchError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,5 +193,5 @@ def test_committed_notebooks_are_clean_sources(name):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{name}: committed with outputs"
-            uses_widgets = "widget" in cell.source and "display(" in cell.source
+            uses_widgets = any(f"explore.{name}(" in cell.source for name in explore.WIDGETS)
             assert uses_widgets == ("jupyterlab-only" in cell.metadata.get("tags", [])), cell.source[:60]

@@ -13,6 +13,7 @@ import os
 import sys
 
 from workbench.errors import WorkbenchError
+from workbench.interrupts import exit_code, install_sigterm_handler, interrupted_message
 
 EXIT_USAGE = 2
 # modules in workbench/commands, in --help order
@@ -36,27 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_libraries() -> None:
-    """No per-model "Loading weights" bars or library chatter between the workbench's own lines."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    install_sigterm_handler()  # SIGTERM (kill, timeout, pre-emption) unwinds like Ctrl-C below
     args = build_parser().parse_args(argv)  # --help and usage errors end here, before any heavy import
-    quiet_libraries()
+    from workbench.progress import quiet_libraries
+
+    quiet_libraries()  # no "Loading weights" bars or library chatter between our own lines
     try:
         return args.func(args)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted: completed requests are saved; rerun the same command with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C → 130, SIGTERM (Terminated) → 143
+        print(interrupted_message(sys.argv[1:] if argv is None else argv, getattr(args, "out", None)), file=sys.stderr)
+        return exit_code(exc)
     except MemoryError:
         print(f"error: {OOM_HINT}", file=sys.stderr)
         return 1

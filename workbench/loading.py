@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from workbench import weights
 from workbench.errors import WorkbenchError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -73,13 +74,16 @@ def content_hash(model_dir: Path) -> str:
 
 def load_model(model_dir: Path, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool):
     """``AutoModelForCausalLM`` from a resolved directory: safetensors only, offline, in eval mode."""
+    weights.check_safetensors_files(model_dir)  # truncated / corrupt files, missing shards: one line each
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model, info = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=dtype, use_safetensors=True, local_files_only=True,
-            trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WorkbenchError(f"cannot load model {model_dir}: {first}") from None
+            trust_remote_code=trust_remote_code, output_loading_info=True)
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, shape mismatch (RuntimeError), unknown arch, ...
+        if isinstance(exc, MemoryError) or "out of memory" in str(exc):
+            raise  # the CLI's OOM hint (exit 1)
+        raise weights.explain_load_error(model_dir, exc) from None
+    weights.check_loading_info(model_dir, info, tied=getattr(model, "all_tied_weights_keys", None) or ())
     return model.to(device).eval()
 
 

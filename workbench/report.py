@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench import paths, trace
+from workbench import atomic, paths, trace
 from workbench.errors import WorkbenchError
 
 KERNEL_NAME = "workbench-report"
@@ -174,8 +174,6 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     Raises WorkbenchError (TraceError for a bad run directory) with one line; run directories are all checked
     before anything is executed.
     """
-    from tqdm.auto import tqdm
-
     from workbench import sweep_report  # a sweep directory stands for its finished runs (+ a comparison section)
 
     run_dirs, sweep_dirs = sweep_report.expand_dirs([Path(d).resolve() for d in run_dirs])
@@ -183,15 +181,27 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
     paths.notebooks_dir()  # one clear error when the notebooks cannot be found
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_plotly_js(out_dir)
+    final = Path(out_dir).resolve()
+    with atomic.publish_dir(final, marker="index.html") as tmp:  # built aside, renamed into place only when complete
+        write_plotly_js(tmp)
+        index = _write_pages(run_dirs, traces, tmp, progress)
+        if sweep_dirs:
+            sweep_report.add_to_index(index, sweep_dirs)
+        for nb in tmp.glob("*.ipynb"):  # parameters name the final paths, so the notebooks rerun as they are
+            nb.write_text(nb.read_text(encoding="utf-8").replace(str(tmp), str(final)), encoding="utf-8")
+    return final / "index.html"
+
+
+def _write_pages(run_dirs: list[Path], traces: list[trace.Trace], out_dir: Path, progress: bool) -> Path:
+    from workbench.progress import Progress
+
     jobs = [(nb, f"{nb}_{name}", {"run_dir": str(d)})
             for d, name in zip(run_dirs, _names(run_dirs)) for nb in ("acceptance", "latency")]
     jobs.append(("tuning", "tuning", {"run_dirs": [str(d) for d in run_dirs]}))
     pages, summary = [], []
+    bar = Progress(len(jobs), "report", unit="notebook", disable=not progress)
     with _this_interpreter_kernel() as kernel:
-        for nb, stem, params in tqdm(jobs, desc="report", unit="notebook", disable=not progress):
+        for nb, stem, params in jobs:
             figures_json = out_dir / f"{stem}_figures.json"
             execute(nb, out_dir / f"{stem}.ipynb", {**params, "figures_out": str(figures_json)}, kernel)
             to_offline_html(out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html")
@@ -202,7 +212,6 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
                             for r in figures["rows"]]
             else:
                 summary.append(_flat(stem, figures))
-    index = _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
-    if sweep_dirs:
-        sweep_report.add_to_index(index, sweep_dirs)
-    return index
+            bar.update(1)
+    bar.close()
+    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)

@@ -8,6 +8,7 @@ carries what it learned from request to request, the warm-up included.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import sys
@@ -19,6 +20,7 @@ from workbench import meta, paths, trace
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
 from workbench.prompts import Prompt, load_prompts
+from workbench.runlock import LOCK_FILE, RunLock
 
 WARMUP_TOKENS = 16  # new tokens of each warm-up request (enough to run every code path once)
 __all__ = ["RunConfig", "execute", "plan"]
@@ -80,7 +82,7 @@ def open_run_dir(cfg: RunConfig, out: Path, *, resume: bool) -> dict | None:
         if diff:
             raise WorkbenchError(f"--resume: this command's settings differ from the run in {out} ({', '.join(diff)})")
         return old
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise WorkbenchError(f"--out {out}: directory is not empty and holds no workbench run")
     return None
 
@@ -116,13 +118,40 @@ def new_meta(cfg: RunConfig, pair) -> dict:
 
 
 def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or resume) a whole job into ``out``; returns the run directory."""
-    from workbench.session import Session
+    """Run (or resume) a whole job into ``out``; returns the run directory.
 
+    Only one process writes a run directory (``RunLock``; a resumed directory is locked before the models load).
+    """
     cfg.validate()
     out = Path(out)
     prompts = load_prompts(paths.prompts_path(cfg.prompts), limit=cfg.limit, per_category=cfg.per_category)
     old = open_run_dir(cfg, out, resume=resume)
+    with contextlib.ExitStack() as held:
+        if old is not None:
+            held.enter_context(RunLock(out))
+        session, run_meta = _open_session(cfg, prompts, old, out)
+        out.mkdir(parents=True, exist_ok=True)  # nothing is written before every check has passed
+        if old is None:
+            held.enter_context(RunLock(out))
+        trace.write_meta(out, run_meta)
+        done = set(trace.load(out).requests["request_id"]) if old is not None and trace.completed_parts(out) else set()
+        todo = [s for s in plan(cfg, prompts) if s.request_id not in done]
+        next_part = max(trace.completed_parts(out), default=-1) + 1
+        if cfg.warmup and todo:
+            for spec in warmups(cfg, prompts[0], len(run_meta["sessions"]) - 1):
+                trace.write_part(out, next_part, session.run(spec, run_meta["run_id"],
+                                                             min(WARMUP_TOKENS, cfg.max_new_tokens)))
+                next_part += 1
+        _run_all(session, todo, out, run_meta["run_id"], next_part, progress)
+        run_meta["sessions"][-1]["finished"] = meta.now_utc()
+        trace.write_meta(out, run_meta)
+    return out
+
+
+def _open_session(cfg: RunConfig, prompts: list[Prompt], old: dict | None, out: Path):
+    """Load the models, check every prompt fits and a resumed run's models are the same; the session's meta."""
+    from workbench.session import Session
+
     session = Session.open(cfg)
     for prompt in prompts:
         session.check_fits(prompt)
@@ -132,28 +161,15 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
     run_meta["sessions"].append({"started": meta.now_utc(), "command": sys.argv,
                                  "environment": meta.environment(session.pair.device)})
     session.reseed(cfg.seed + len(run_meta["sessions"]) - 1)
-    out.mkdir(parents=True, exist_ok=True)
-    trace.write_meta(out, run_meta)
-    done = set(trace.load(out).requests["request_id"]) if old is not None and trace.completed_parts(out) else set()
-    todo = [s for s in plan(cfg, prompts) if s.request_id not in done]
-    next_part = max(trace.completed_parts(out), default=-1) + 1
-    if cfg.warmup and todo:
-        for spec in warmups(cfg, prompts[0], len(run_meta["sessions"]) - 1):
-            trace.write_part(out, next_part, session.run(spec, run_meta["run_id"], min(WARMUP_TOKENS,
-                                                                                     cfg.max_new_tokens)))
-            next_part += 1
-    _run_all(session, todo, out, run_meta["run_id"], next_part, progress)
-    run_meta["sessions"][-1]["finished"] = meta.now_utc()
-    trace.write_meta(out, run_meta)
-    return out
+    return session, run_meta
 
 
 def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part: int, progress: bool) -> None:
-    from tqdm import tqdm
+    from workbench.progress import Progress
 
     stats = {"n": 0, "gamma": 0}
-    bar = tqdm(todo, desc="requests", unit="req", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    for spec in bar:
+    bar = Progress(len(todo), "requests", unit="req", disable=not progress)
+    for spec in todo:
         try:
             rows = session.run(spec, run_id, session.cfg.max_new_tokens)
         except WorkbenchError as exc:
@@ -165,4 +181,6 @@ def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part
             stats["n"] += step["n_accepted"]
             stats["gamma"] += step["gamma"]
         rate = f"{stats['n'] / stats['gamma']:.2f}" if stats["gamma"] else "-"
+        bar.update(1)
         bar.set_postfix(tok_s=f"{rows['requests'][0]['tokens_per_s']:.1f}", acceptance=rate)
+    bar.close()

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workbench.errors import TraceError
+from workbench.errors import TraceError, WorkbenchError
 
 META_FILE = "meta.json"
 TRACE_VERSION = 2  # 2: drafter/policy per request (requests.gamma removed), gamma_planned/draft_stop, forced table
@@ -68,11 +68,17 @@ def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
     Each file goes to a temporary name and is renamed into place; ``requests`` goes last, so a part whose requests
     file exists is complete even if the process is killed at any instant.
     """
+    written = []
     for table in WRITE_ORDER:
         final = part_path(run_dir, table, index)
         tmp = final.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_pylist(rows.get(table, []), schema=SCHEMAS[table]), tmp)
-        os.replace(tmp, final)
+        try:
+            pq.write_table(pa.Table.from_pylist(rows.get(table, []), schema=SCHEMAS[table]), tmp)
+            os.replace(tmp, final)
+        except OSError as exc:  # ENOSPC, EACCES, EIO…: drop this part entirely (no requests file = not complete)
+            _remove(tmp, *written)
+            raise write_error(final, exc) from None
+        written.append(final)
 
 
 def completed_parts(run_dir: Path) -> list[int]:
@@ -82,8 +88,27 @@ def completed_parts(run_dir: Path) -> list[int]:
 
 def write_meta(run_dir: Path, meta: dict) -> None:
     tmp = Path(run_dir) / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    os.replace(tmp, Path(run_dir) / META_FILE)
+    try:
+        tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        os.replace(tmp, Path(run_dir) / META_FILE)
+    except OSError as exc:  # the previous meta.json (if any) stays intact
+        _remove(tmp)
+        raise write_error(Path(run_dir) / META_FILE, exc) from None
+
+
+def write_error(path: Path, exc: OSError) -> WorkbenchError:
+    """One line for a failed write; the run stops, what is on disk stays loadable and resumable."""
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))  # pyarrow's strerror is verbose
+    return WorkbenchError(f"cannot write {path}: {reason} — completed requests are safe; "
+                          "free space and rerun with --resume")
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def read_meta(run_dir: Path) -> dict:

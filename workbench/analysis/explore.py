@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from workbench.analysis import speedup, theory
 from workbench.analysis.latency import CostModel
 
+WIDGETS = ("widget_explorer", "replay_explorer")  # need a live kernel: notebook cells calling them are jupyterlab-only
 ALPHAS = np.round(np.arange(0.05, 0.96, 0.05), 2)  # slider positions for α
 C_SCALES = (0.5, 1.0, 2.0)  # draft-cost multipliers shown as separate curves
 

@@ -1,0 +1,339 @@
+"""Faults (issue 12): bad weights, a busy run directory, SIGTERM, failing writes, non-TTY progress, atomic reports.
+
+Every fault must end with exactly one ``error: …`` line and its exit status (or the stated recovery) — a test that
+would pass on a traceback is a bug here.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from workbench import trace
+from workbench.atomic import publish_dir
+from workbench.cli import main
+from workbench.errors import WorkbenchError
+from workbench.interrupts import Terminated, exit_code, interrupted_message, resume_hint
+from workbench.progress import Progress, quiet_libraries
+from workbench.runlock import RunLock
+from workbench.weights import check_loading_info, check_safetensors_files
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_RUN = REPO / "data" / "sample_run"
+
+
+def run_args(dirs, prompts, out, *extra):
+    return ["run", "--target", str(dirs["target"]), "--draft", str(dirs["draft_prefix"]), "--prompts", str(prompts),
+            "--out", str(out), "--max-new-tokens", "12", "--no-progress", *extra]
+
+
+def one_error_line(capsys, *fragments: str) -> str:
+    """The captured stderr is exactly one `error: …` line containing every fragment."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+# ---------------------------------------------------------------- weights: files before loading
+
+@pytest.fixture
+def weights_dir(tmp_path):
+    d = tmp_path / "w"
+    d.mkdir()
+    save_file({"a": torch.zeros(64, 64), "b": torch.ones(10)}, d / "model.safetensors")
+    return d
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[: len(b) - 100], "truncated"),          # cut inside the tensor data
+    (lambda b: b[:20], "truncated"),                     # cut inside the header
+    (lambda b: b[:5], "too short for a safetensors file"),
+    (lambda b: b"\xff" * 100, "corrupt safetensors header"),
+    (lambda b: (20).to_bytes(8, "little") + b"{not json at all!!!}", "not JSON"),
+])
+def test_damaged_safetensors_are_named_with_the_cause(weights_dir, damage, message):
+    check_safetensors_files(weights_dir)  # intact: silent
+    f = weights_dir / "model.safetensors"
+    f.write_bytes(damage(f.read_bytes()))
+    with pytest.raises(WorkbenchError, match=message) as err:
+        check_safetensors_files(weights_dir)
+    assert str(f) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_missing_shard_is_named(weights_dir):
+    index = {"metadata": {}, "weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (weights_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(WorkbenchError, match="missing shard model-00002-of-00002.safetensors listed in "
+                                             "model.safetensors.index.json"):
+        check_safetensors_files(weights_dir)
+
+
+def test_loading_info_tolerates_tied_heads_and_benign_buffers(tmp_path):
+    ok = {"missing_keys": {"lm_head.weight"}, "unexpected_keys": {"model.layers.0.self_attn.rotary_emb.inv_freq"},
+          "mismatched_keys": set(), "error_msgs": []}
+    check_loading_info(tmp_path, ok, tied={"lm_head.weight": "model.embed_tokens.weight"})
+    with pytest.raises(WorkbenchError, match="1 parameters are missing .*lm_head.weight"):
+        check_loading_info(tmp_path, ok)  # untied: the head would be random
+    with pytest.raises(WorkbenchError, match="other shapes"):
+        check_loading_info(tmp_path, {"mismatched_keys": [("x.weight", (2, 2), (4, 4))]})
+
+
+# ---------------------------------------------------------------- weights: through `workbench run`
+
+def _edit_config(src: Path, dst: Path, **changes) -> Path:
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config.update(changes)
+    (dst / "config.json").write_text(json.dumps(config))
+    return dst
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"num_hidden_layers": 5}, "parameters are missing from the checkpoint"),      # transformers: missing_keys
+    ({"num_hidden_layers": 2}, "weights are not used by the model"),               # transformers: unexpected_keys
+    ({"hidden_size": 64, "intermediate_size": 128}, "tensors have other shapes"),  # transformers: RuntimeError
+    ({"model_type": "foo"}, "architecture 'foo' not known to transformers 5."),     # transformers: ValueError
+])
+def test_weights_that_do_not_match_the_config_are_refused(model_dirs, prompts_file, tmp_path, capsys, changes,
+                                                          message):
+    target = _edit_config(model_dirs["target"], tmp_path / "target", **changes)
+    args = run_args(model_dirs, prompts_file, tmp_path / "run", "--no-warmup")
+    args[args.index("--target") + 1] = str(target)
+    assert main(args) == 2
+    err = one_error_line(capsys, message, str(target))
+    if changes.get("model_type") == "foo":
+        assert "upgrade transformers or pass --trust-remote-code" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_truncated_weights_are_refused_before_loading(model_dirs, prompts_file, tmp_path, capsys):
+    target = _edit_config(model_dirs["target"], tmp_path / "target")
+    weights = target / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    args = run_args(model_dirs, prompts_file, tmp_path / "run", "--no-warmup")
+    args[args.index("--target") + 1] = str(target)
+    assert main(args) == 2
+    one_error_line(capsys, f"{weights}: truncated")
+
+
+# ---------------------------------------------------------------- run lock
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from workbench.runlock import RunLock
+    with RunLock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def _hold_lock(run_dir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_process_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path):
+    run_dir = tmp_path / "run"
+    holder = _hold_lock(run_dir)
+    try:
+        with pytest.raises(WorkbenchError) as err:
+            with RunLock(run_dir):
+                pass
+        msg = str(err.value)
+        assert f"run directory {run_dir} is in use by pid {holder.pid} on " in msg
+        assert "another `workbench run` is writing it" in msg and "since 20" in msg
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    assert json.loads((run_dir / ".lock").read_text())["pid"] == holder.pid  # its record survived…
+    with RunLock(run_dir):  # …but the kernel released its flock: stale, taken over
+        assert json.loads((run_dir / ".lock").read_text())["pid"] == os.getpid()
+    with RunLock(run_dir):  # released on exit: the same process can take it again
+        pass
+
+
+# ---------------------------------------------------------------- interrupts
+
+def test_resume_hint_and_exit_codes():
+    assert resume_hint(["run", "--out", "my runs/x"]) == "workbench run --out 'my runs/x' --resume"
+    assert resume_hint(["run", "--out", "x", "--resume"]) == "workbench run --out x --resume"
+    assert resume_hint(["demo", "--limit", "2"]) == "workbench demo --limit 2"  # the demo always resumes
+    assert exit_code(KeyboardInterrupt()) == 130 and exit_code(Terminated()) == 143
+    assert isinstance(Terminated(), KeyboardInterrupt)
+    assert interrupted_message(["run", "--out", "r"], "r") == (
+        "interrupted: completed requests are saved in r; resume with: workbench run --out r --resume")
+
+
+def test_sigterm_saves_completed_requests_and_prints_the_resume_command(model_dirs, tmp_path):
+    prompts = tmp_path / "many.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "category": "prose", "prompt": f"The quick fox {i}"}) + "\n"
+                               for i in range(24)))
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts, out, "--max-new-tokens", "48", "--ignore-eos", "--baseline", "--no-warmup")
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while not list(out.glob("requests-*.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"interrupted: completed requests are saved in {out}; resume with: ")
+    hint = shlex.split(lines[0].split("resume with: ", 1)[1])
+    assert hint[0] == "workbench" and hint[-1] == "--resume" and hint[1:-1] == args
+    done = trace.load(out).requests
+    assert 0 < len(done) < 48 and done["request_id"].is_unique
+    assert main(hint[1:]) == 0  # the printed command finishes the run
+    final = trace.load(out).requests
+    assert len(final) == 48 and final["request_id"].is_unique
+
+
+# ---------------------------------------------------------------- write errors (ENOSPC) during a run
+
+def _fail_on(monkeypatch, func: str, table: str, after: int) -> None:
+    """Make pq.write_table / os.replace raise ENOSPC for ``table`` files once ``after`` of them were written."""
+    import pyarrow.parquet as pq
+
+    module, name = (trace.pq, "write_table") if func == "write_table" else (os, "replace")
+    real, seen = getattr(module, name), []
+
+    def failing(*args, **kwargs):
+        target = Path(args[1])
+        if target.name.startswith(f"{table}-"):
+            seen.append(target)
+            if len(seen) > after:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        return real(*args, **kwargs)
+
+    assert pq.write_table is trace.pq.write_table
+    monkeypatch.setattr(module, name, failing)
+
+
+@pytest.mark.parametrize("func, table", [("write_table", "steps"), ("write_table", "tokens"),
+                                         ("replace", "requests")])
+def test_a_full_disk_stops_the_run_cleanly_and_resume_completes_it(model_dirs, prompts_file, tmp_path, capsys,
+                                                                   monkeypatch, func, table):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--no-warmup")
+    with monkeypatch.context() as patch:
+        _fail_on(patch, func, table, after=2)
+        assert main(args) == 2
+    one_error_line(capsys, "cannot write ", f"{table}-00002.parquet", "No space left on device",
+                   "completed requests are safe; free space and rerun with --resume")
+    assert trace.completed_parts(out) == [0, 1]
+    assert not list(out.glob("*.tmp")) and not list(out.glob("*-00002.parquet"))
+    assert len(trace.load(out).requests) == 2
+    assert main([*args, "--resume"]) == 0
+    requests = trace.load(out).requests
+    assert sorted(requests["request_id"]) == sorted(f"{p}/{m}" for p in "abc" for m in ("baseline", "draft_prefix/constant:4"))
+
+
+def test_an_unwritable_meta_is_one_line(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
+    real = Path.write_text
+
+    def failing(self, *a, **kw):
+        if self.name == "meta.json.tmp":
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    assert main(run_args(model_dirs, prompts_file, tmp_path / "run", "--no-warmup")) == 2
+    one_error_line(capsys, "cannot write ", "meta.json: Permission denied")
+    assert not list((tmp_path / "run").glob("meta.json*"))
+
+
+# ---------------------------------------------------------------- progress off a terminal, quiet libraries
+
+def test_progress_off_a_terminal_prints_a_few_plain_lines():
+    stream, now = io.StringIO(), [0.0]
+    bar = Progress(200, "requests", file=stream, unit="req", clock=lambda: now[0])
+    for i in range(200):
+        now[0] += 0.1  # 20 s in all → a line every 5 s
+        bar.update(1)
+        bar.set_postfix(acceptance=f"{i / 200:.2f}")
+    bar.close()
+    bar.close()  # idempotent, like tqdm
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text and 3 <= len(lines) <= 6
+    assert lines[-1].startswith("requests: 200/200 (100%) 10.00 req/s") and "acceptance=0.99" in lines[-1]
+    silent = io.StringIO()
+    with Progress(5, "x", file=silent, disable=True) as quiet:
+        quiet.update(5)
+    assert silent.getvalue() == ""
+
+
+def test_quiet_libraries_turns_off_transformers_bars():
+    from transformers.utils import logging as hf_logging
+
+    quiet_libraries()
+    assert not hf_logging.is_progress_bar_enabled() and hf_logging.get_verbosity() == hf_logging.ERROR
+
+
+# ---------------------------------------------------------------- atomic report directory
+
+def test_publish_dir_replaces_only_on_success(tmp_path):
+    final = tmp_path / "report"
+    with publish_dir(final, marker="index.html") as tmp:
+        (tmp / "index.html").write_text("v1")
+    assert (final / "index.html").read_text() == "v1"
+    with pytest.raises(RuntimeError):
+        with publish_dir(final, marker="index.html") as tmp:
+            (tmp / "index.html").write_text("half")
+            raise RuntimeError("notebook failed")
+    assert (final / "index.html").read_text() == "v1"  # the old report is untouched
+    with publish_dir(final, marker="index.html") as tmp:
+        (tmp / "index.html").write_text("v2")
+    assert (final / "index.html").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temp or old dirs left
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(WorkbenchError, match="non-empty directory"):
+        with publish_dir(mine, marker="index.html"):
+            pass
+    assert (mine / "thesis.tex").exists()
+
+
+def test_report_out_an_existing_file_is_one_line(tmp_path, capsys):
+    file = tmp_path / "report.html"
+    file.write_text("not a directory")
+    assert main(["report", str(SAMPLE_RUN), "--out", str(file), "--no-progress"]) == 2
+    one_error_line(capsys, f"--out {file} exists and is a file")
+    assert file.read_text() == "not a directory"
+
+
+# ---------------------------------------------------------------- determinism
+
+def test_sampled_runs_are_reproducible(model_dirs, prompts_file, tmp_path, capsys):
+    tables = []
+    for name in ("one", "two"):
+        assert main(run_args(model_dirs, prompts_file, tmp_path / name, "--temperature", "1", "--seed", "3",
+                             "--gamma", "3", "--baseline")) == 0
+        t = trace.load(tmp_path / name)
+        tables.append((t.requests.set_index("request_id")["output_text"].sort_index(),
+                       t.tokens.sort_values(["request_id", "step", "position", "role"])[
+                           ["request_id", "step", "position", "role", "token_id", "accepted"]].reset_index(drop=True)))
+    assert tables[0][0].equals(tables[1][0])
+    assert tables[0][1].equals(tables[1][1])
+    assert not tables[0][1]["accepted"].all()  # sampled: some drafts rejected, so the flags mean something

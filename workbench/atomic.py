@@ -1,0 +1,64 @@
+"""``publish_dir(final)``: build a directory under a temporary name and rename it into place only on success.
+
+A failed or interrupted ``workbench report`` then never leaves a half-written report where the old one was: readers
+see the old directory or the new one, never a mix. The temp dir is a sibling (same filesystem, so ``rename`` is
+atomic). Replacing an existing directory takes two renames (old aside, new in) — a crash between them leaves the old
+one at ``.<name>.old-<pid>``, never a partial new one at ``final``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+
+def temp_path(final: Path, tag: str = "tmp") -> Path:
+    return final.parent / f".{final.name}.{tag}-{os.getpid()}"
+
+
+@contextlib.contextmanager
+def publish_dir(final: str | os.PathLike, marker: str | None = None) -> Iterator[Path]:
+    """Yield an empty temp dir next to ``final``; on success it becomes ``final``, on any exception it is removed.
+
+    An existing ``final`` is replaced only when it is empty or holds ``marker`` (e.g. a previous report's
+    index.html): ``--out ~/Documents`` must never delete someone's files.
+    """
+    final = Path(final)
+    if final.exists() and not final.is_dir():
+        raise WorkbenchError(f"--out {final} exists and is a file")
+    if final.is_dir() and any(final.iterdir()) and not (marker and (final / marker).exists()):
+        raise WorkbenchError(f"--out {final} is a non-empty directory that holds no {marker or 'output of ours'}; "
+                             "choose another --out (it would be replaced)")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(final)
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process that had our pid (pid reuse)
+        tmp.mkdir()
+    except OSError as exc:
+        raise WorkbenchError(f"cannot create the output directory next to {final}: {exc.strerror}") from None
+    try:
+        yield tmp
+    except BaseException:  # KeyboardInterrupt too: nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _swap_in(tmp, final)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    old = temp_path(final, "old") if final.exists() else None
+    try:
+        if old is not None:
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except OSError as exc:
+        if old is not None and old.exists() and not final.exists():
+            os.replace(old, final)  # put the previous report back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WorkbenchError(f"cannot move the new report into {final}: {exc.strerror}") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Progress that suits where it is shown, and quiet third-party libraries.
+
+``Progress`` is a tqdm bar on a terminal. When the stream is not a terminal (CI logs, ``nohup``, papermill, a pipe)
+a bar's carriage returns turn into one huge line or thousands of lines, so it prints one plain line every
+``interval`` seconds instead (and a final one): ``desc: done/total (pct) rate/s, elapsed, key=value …``.
+It has tqdm's ``update(n)``, ``set_postfix(**kw)`` and ``close()`` and is a context manager, so callers can swap it in.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import IO, Any
+
+# Library warnings that say nothing actionable to a workbench user (matched against the message start).
+NOISY_WARNINGS = (
+    r".*`torch_dtype` is deprecated",
+    r".*generation flags are not valid",
+    r".*TypedStorage is deprecated",
+    r".*does not have many workers",
+    r".*Jupyter is migrating its paths",
+)
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real file
+        return False
+
+
+class Progress:
+    """tqdm on a TTY, periodic plain lines otherwise. ``disable=True`` prints nothing at all."""
+
+    def __init__(self, total: int, desc: str = "", file: IO[str] | None = None, *, unit: str = "it",
+                 interval: float = 5.0, disable: bool = False, clock: Callable[[], float] = time.monotonic):
+        self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
+        self.file = file if file is not None else sys.stderr
+        self.n = 0
+        self.postfix: dict[str, Any] = {}
+        self.disable = disable
+        self._clock = clock
+        self._start = self._last = clock()
+        self._closed = False
+        self._bar = None
+        if not disable and _isatty(self.file):
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.file, dynamic_ncols=True)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif not self.disable and self._clock() - self._last >= self.interval:
+            self._emit()
+
+    def set_postfix(self, refresh: bool = True, **kw: Any) -> None:
+        self.postfix = dict(kw)
+        if self._bar is not None:
+            self._bar.set_postfix(refresh=refresh, **kw)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+        elif not self.disable:
+            self._emit()
+
+    def line(self) -> str:
+        """The plain progress line (what a non-terminal stream gets)."""
+        elapsed = max(self._clock() - self._start, 1e-9)
+        pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
+        return f"{self.desc}: {self.n}/{self.total}{pct} {self.n / elapsed:.2f} {self.unit}/s, {elapsed:.0f}s{extra}"
+
+    def _emit(self) -> None:
+        self._last = self._clock()
+        print(self.line(), file=self.file, flush=True)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def quiet_libraries() -> None:
+    """No transformers progress bars ("Loading weights"), only its errors, and no known-noisy warnings."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the fork warning after a tokenizer was used
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the report alone does not need transformers
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    for pattern in NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
