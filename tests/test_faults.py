@@ -245,7 +245,8 @@ def test_a_full_disk_stops_the_run_cleanly_and_resume_completes_it(model_dirs, p
     assert len(trace.load(out).requests) == 2
     assert main([*args, "--resume"]) == 0
     requests = trace.load(out).requests
-    assert sorted(requests["request_id"]) == sorted(f"{p}/{m}" for p in "abc" for m in ("baseline", "draft_prefix/constant:4"))
+    expected = [f"{p}/{m}" for p in "abc" for m in ("baseline", "draft_prefix/constant:4")]
+    assert sorted(requests["request_id"]) == sorted(expected)
 
 
 def test_an_unwritable_meta_is_one_line(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
