@@ -1,0 +1,60 @@
+"""Packaging and start-up: a wheel carries the data and notebooks and runs outside the checkout; ``--help`` loads
+no heavy library; README's layout table matches the tree."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys; from workbench.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'ray', 'plotly') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True,
+                               timeout=60).stdout
+    for command in ("run", "demo", "report", "replay", "sweep", "export", "train"):
+        assert command in help_text
+
+
+def test_a_wheel_runs_outside_the_checkout(tmp_path):
+    """pip install of the built wheel into a fresh venv (dependencies borrowed from this environment through a
+    .pth line), then `workbench run --limit 1` with the bundled default pair and prompts, from another directory."""
+    wheels, venv = tmp_path / "wheels", tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    fresh_python = venv / "bin" / "python"
+    site = subprocess.run([str(fresh_python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # torch & co., not the checkout
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(fresh_python), "install", "-q", "--no-deps",
+                    *map(str, wheels.glob("*.whl"))], check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run([str(fresh_python), "-c", "import workbench; print(workbench.__file__)"], cwd=elsewhere,
+                           capture_output=True, text=True, check=True).stdout
+    assert str(venv) in where  # the installed copy, not the checkout
+    done = subprocess.run([str(venv / "bin" / "workbench"), "run", "--limit", "1", "--max-new-tokens", "4",
+                           "--no-warmup", "--no-progress", "--out", "run"], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "run" / "requests-00000.parquet").is_file()
+
+
+def test_readme_layout_table_matches_the_tree():
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.split("## Layout", 1)[1].splitlines() if line.startswith("| `")]
+    listed = {path for row in rows for path in re.findall(r"`([^`]+)`", row.split("|")[1])}  # the "where" cells
+    for path in listed:
+        assert (ROOT / path).exists(), f"README layout names {path!r}, which does not exist"
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "workbench").rglob("*.py") if p.name != "__init__.py"}
+    named = " ".join(listed)
+    missing = sorted(m for m in modules if m not in named and m.rsplit("/", 1)[0] + "/" not in named)
+    assert not missing, f"modules the README layout table does not mention: {missing}"
