@@ -140,31 +140,24 @@ def parse_policies(specs) -> list[Policy]:
     return policies
 
 
-def _gamma(spec: str, text: str) -> int:
+def _number(spec: str, text: str, kind: type, ok, what: str):
+    """``text`` parsed as ``kind`` and checked by ``ok``; one-line WorkbenchError saying what it must be."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        value = 0
-    if not 1 <= value <= 64:
-        raise WorkbenchError(f"policy {spec!r}: {text!r} must be a whole number of draft tokens from 1 to 64")
+        value = None
+    if value is None or not ok(value):
+        raise WorkbenchError(f"policy {spec!r}: {text!r} must be {what}")
     return value
+
+
+def _gamma(spec: str, text: str) -> int:
+    return _number(spec, text, int, lambda v: 1 <= v <= 64, "a whole number of draft tokens from 1 to 64")
 
 
 def _prob(spec: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value < 1.0:
-        raise WorkbenchError(f"policy {spec!r}: {text!r} must be a probability between 0 and 1 (exclusive)")
-    return value
+    return _number(spec, text, float, lambda v: 0.0 < v < 1.0, "a probability between 0 and 1 (exclusive)")
 
 
 def _positive(spec: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0.0:
-        raise WorkbenchError(f"policy {spec!r}: {text!r} must be a positive number (nats)")
-    return value
+    return _number(spec, text, float, lambda v: v > 0.0, "a positive number (nats)")
