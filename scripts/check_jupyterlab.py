@@ -1,13 +1,11 @@
-"""Manual check that `jupyter lab notebooks/` works: open a notebook in JupyterLab, Run All, count what rendered.
-
-Not part of the test suite (it needs a running JupyterLab and the `playwright` package, which is not pinned here):
+"""Check that the tuning notebook's replay widgets work in a real JupyterLab: open it in headless Chromium, Run All,
+move the "threshold P" slider, and see the replayed figure change. Prints what it saw; exit 1 if the figure did
+not change. Not part of the test suite (it needs a running JupyterLab and the `playwright` package, which is not
+pinned here; playwright drives Debian's /usr/bin/chromium and downloads no browser):
 
     .venv/bin/jupyter lab notebooks/ --no-browser --allow-root --port 8899 --IdentityProvider.token=wbtoken &
-    pip install playwright   # in any venv; uses Debian's /usr/bin/chromium, downloads no browser
-    python scripts/check_jupyterlab.py http://127.0.0.1:8899 tuning.ipynb /tmp/lab.png
-
-Prints the number of plotly figures, widget views and sliders rendered and of error outputs; writes two
-screenshots (the page after Run All, and the last widget output).
+    python -m venv /tmp/pw && /tmp/pw/bin/pip install playwright
+    /tmp/pw/bin/python scripts/check_jupyterlab.py http://127.0.0.1:8899 tuning.ipynb /tmp/lab.png
 """
 
 import sys
@@ -15,8 +13,11 @@ import time
 
 from playwright.sync_api import sync_playwright
 
+FIGURE_Y = """() => { const plots = [...document.querySelectorAll('.jupyter-widgets .js-plotly-plot')];
+  return plots.length ? JSON.stringify(plots[plots.length - 1].data.map(t => t.y)) : null; }"""
 
-def main(url: str, notebook: str, shot: str) -> None:
+
+def main(url: str, notebook: str, shot: str) -> int:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -25,19 +26,25 @@ def main(url: str, notebook: str, shot: str) -> None:
         time.sleep(5)
         page.click("text=Run", timeout=10000)
         page.click("text=Run All Cells", timeout=10000)
-        time.sleep(40)  # the notebooks run in seconds; generous for a loaded machine
+        time.sleep(60)  # the notebook runs in seconds; generous for a loaded machine
         page.screenshot(path=shot)
-        print("plotly figures:", page.locator(".js-plotly-plot").count())
-        print("widget views:", page.locator(".jupyter-widgets").count())
-        print("sliders:", page.locator(".widget-slider").count())
         errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
-        print("error outputs:", errors.count())
-        if page.locator(".jupyter-widgets").count():
-            page.locator(".jupyter-widgets").last.scroll_into_view_if_needed()
-            time.sleep(2)
-            page.screenshot(path=shot.replace(".png", "-widgets.png"))
+        print("plotly figures:", page.locator(".js-plotly-plot").count(), "| sliders:",
+              page.locator(".widget-slider").count(), "| error outputs:", errors.count())
+        before = page.evaluate(FIGURE_Y)
+        slider = page.locator(".widget-slider", has_text="threshold P").locator(".noUi-handle").first
+        slider.scroll_into_view_if_needed()
+        slider.click()
+        for _ in range(20):  # 20 × 0.01: threshold P from 0.40 to 0.20
+            page.keyboard.press("ArrowLeft")
+        time.sleep(5)
+        after = page.evaluate(FIGURE_Y)
+        page.screenshot(path=shot.replace(".png", "-widgets.png"))
         browser.close()
+    changed = before is not None and after is not None and before != after
+    print(f"replayed figure before: {before}\nafter moving 'threshold P': {after}\nchanged: {changed}")
+    return 0 if changed else 1
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    sys.exit(main(*sys.argv[1:4]))

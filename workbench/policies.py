@@ -8,7 +8,8 @@ The same objects drive offline replay (workbench.analysis.replay), fed from reco
 
 * ``constant:G`` — always draft G (Leviathan et al. 2023).
 * ``heuristic[:G0]`` — start each request at G0 (5); +2 after a fully accepted step, −1 (never below 1) otherwise
-  (HF ``num_assistant_tokens_schedule="heuristic"``).
+  (HF ``num_assistant_tokens_schedule="heuristic_transient"``; HF's plain ``"heuristic"`` carries its last value
+  over to the next generate call, through ``assistant_model.generation_config``).
 * ``threshold:P[:GMAX]`` — stop after a drafted token whose confidence is < P (the token is kept, as HF does); cap
   GMAX (16) (HF ``assistant_confidence_threshold``, llama.cpp ``--draft-p-min``).
 * ``entropy:H[:GMAX]`` — stop after a drafted token whose draft distribution has entropy > H nats (entropy stop
@@ -75,7 +76,7 @@ class Constant(_Base):
 
 
 class Heuristic(_Base):
-    """HF's schedule; like transformers 5.x it restarts at G0 in every request (generate call)."""
+    """HF's schedule; restarts at G0 in every request, like HF's ``heuristic_transient`` (benchmarks/compare_hf.py)."""
 
     def __init__(self, start: int = 5):
         self.start, self.spec, self.gamma, self.cap = start, f"heuristic:{start}", start, None

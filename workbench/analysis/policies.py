@@ -55,7 +55,7 @@ def recommend(spec: str, mean_gamma: float | None = None) -> dict[str, str]:
         vllm = f"num_speculative_tokens={p.gamma}"
         cpp = f"--draft-max {p.gamma} --draft-min {p.gamma} --draft-p-min 0"
     elif name == "heuristic":
-        hf = (f"num_assistant_tokens={p.start}, num_assistant_tokens_schedule='heuristic', "
+        hf = (f"num_assistant_tokens={p.start}, num_assistant_tokens_schedule='heuristic_transient', "
               "assistant_confidence_threshold=0")
         vllm = f"num_speculative_tokens={near}  (nearest constant: vLLM has no heuristic schedule)"
         cpp = f"--draft-max {near} --draft-min {near} --draft-p-min 0  (nearest constant)"
