@@ -132,3 +132,20 @@ def test_prompt_ratio_is_baseline_over_speculative_ms_per_token():
             request_rows("a", "speculative", 2, [(2, 2.0, 18.0, 0.0)], drafter="x")]  # 30 ms / 4 tokens
     ratios = drafters.prompt_ratios(make_trace(reqs).requests)
     assert ratios["ratio"].tolist() == pytest.approx([70 / 30])
+
+
+def test_figures_draw_the_tables_and_say_when_there_is_nothing(trace):
+    from workbench.analysis import figures
+
+    rank = drafters.ranking(trace)
+    fig = figures.ranking_figure(rank)
+    assert len(fig.data) == 4 and list(fig.data[0].x) == ["all", "code", "prose"]
+    curve = drafters.early_exit_curve(trace.steps, trace.requests)
+    fig = figures.early_exit_figure(curve)
+    assert [list(d.x) for d in fig.data] == [[2, 4]] * 3 and fig.data[2].yaxis == "y2"
+    hits = figures.hit_rate_figure(drafters.hit_rate(trace.steps, trace.requests))
+    assert [d.name for d in hits.data] == ["ngram:3:1"]  # model drafters never miss: not drawn
+    assert not figures.early_exit_figure(curve.iloc[:0]).data
+    assert "no early-exit" in figures.early_exit_figure(curve.iloc[:0]).layout.annotations[0].text
+    pos = figures.position_by_drafter_figure(drafters.position_by_drafter(trace.steps, trace.requests))
+    assert len(pos.data) == 4
