@@ -72,8 +72,8 @@ VOCAB, PROMPT = 6, [1, 2, 1, 2, 1]
 SETTINGS = SamplingConfig(temperature=1.0)
 
 
-def _target():
-    return make_model("llama", vocab_size=VOCAB, seed=11, layers=2, hidden=16)
+def _target(kind: str = "llama"):
+    return make_model(kind, vocab_size=VOCAB, seed=11, layers=2, hidden=16)
 
 
 @torch.inference_mode()
@@ -92,8 +92,9 @@ def _exact_target_joint(target) -> dict[tuple[int, int, int], float]:
     return joint
 
 
-def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "constant:2") -> float:
-    target = _target()
+def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "constant:2",
+                 kind: str = "llama") -> float:
+    target = _target(kind)
     draft_model = make_model("llama", vocab_size=VOCAB, seed=12, layers=1, hidden=16)
     expected = _exact_target_joint(target)
     dec = decoding(target, VOCAB, sampling=SETTINGS, seed=seed, max_new=3)
@@ -116,6 +117,12 @@ def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "co
                                           ("early-exit:1", "heuristic:1")])
 def test_speculative_sampling_matches_the_target_distribution(spec, policy):
     assert _chi2_pvalue(samples=3000, seed=0, spec=spec, policy=policy) > 0.001
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "gpt2"])
+@pytest.mark.parametrize("spec, policy", [("ngram:2:1", "constant:2"), ("early-exit:1", "heuristic:1")])
+def test_ngram_and_early_exit_are_lossless_on_other_architectures(kind, spec, policy):
+    assert _chi2_pvalue(samples=3000, seed=0, spec=spec, policy=policy, kind=kind) > 0.001
 
 
 @pytest.mark.parametrize("broken", ["always_accept", "correct_from_p"])

@@ -94,6 +94,23 @@ def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsy
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+@pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])
+def test_early_exit_on_a_layout_it_cannot_take_apart_is_refused(tokenizer, prompts_file, tmp_path, capsys, spec):
+    from tiny_models import make_model, save
+    opt = make_model("opt", vocab_size=len(tokenizer), seed=4, layers=3)
+    assert opt.model.decoder.layers and not hasattr(opt.model, "layers")  # OPT keeps its blocks in the decoder
+    target = save(opt, tokenizer, tmp_path / "opt")
+    capsys.readouterr()  # saving may print a progress bar
+    args = run_args({"target": target, "draft_prefix": spec}, prompts_file, tmp_path / "run", "--no-warmup")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: early-exit: cannot take the first layers of a OPTForCausalLM") and "\n" not in err
+    assert not (tmp_path / "run").exists()
+    # the same model runs with a drafter that needs no layers of it (the refusal is about early-exit only)
+    assert main(run_args({"target": target, "draft_prefix": "ngram"}, prompts_file, tmp_path / "ok",
+                         "--no-warmup", "--limit", "1")) == 0
+
+
 def test_mismatched_vocabularies_are_refused(model_dirs, prompts_file, tmp_path, capsys):
     from tiny_models import make_model, make_tokenizer, save
     other_tok = make_tokenizer()

@@ -74,7 +74,7 @@ def test_micro_recipe_trains_saves_and_loads(tmp_path: Path) -> None:
         assert (d / "loss_curve.csv").read_text().startswith("step,loss")
     assert log["draft"]["params"] < log["target"]["params"]
     rows = [json.loads(line) for line in (tmp_path / "out" / "heldout.jsonl").read_text().splitlines()]
-    assert {r["category"] for r in rows} == {"python-code", "docs-reference", "docs-guide", "bible"}
+    assert {r["category"] for r in rows} == {"python-code", "docs-reference", "docs-guide", "bible", "copy"}
     assert all(r["prompt"] and not r["prompt"].endswith(" ") for r in rows)
     assert json.loads((tmp_path / "out" / "training_log.json").read_text())["c"] == pytest.approx(log["c"])
     assert not list((tmp_path / "out").glob(".train-staging-*"))

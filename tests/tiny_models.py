@@ -12,6 +12,8 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -35,9 +37,15 @@ def make_tokenizer(vocab_size: int = VOCAB) -> PreTrainedTokenizerFast:
 
 def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden: int = 32, eos_id: int = 0,
                context: int = 256):
-    """A random ``kind`` in {llama, qwen2, gpt2} model with peaked logits."""
+    """A random ``kind`` in {llama, qwen2, gpt2, opt} model with peaked logits (opt: blocks in model.decoder.layers,
+    a layout early-exit does not take apart)."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, eos_token_id=eos_id, bos_token_id=eos_id)
+    if kind == "opt":
+        config = OPTConfig(hidden_size=hidden, ffn_dim=2 * hidden, num_hidden_layers=layers, num_attention_heads=4,
+                           max_position_embeddings=context, word_embed_proj_dim=hidden, init_std=INIT_STD,
+                           pad_token_id=eos_id, **common)
+        return OPTForCausalLM(config).eval()
     if kind == "gpt2":
         config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=4, n_positions=context,
                             initializer_range=INIT_STD, **common)

@@ -19,7 +19,9 @@ RUN_ID = "test-run"
 def request_rows(prompt_id, mode, gamma, steps, *, category="cat", temperature=0.0, alpha_tv=0.5,
                  prefill_ms=10.0, warmup=False, run_id=RUN_ID, texts=None, drafter="draft", policy=None):
     """Rows of one request. ``steps``: list of (n_accepted, draft_ms, verify_ms, other_ms) for steps ≥ 1, or
-    (n_accepted, draft_ms, verify_ms, other_ms, γ) for a step that drafted another γ (variable-γ policies).
+    (n_accepted, draft_ms, verify_ms, other_ms, γ) for a step that drafted another γ (variable-γ policies), or
+    (..., γ, draft_stop) for a step the policy planned at ``gamma`` that drafted γ and stopped for that reason
+    (e.g. (0, 0.1, 20, 1, 0, "no-match"): an n-gram search that found nothing).
 
     Baseline requests (gamma 0) take n_accepted = 0. The policy defaults to ``constant:<gamma>``. Tokens get ids from
     a counter and text ``texts[id % len]`` (default ``"t<id>"``); p = 0.9 for accepted drafts and target tokens,
@@ -50,14 +52,15 @@ def request_rows(prompt_id, mode, gamma, steps, *, category="cat", temperature=0
     t = prefill_ms
     for i, (n, d, v, o, *own) in enumerate(steps, start=1):
         g = (own[0] if own else gamma) if mode == "speculative" else 0
+        planned, stop = (gamma, own[1]) if len(own) > 1 else (g, "cap" if g else "")
         for pos in range(1, g + 1):
             tok(i, pos, "draft", accepted=pos <= n, evaluated=pos <= n + 1, emitted=pos <= n)
         if g == 0:
             tok(i, 0, "target")
         else:
             tok(i, n + 1, "bonus" if n == g else "correction")
-        step_rows.append(dict(run_id=run_id, request_id=rid, step=i, gamma=g, gamma_planned=g,
-                              draft_stop="cap" if g else "", n_accepted=n, n_emitted=n + 1, context_len=5 + i,
+        step_rows.append(dict(run_id=run_id, request_id=rid, step=i, gamma=g, gamma_planned=planned,
+                              draft_stop=stop, n_accepted=n, n_emitted=n + 1, context_len=5 + i,
                               draft_ms=d, verify_ms=v, other_ms=o, t_start_ms=t))
         t += d + v + o
     new = sum(r["n_emitted"] for r in step_rows)

@@ -180,3 +180,69 @@ def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: floa
                                            pad=dict(t=50))],
                              title=f"Replayed (predicted) speedup with {settings[0]}", yaxis_title="speedup",
                              yaxis_rangemode="tozero")
+
+
+def _empty(title: str, why: str) -> go.Figure:
+    """A figure that says why there is nothing to draw (a run without the drafters a section is about)."""
+    return go.Figure().update_layout(title=title, annotations=[dict(text=why, showarrow=False, x=0.5, y=0.5,
+                                                                     xref="paper", yref="paper")])
+
+
+def position_by_drafter_figure(pos: pd.DataFrame) -> go.Figure:
+    """a_i per draft position, one line per drafter (``drafters.position_by_drafter``), Wilson bars."""
+    fig = go.Figure()
+    for drafter, g in pos.groupby("drafter"):
+        fig.add_scatter(x=g["position"], y=g["a"], name=str(drafter), mode="markers+lines",
+                        error_y=_err(g, "a", "a_lo", "a_hi"))
+    return fig.update_layout(title="Acceptance by draft position, per drafter (a_i = P(drafts 1..i accepted))",
+                             xaxis_title="draft position i", yaxis_title="a_i", yaxis_range=[0, 1.05])
+
+
+def hit_rate_figure(hits: pd.DataFrame) -> go.Figure:
+    """Share of steps where the drafter proposed ≥ 1 token when asked, per category, one bar group per drafter
+    (``drafters.hit_rate``; only drafters that ever missed, i.e. n-gram lookups)."""
+    title = "Prompt lookup: steps with a match (proposed ≥ 1 token) per category"
+    missed = hits.groupby("drafter")["hit_rate"].transform("min") < 1
+    if not missed.any():
+        return _empty(title, "no drafter in this run ever missed (no n-gram drafter?)")
+    fig = go.Figure()
+    for drafter, g in hits[missed].groupby("drafter"):
+        fig.add_bar(x=g["category"], y=g["hit_rate"], name=str(drafter),
+                    error_y=_err(g, "hit_rate", "hit_lo", "hit_hi"),
+                    customdata=g[["asked", "mean_proposal"]],
+                    hovertemplate="%{x}: %{y:.2f} of %{customdata[0]} steps, mean proposal %{customdata[1]:.2f}"
+                                  "<extra></extra>")
+    return fig.update_layout(title=title, barmode="group", yaxis_title="hit rate", yaxis_range=[0, 1.05])
+
+
+def early_exit_figure(curve: pd.DataFrame) -> go.Figure:
+    """Early-exit depth L: acceptance and c = T_d/T_t(1) (left axis) against the measured speedup (right axis),
+    one set of lines per policy (``drafters.early_exit_curve``)."""
+    title = "Early exit: acceptance and cost c vs depth L, and the speedup they make"
+    if curve.empty:
+        return _empty(title, "no early-exit:L drafter in this run")
+    fig = go.Figure()
+    for (policy, temp), g in curve.groupby(["policy", "temperature"]):
+        name = f"{policy} T={temp:g}"
+        fig.add_scatter(x=g["layers"], y=g["acceptance_rate"], name=f"acceptance Σn/Σγ, {name}", mode="markers+lines")
+        fig.add_scatter(x=g["layers"], y=g["c"], name=f"c = T_d/T_t(1), {name}", mode="markers+lines",
+                        line=dict(dash="dot"))
+        fig.add_scatter(x=g["layers"], y=g["speedup"], name=f"measured speedup, {name}", mode="markers+lines",
+                        yaxis="y2", marker=dict(size=10, symbol="diamond"))
+    return fig.update_layout(title=title, xaxis_title="target layers used as the draft (L)",
+                             yaxis=dict(title="acceptance, c", range=[0, 1.05]),
+                             yaxis2=dict(title="speedup over baseline", overlaying="y", side="right"))
+
+
+def ranking_figure(rank: pd.DataFrame) -> go.Figure:
+    """Measured speedup per category (``all`` first), one bar per drafter × policy (``drafters.ranking``)."""
+    fig = go.Figure()
+    several_t = rank["temperature"].nunique() > 1
+    for (drafter, policy, temp), g in rank.groupby(["drafter", "policy", "temperature"]):
+        name = f"{drafter} · {policy}" + (f" T={temp:g}" if several_t else "")
+        fig.add_bar(x=g["category"], y=g["speedup"], name=name, customdata=g[["prompts", "rank"]],
+                    hovertemplate="%{x}: %{y:.2f}x (rank %{customdata[1]}, %{customdata[0]} prompts)<extra></extra>")
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
+    return fig.update_layout(title="Measured speedup by drafter × policy, overall and per category", barmode="group",
+                             yaxis_title="speedup over baseline (median per-prompt ratio)",
+                             xaxis=dict(categoryorder="array", categoryarray=list(dict.fromkeys(rank["category"]))))

@@ -81,7 +81,7 @@ def micro_preset(out: str, sources: list[SourceSpec]) -> RecipeConfig:
         target_train=TrainConfig(steps=40, batch_size=8, context=64, lr=5e-3, warmup=5, log_every=5),
         draft_train=TrainConfig(steps=30, batch_size=8, context=64, lr=5e-3, warmup=5, log_every=5),
         eval_windows=4,
-        prompts=PromptConfig(per_category=4, min_tokens=8, max_tokens=16, min_chars_after=20),
+        prompts=PromptConfig(per_category=4, min_tokens=8, max_tokens=16, min_chars_after=20, copy_count=3),
         latency_calls=10,
     )
 
