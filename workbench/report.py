@@ -67,14 +67,20 @@ def _this_interpreter_kernel():
 
 
 def execute(notebook: str, out_ipynb: Path, parameters: dict, kernel_name: str) -> None:
-    """Run notebooks/<notebook>.ipynb with papermill (cwd = notebooks/); failures become one-line errors."""
+    """Run notebooks/<notebook>.ipynb with papermill (cwd = notebooks/); failures become one-line errors.
+
+    Cells tagged ``jupyterlab-only`` (ipywidgets: they need a live front end) are dropped before execution: a batch
+    report never shows them, and an Output widget driven from a front-end-less kernel can block it.
+    """
+    import nbformat
     import papermill as pm
 
     nb_dir = paths.notebooks_dir()
+    nb = nbformat.read(nb_dir / f"{notebook}.ipynb", as_version=4)
+    nb.cells = [c for c in nb.cells if "jupyterlab-only" not in c.metadata.get("tags", [])]
     try:
-        pm.execute_notebook(str(nb_dir / f"{notebook}.ipynb"), str(out_ipynb), parameters=parameters,
-                            cwd=str(nb_dir), kernel_name=kernel_name, progress_bar=False, log_output=False,
-                            execution_timeout=CELL_TIMEOUT_S)
+        pm.execute_notebook(nb, str(out_ipynb), parameters=parameters, cwd=str(nb_dir), kernel_name=kernel_name,
+                            progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S)
     except pm.PapermillExecutionError as exc:
         raise WorkbenchError(f"{notebook} notebook failed ({out_ipynb}): {exc.ename}: {exc.evalue}") from None
 
