@@ -15,7 +15,7 @@ from workbench.config import RunConfig
 
 # Everything else: RunConfig defaults (embedded pair, held-out prompts, greedy, float32 on CPU).
 DEMO = RunConfig(policies=("constant:2", "constant:4", "constant:6", "threshold:0.4", "adaptive"),
-                 baseline=True, max_new_tokens=48, per_category=4)
+                 baseline=True, max_new_tokens=48, per_category=6)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
