@@ -118,7 +118,8 @@ def report(args, pair, drafter, ms_per_token: dict, write_ms: list[float]) -> No
     env = f"{pair.device} ({torch.cuda.get_device_name() if pair.device.type == 'cuda' else 'cpu'}), {pair.dtype}"
     print(f"device: {env}; threads {torch.get_num_threads()}; torch {torch.__version__}")
     print(f"target {pair.info['target']['parameters'] / 1e6:.2f}M params, draft "
-          f"{pair.info['draft']['parameters'] / 1e6:.2f}M; gamma {args.gamma}; {len(ms_per_token['spec_traced'])} "
+          f"{pair.info['drafts'][drafter.label]['parameters'] / 1e6:.2f}M; gamma {args.gamma}; "
+          f"{len(ms_per_token['spec_traced'])} "
           f"requests per variant × {args.max_new_tokens} tokens")
     for k, v in med.items():
         print(f"  {k:14s} median {v:8.3f} ms/token")

@@ -14,7 +14,7 @@ The oracle drafts exactly the tokens that will be accepted: the bound every poli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -44,15 +44,20 @@ class Recorded:
 
 @dataclass(frozen=True)
 class ReplayCosts:
-    """Time of a replayed step: draft d0 + d1·k (when anything was planned), verify a + b·(k+1), other o."""
+    """Time of a replayed step, from the run's measurements: the mean draft time of the drafter's steps that
+    drafted k tokens and the mean verify time of steps with k + 1 tokens where the run has them; elsewhere the
+    fitted lines draft d0 + d1·k (when anything was planned) and verify a + b·(k+1); other time O_s."""
 
     d0: float
     d1: float
     costs: latency.CostModel
+    draft_by_k: dict = field(default_factory=dict)  # k drafted → mean draft_ms (steps that planned a draft)
+    verify_by_k: dict = field(default_factory=dict)  # tokens in the target forward → mean verify_ms
 
     def step_ms(self, planned: int, k: int) -> tuple[float, float, float]:
-        draft = (self.d0 + self.d1 * k) if planned > 0 else 0.0
-        return draft, float(self.costs.verify_ms(k + 1)), self.costs.o_spec
+        draft = self.draft_by_k.get(k, self.d0 + self.d1 * k) if planned > 0 else 0.0
+        verify = self.verify_by_k.get(k + 1, float(self.costs.verify_ms(k + 1)))
+        return draft, verify, self.costs.o_spec
 
 
 def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recorded]:
@@ -90,15 +95,18 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
 
 
 def replay_costs(trace: Trace, drafter: str) -> ReplayCosts:
-    """The run's costs for ``drafter``: its draft-time line d0 + d1·k over the steps that planned a draft."""
-    s = frames.speculative_steps(trace.steps, trace.requests)
-    s = s[(s["drafter"] == drafter) & (s["gamma_planned"] > 0)]
+    """The run's costs for ``drafter``: mean draft and verify time per k where measured, lines elsewhere."""
+    steps = frames.decode_steps(trace.steps, trace.requests)
+    s = steps[(steps["drafter"] == drafter) & (steps["gamma_planned"] > 0)]
     costs = latency.cost_model(trace.steps, trace.requests, drafter)
     if len(s) and s["gamma"].nunique() > 1:
         d1, d0 = np.polyfit(s["gamma"].to_numpy(float), s["draft_ms"].to_numpy(float), 1)
     else:
         d0, d1 = 0.0, costs.t_d
-    return ReplayCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs)
+    mine = steps[(steps["drafter"] == drafter) | (steps["mode"] == "baseline")]  # the target's cost per k
+    return ReplayCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs,
+                       draft_by_k=s.groupby("gamma")["draft_ms"].mean().to_dict(),
+                       verify_by_k=mine.groupby("k")["verify_ms"].mean().to_dict())
 
 
 def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, rng, greedy: bool):
