@@ -19,4 +19,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -r "$reqs"
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
+  pwd > .venv/.workbench-checkout
+fi
+# A moved checkout: the editable install still points at the old path; reinstall the package (seconds, no deps).
+if [ "$(cat .venv/.workbench-checkout 2>/dev/null)" != "$(pwd)" ]; then
+  .venv/bin/python -m pip install -q --no-deps -e .
+  pwd > .venv/.workbench-checkout
 fi
