@@ -192,3 +192,26 @@ def test_unobserved_positions_are_not_rejections():
     assert list(pos["proposed"]) == [3, 2, 1] and list(pos["accepted"]) == [2, 1, 1]
     row = acceptance.acceptance_by(t.steps, t.tokens, t.requests).iloc[0]
     assert row["drafted"] == 6 and row["accepted"] == 4 and row["judged"] == 5
+
+
+def test_a_version_1_run_still_loads(tmp_path):
+    """Format 1 (one model draft, requests.gamma): load maps it to drafter / policy and the analyses run on it."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench import trace as wtrace
+
+    t = make_trace()
+    req = t.requests.drop(columns=["drafter", "policy", "started_at", "prompt_token_ids", "output_token_ids"])
+    req.insert(5, "gamma", [3 if m == "speculative" else 0 for m in req["mode"]])
+    steps = t.steps.drop(columns=["gamma_planned", "draft_stop"])
+    for name, frame in (("requests", req), ("steps", steps), ("tokens", t.tokens)):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / f"{name}-00000.parquet")
+    (tmp_path / "meta.json").write_text(json.dumps({"run_id": "old", "config": {"draft": "/m/my-draft/"}}))
+    old = wtrace.load(tmp_path)
+    spec = old.requests[old.requests["mode"] == "speculative"]
+    assert set(spec["drafter"]) == {"my-draft"} and set(spec["policy"]) == {"constant:3"}
+    assert (old.steps.loc[old.steps["gamma"] > 0, "draft_stop"] == "cap").all() and len(old.forced) == 0
+    assert summary.summary_table(old).iloc[0]["speedup"] == pytest.approx((46 / 5) / (66 / 11))
