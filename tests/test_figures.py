@@ -1,0 +1,64 @@
+"""The figures and explorers draw what the analysis returned: known traces in, the right traces, points and sliders
+out (plotly objects inspected, no browser)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_analysis import make_trace
+
+from workbench.analysis import acceptance, explore, figures, latency, speedup
+
+
+@pytest.fixture
+def tr():
+    return make_trace()
+
+
+def test_acceptance_and_latency_figures_carry_the_table_values(tr):
+    pos = acceptance.position_acceptance(tr.steps, tr.requests)
+    fig = figures.position_acceptance_figure(pos)
+    assert list(fig.data[0].y) == pytest.approx([0.75, 0.5, 0.25]) and len(fig.data) == 4
+    dist = acceptance.n_distribution(tr.steps, tr.requests)
+    assert list(figures.n_distribution_figure(dist).data[0].y) == pytest.approx([0.25] * 4)
+    phases = latency.phase_breakdown(tr.steps, tr.requests, by="mode")
+    fig = figures.phase_figure(phases, "mode")
+    assert [t.name for t in fig.data] == ["draft", "verify", "other"] and list(fig.data[0].x) == ["baseline",
+                                                                                                  "speculative"]
+    box = figures.token_latency_figure(latency.token_latency(tr.steps, tr.requests), latency.ttft(tr.requests))
+    assert box.data[0].median is not None and len(box.data[0].median) == 2  # quartiles, not raw points
+    gap = speedup.gap_attribution(tr.steps, tr.requests)
+    water = figures.waterfall_figure(gap, "draft", 3, 0.0).data[0]
+    assert len(water.x) == len(speedup.STAGES) and water.measure[-1] == "total"
+
+
+def test_speedup_figure_draws_measured_beside_both_predictions(tr):
+    fig = figures.speedup_figure(speedup.sweep_table(tr))
+    assert [t.name.split(" ", 2)[-1] for t in fig.data] == ["measured", "predicted (per-position a_i)",
+                                                           "predicted (i.i.d. α)"]
+
+
+def test_static_explorer_and_optimal_gamma_map(tr):
+    (fit,) = speedup.fits(tr)
+    fig = explore.static_explorer(fit.costs, fit.alpha, max_gamma=8)
+    assert len(fig.layout.sliders[0].steps) == len(explore.ALPHAS) and len(fig.data) == len(explore.C_SCALES)
+    grid = explore.optimal_gamma_grid(fit.costs, max_gamma=8)
+    assert len(grid) == len(explore.ALPHAS) * 7
+    for a, rows in grid.groupby("alpha"):  # a costlier draft never makes a longer draft optimal
+        assert rows.sort_values("c")["optimal_gamma"].is_monotonic_decreasing, a
+    assert explore.with_draft_cost(fit.costs, c=0.5).t_d == pytest.approx(0.5 * fit.costs.t1)
+
+
+def test_policy_and_replay_slider_figures():
+    table = pd.DataFrame({"policy": ["constant:4", "oracle"], "measured_speedup": [1.5, np.nan],
+                          "predicted_speedup": [1.55, 2.2]})
+    fig = figures.policy_figure(table)
+    assert fig.data[0].name == "measured (live)" and fig.data[1].name == "replayed (prediction)"
+    sweep = pd.DataFrame({"policy": ["threshold:0.1:16"] * 2 + ["threshold:0.4:16"] * 2,
+                          "category": ["all", "code"] * 2, "predicted_speedup": [1.4, 1.5, 1.2, 1.3],
+                          "tokens_per_step": [3.0, 3.2, 2.0, 2.1]})
+    fig = figures.replay_slider_figure(sweep, best_measured=1.5, oracle=2.2)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["threshold:0.1:16", "threshold:0.4:16"]
+    assert steps[1].args[0]["visible"] == [False, True] and [t.visible for t in fig.data] == [True, False]
