@@ -138,6 +138,9 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     run = lambda spec: replay.summarize(replay.replay_policy(recorded, spec, costs, max_new=max_new))  # noqa: E731
     oracle = float(run(replay.ORACLE)["predicted_speedup"].iloc[0])
+    measured = speedup.speedup_table(trace.requests)  # the live figure drawn beside every prediction
+    measured = measured[measured["drafter"] == drafter]
+    best = measured.loc[measured["speedup"].idxmax()] if measured["speedup"].notna().any() else None
     p_min = w.FloatSlider(value=0.4, min=0.01, max=0.95, step=0.01, description="threshold P")
     start = w.IntSlider(value=5, min=1, max=16, description="heuristic G0")
     gmax = w.IntSlider(value=16, min=1, max=32, description="GMAX")
@@ -150,6 +153,9 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
         fig = go.Figure(go.Bar(x=rows["policy"], y=rows["predicted_speedup"], name="replayed (prediction)",
                                text=rows["tokens_per_step"].map("τ={:.2f}".format)))
         fig.add_hline(y=oracle, line=dict(dash="dot"), annotation_text=f"oracle {oracle:.2f}x")
+        if best is not None:
+            fig.add_hline(y=best["speedup"], line=dict(dash="dash", color="#1971c2"),
+                          annotation_text=f"best measured live: {best['policy']} {best['speedup']:.2f}x")
         fig.update_layout(title=f"Replayed on {len(recorded)} recorded outputs of {drafter} (predictions)",
                           yaxis_title="predicted speedup", height=380)
         with out:
