@@ -10,6 +10,7 @@ from test_cli import run_args
 from workbench import trace
 from workbench.analysis import latency, policies, replay
 from workbench.cli import main
+from workbench.policies import parse_policy
 
 MATCH = [False, True, True, True, False, True, True, False, True]  # index 0 is the prefill's token
 CONF = [1.0, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
@@ -24,7 +25,7 @@ def recorded() -> replay.Recorded:
 
 
 def steps_of(spec):
-    policy = None if spec == replay.ORACLE else replay.parse_policy(spec)
+    policy = None if spec == replay.ORACLE else parse_policy(spec)
     rows = replay.replay_request(recorded(), policy, replay.ReplayCosts(0.0, 1.0, COSTS), max_new=9)
     return [(r["gamma"], r["n_accepted"], r["n_emitted"]) for r in rows]
 

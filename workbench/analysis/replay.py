@@ -22,7 +22,7 @@ import pandas as pd
 from workbench.analysis import frames, latency
 from workbench.drafters.ngram import lookup
 from workbench.errors import WorkbenchError
-from workbench.policies import StepOutcome, parse_policy  # noqa: F401 (re-exported for callers)
+from workbench.policies import StepOutcome, parse_policy
 from workbench.trace import Trace
 
 ORACLE = "oracle"  # the bound: drafts exactly the tokens that will be accepted (never a live policy)
