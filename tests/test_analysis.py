@@ -15,6 +15,9 @@ from trace_fixtures import request_rows
 from workbench.analysis import acceptance, frames, latency, speedup, summary, theory
 from workbench.trace import Trace
 
+COSTS_FOR_DP = latency.CostModel(t1=10.0, t_d=1.0, a=9.0, b=1.0, o_spec=0.5, o_base=0.5, prefill_spec=20.0,
+                                 prefill_base=15.0, new_tokens=9.0, has_baseline=True)
+
 N = [3, 1, 0, 2]
 
 
@@ -161,6 +164,37 @@ def test_fit_positions_and_request_speedup(tr):
     spec = c.prefill_spec + (c.new_tokens - 1) / e * float(c.spec_step_ms(3))
     base = c.prefill_base + (c.new_tokens - 1) * c.base_token_ms
     assert float(speedup.request_speedup(e, 3, c)) == pytest.approx(base / spec)
+
+
+def test_request_model_walks_the_token_budget():
+    from workbench.analysis.latency import StepCosts
+
+    step = StepCosts(0.0, 1.0, COSTS_FOR_DP)  # C(k) = k + (9 + (k + 1)) + 0.5
+    cost = lambda k: k + 10.0 + k + 0.5  # noqa: E731
+    # every draft accepted, 9 tokens, γ = 2: g = 1 → 4 → 7, then the budget allows 1 draft (7 + 2 = 9)
+    assert speedup.request_ms(np.ones(2), 2, 9, step) == pytest.approx(2 * cost(2) + cost(1))
+    # every draft rejected: one token per step; drafts of 2 until g = 6, then 1 (g = 7) and 0 (g = 8)
+    assert speedup.request_ms(np.zeros(2), 2, 9, step) == pytest.approx(6 * cost(2) + cost(1) + cost(0))
+    # a long request approaches the steady state (T − 1) / E · C(γ)
+    a = 0.8 ** np.arange(1, 5)
+    e = float(theory.expected_tokens_by_position(a, 4))
+    assert speedup.request_ms(a, 4, 5001, step) == pytest.approx(5000 / e * cost(4), rel=2e-3)
+
+
+def test_prediction_is_the_median_over_prompts_of_their_own_predictions():
+    from workbench.analysis.latency import StepCosts
+
+    step = StepCosts(0.0, 1.0, COSTS_FOR_DP)
+    cost = lambda k: 2 * k + 10.5  # noqa: E731  (as in test_request_model_walks_the_token_budget)
+    easy = speedup.PromptFit("easy", 9, 12.0, 1.0, np.ones(2))              # baseline measured: 12 ms/token
+    hard = speedup.PromptFit("hard", 9, float("nan"), 0.0, np.zeros(2))     # no baseline: the cost model's
+    f = speedup.Fit("r", "d", 0.0, 0.5, np.array([0.5, 0.25]), COSTS_FOR_DP, step, prompts=(easy, hard))
+    e = 12.0 * 9 / (20.0 + 2 * cost(2) + cost(1))
+    h = (15.0 + 8 * 10.5) / (20.0 + 6 * cost(2) + cost(1) + cost(0))
+    assert speedup.predicted_speedup(f, 2) == pytest.approx((e + h) / 2)  # the median of two
+    assert speedup.predicted_speedup(f, 2, "iid") == pytest.approx((e + h) / 2)  # α = 1 and 0: the same walks
+    pooled = speedup.Fit("r", "d", 0.0, 0.5, np.array([0.5, 0.25]), COSTS_FOR_DP, step)
+    assert speedup.predicted_speedup(pooled, [1, 2]).shape == (2,)
 
 
 def test_sweep_and_tuning_tables_over_two_runs():

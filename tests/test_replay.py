@@ -26,7 +26,7 @@ def recorded() -> replay.Recorded:
 
 def steps_of(spec):
     policy = None if spec == replay.ORACLE else parse_policy(spec)
-    rows = replay.replay_request(recorded(), policy, replay.ReplayCosts(0.0, 1.0, COSTS), max_new=9)
+    rows = replay.replay_request(recorded(), policy, latency.StepCosts(0.0, 1.0, COSTS), max_new=9)
     return [(r["gamma"], r["n_accepted"], r["n_emitted"]) for r in rows]
 
 
@@ -45,7 +45,7 @@ def test_threshold_stops_after_a_low_confidence_token_and_keeps_it():
 
 
 def test_replayed_time_follows_the_cost_model():
-    per = replay.replay_policy([recorded()], "constant:2", replay.ReplayCosts(0.0, 1.0, COSTS), max_new=9)
+    per = replay.replay_policy([recorded()], "constant:2", latency.StepCosts(0.0, 1.0, COSTS), max_new=9)
     row = per.iloc[0]
     verify = lambda k: 9.0 + 1.0 * k  # noqa: E731
     spec_ms = 20.0 + 3 * (2 * 1.0 + verify(3) + 0.5) + (0.0 + verify(1) + 0.5)  # the γ = 0 step plans nothing
@@ -54,6 +54,21 @@ def test_replayed_time_follows_the_cost_model():
     assert policies.recommend("constant:4")["vLLM speculative_config"] == "num_speculative_tokens=4"
     assert "assistant_confidence_threshold=0.3" in policies.recommend("threshold:0.3:8")[
         "Hugging Face generate(assistant_model=draft, ...)"]
+
+
+def test_replayed_speedup_divides_the_baseline_measured_on_the_same_prompt():
+    rec = recorded()
+    rec.base_ms_per_token = 12.0
+    row = replay.replay_policy([rec], "constant:2", latency.StepCosts(0.0, 1.0, COSTS), max_new=9).iloc[0]
+    assert row["base_ms"] == pytest.approx(12.0 * len(rec.output)) and row["speedup"] == pytest.approx(
+        row["base_ms"] / row["spec_ms"])
+
+
+def test_measured_step_costs_come_before_the_lines():
+    step = latency.StepCosts(0.5, 1.0, COSTS, draft_by_k={2: 4.0}, verify_by_k={3: 30.0})
+    assert step.step_ms(2, 2) == (4.0, 30.0, 0.5)                    # both measured at this k
+    assert step.step_ms(3, 3) == pytest.approx((3.5, 13.0, 0.5))      # lines d0 + d1·k and a + b·(k + 1)
+    assert step.step_ms(0, 0) == pytest.approx((0.0, 10.0, 0.5))      # a target-only step has no draft phase
 
 
 def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_dirs, prompts_file, tmp_path,
@@ -87,3 +102,43 @@ def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, caps
     assert "must be a probability" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "nope")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_adaptive_costs_are_per_k_means_with_lines_between():
+    from workbench.adaptive import Costs
+
+    c = Costs()
+    for k, draft, verify in [(1, 2.0, 8.0), (1, 4.0, 10.0), (3, 6.0, 12.0)]:
+        c.add(k, draft, verify, 1.0)
+    # draft: means 3 (k = 1), 6 (k = 3) → line 1.5 + 1.5·k; verify: 9 (k = 2), 12 (k = 4) → 6 + 1.5·k; other 1
+    assert c.step_ms(4) == pytest.approx([0 + 7.5 + 1, 3 + 9 + 1, 4.5 + 10.5 + 1, 6 + 12 + 1, 7.5 + 13.5 + 1])
+
+
+@pytest.mark.parametrize("draft_ms, accepted, plan", [(40.0, 0, 0), (0.4, 4, 4)])
+def test_adaptive_drafts_only_what_pays(draft_ms, accepted, plan):
+    from workbench.adaptive import Adaptive
+    from workbench.policies import StepOutcome
+
+    policy = Adaptive(4)
+    for _ in range(30):
+        policy.observe(StepOutcome(planned=4, gamma=4, n=accepted, confidences=(0.9,) * 4))
+        policy.observe_times(4, draft_ms, 10.0, 0.0)
+        policy.observe_times(0, 0.0, 9.0, 0.0)
+    assert policy.plan() == plan  # drafts always rejected and dear: a target-only step; cheap and accepted: GMAX
+    if plan:
+        assert not policy.stop_after(1, 0.9, 0.0)
+
+
+def test_every_policy_of_a_drafter_learns_the_costs_of_its_steps(model_dirs, prompts_file):
+    from workbench.config import RunConfig
+    from workbench.prompts import load_prompts
+    from workbench.runner import plan
+    from workbench.session import Session
+
+    cfg = RunConfig(target=str(model_dirs["target"]), drafts=(str(model_dirs["draft_prefix"]),),
+                    policies=("constant:3", "adaptive:4"), prompts=str(prompts_file), max_new_tokens=8)
+    session = Session.open(cfg)
+    constant = next(s for s in plan(cfg, load_prompts(prompts_file)) if s.policy == "constant:3")
+    session.run(constant, "r", 8)
+    (adaptive,) = [p for (_, spec), p in session.policies.items() if spec == "adaptive:4"]
+    assert 3 in adaptive.costs.draft  # it learned from the constant:3 request it did not run

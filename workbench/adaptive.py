@@ -1,18 +1,19 @@
 """The ``adaptive[:GMAX]`` policy: draft while one more token is expected to raise tokens per millisecond.
 
-A step that drafts i tokens and is then verified costs C_i = i·T_d + T_t(i+1) + O (T_t(k) = a + b·k, fitted online
-from the measured phase times) and is expected to yield E_i = 1 + Σ_{j≤i} π_j tokens, where π_j is the probability
-that drafts 1..j are all accepted. Acceptance comes in bursts, so π is built from *conditional* rates: after drafting
+A step that drafts i tokens and is then verified costs C_i = draft(i) + T_t(i + 1) + O, read from the measured
+means per k (``Costs``), and is expected to yield E_i = 1 + Σ_{j≤i} π_j tokens, where π_j is the probability that
+drafts 1..j are all accepted. Acceptance comes in bursts, so π is built from *conditional* rates: after drafting
 token i with confidence κ_i (the draft's probability of it), π_i = π_{i−1} · P(x_i accepted | x_{i−1} accepted, κ_i,
-position i) (for i = 1: given whether the previous step was fully accepted), and one more token adds
-ΔE = π_i · P(x_{i+1} accepted | x_i accepted, κ_i) at cost ΔC = T_d + b. Drafting goes on while ΔE / ΔC > E_i / C_i
-— the marginal rule that maximises the ratio E / C — up to GMAX. Before the step the same rule decides whether to
-draft at all (k = 0 is a target-only step).
+position i) (for i = 1: given whether the previous step was fully accepted), and the next token would be accepted
+with π_i · P(x_{i+1} accepted | x_i accepted, κ_i). Drafting goes on while some longer draft, up to GMAX, has a
+higher expected E / C than stopping now (the tokens beyond the next are assumed to chain at the run's conditional
+rate). Before the step the same rule decides whether to draft at all (k = 0 is a target-only step).
 
 Every probability is a running count with a weak prior, learned online from the outcomes of this run (the
-warm-up request included); costs start from neutral guesses (relative units) until the first request's times arrive.
-The decisions therefore depend on measured times: unlike the other policies, ``adaptive`` is not bit-reproducible
-from a seed.
+warm-up request included). Costs are learned from the measured times of every step the session runs with this
+policy's drafter (other settings' steps included: what a step costs does not depend on the policy), and start from
+neutral guesses (relative units) until the first request's times arrive. The decisions therefore depend on
+measured times: unlike the other policies, ``adaptive`` is not bit-reproducible from a seed.
 """
 
 from __future__ import annotations
@@ -43,31 +44,52 @@ class Rate:
 
 
 class Costs:
-    """Running fit of T_d (per drafted token), the verify line a + b·k, and O (other time per step), in ms."""
+    """Running measured costs in ms: the mean draft time of steps that drafted k tokens, the mean verify time of
+    target forwards over k tokens, and the mean other time per step. An unseen k is read off a line through the
+    per-k means (each k weighted equally): d0 + d1·k for the draft, a + b·k for the verify. On CPU the verify cost is
+    far from a line (k = 1 → 2 costs more than 5 → 9), so the per-k means come first."""
 
     def __init__(self) -> None:
-        self.draft_ms = self.drafted = 0.0
-        self.n = self.sk = self.skk = self.sv = self.skv = 0.0
+        self.draft: dict[int, list[float]] = {}  # k drafted → [Σ ms, count]
+        self.verify: dict[int, list[float]] = {}  # tokens in the target forward → [Σ ms, count]
         self.other_ms = self.steps = 0.0
 
     def add(self, gamma: int, draft_ms: float, verify_ms: float, other_ms: float) -> None:
-        k = gamma + 1
-        self.draft_ms += draft_ms
-        self.drafted += gamma
-        self.n, self.sk, self.skk = self.n + 1, self.sk + k, self.skk + k * k
-        self.sv, self.skv = self.sv + verify_ms, self.skv + k * verify_ms
+        for table, k, ms in ((self.draft, gamma, draft_ms), (self.verify, gamma + 1, verify_ms)):
+            cell = table.setdefault(k, [0.0, 0.0])
+            cell[0], cell[1] = cell[0] + ms, cell[1] + 1
         self.other_ms, self.steps = self.other_ms + other_ms, self.steps + 1
 
-    def current(self) -> tuple[float, float, float, float]:
-        """(T_d, a, b, O): the guesses until something was measured; a flat line until two k were seen."""
+    def step_ms(self, gmax: int) -> list[float]:
+        """C_i = draft(i) + verify(i + 1) + O for i = 0..gmax (draft(0) = 0: a target-only step); the guesses
+        (units of one target forward) until something was measured."""
         if not self.steps:
-            return GUESS["t_d"], GUESS["a"], GUESS["b"], GUESS["o"]
-        mean_v, mean_k = self.sv / self.n, self.sk / self.n
-        var_k = self.skk / self.n - mean_k ** 2
-        b = (self.skv / self.n - mean_k * mean_v) / var_k if var_k > 1e-9 else GUESS["b"] * mean_v
-        b = max(b, 0.0)
-        t_d = self.draft_ms / self.drafted if self.drafted else GUESS["t_d"] * mean_v
-        return t_d, mean_v - b * mean_k, b, self.other_ms / self.steps
+            return [i * GUESS["t_d"] + GUESS["a"] + GUESS["b"] * (i + 1) + GUESS["o"] for i in range(gmax + 1)]
+        draft, verify = _means(self.draft), _means(self.verify)
+        d = _line(draft, through_zero=True)
+        v = _line(verify)
+        other = self.other_ms / self.steps
+        return [(draft.get(i, d[0] + d[1] * i) if i else 0.0) + verify.get(i + 1, v[0] + v[1] * (i + 1)) + other
+                for i in range(gmax + 1)]
+
+
+def _means(table: dict[int, list[float]]) -> dict[int, float]:
+    return {k: total / count for k, (total, count) in table.items()}
+
+
+def _line(means: dict[int, float], through_zero: bool = False) -> tuple[float, float]:
+    """(intercept, slope ≥ 0) of the least-squares line through per-k means; a flat line (or, for the draft, the
+    mean per token) with fewer than two k."""
+    pts = [(k, m) for k, m in means.items() if k > 0 or not through_zero]
+    if len(pts) < 2:
+        if through_zero:
+            return 0.0, (pts[0][1] / pts[0][0]) if pts else 0.0
+        return (pts[0][1] if pts else 0.0), 0.0
+    n = len(pts)
+    mk, mv = sum(k for k, _ in pts) / n, sum(m for _, m in pts) / n
+    var = sum((k - mk) ** 2 for k, _ in pts)
+    slope = max(sum((k - mk) * (m - mv) for k, m in pts) / var, 0.0)
+    return mv - slope * mk, slope
 
 
 class Adaptive:
@@ -86,6 +108,7 @@ class Adaptive:
         self.overall = Rate()  # every judged draft: the prior mean of every cell above
         self.chain = Rate()  # P(x_{i+1} accepted | x_i accepted), all bins: the rate assumed for unseen tokens
         self.costs = Costs()
+        self._cost, self._stale = self.costs.step_ms(gmax), False  # C_0..C_GMAX, recomputed when times arrive
         self.after_full = False
         self._pi = self._e = 1.0
 
@@ -93,33 +116,33 @@ class Adaptive:
         self.after_full = False
 
     def plan(self) -> int:
-        """GMAX, or 0 when even the first draft token is not expected to pay for itself."""
-        t_d, a, b, o = self.costs.current()
+        """GMAX, or 0 when no draft length is expected to beat a target-only step."""
+        if self._stale:
+            self._cost, self._stale = self.costs.step_ms(self.gmax), False
         self._pi, self._e = 1.0, 1.0
-        worth = self._rate(self.first_any[self.after_full]) / (t_d + b) > 1.0 / (a + b + o)
-        return self.gmax if worth else 0
+        return self.gmax if self._worth_more(0, self._rate(self.first_any[self.after_full])) else 0
 
     def stop_after(self, i: int, confidence: float, entropy: float) -> bool:
-        t_d, a, b, o = self.costs.current()
         tier = bisect.bisect_right(EDGES, confidence)
         rate = self.first[self.after_full][tier] if i == 1 else self.cont[min(i, POSITIONS + 1) - 2][tier]
         self._pi *= self._rate(rate)
         self._e += self._pi
-        return not self._worth_more(i, self._pi * self._rate(self.next[tier]), t_d, a, b, o)
+        return not self._worth_more(i, self._pi * self._rate(self.next[tier]))
 
     def _rate(self, rate: Rate) -> float:
         """A table cell, shrunk towards the overall acceptance rate."""
         return rate.value(self.overall.value(0.5, self.prior), self.prior)
 
-    def _worth_more(self, i: int, pi_next: float, t_d: float, a: float, b: float, o: float) -> bool:
-        """Whether drafting h ≥ 1 more tokens (up to GMAX) beats stopping now, for the best h: the ratio E / C is
-        not concave in h, so one step of look-ahead alone would stop too early in a burst."""
-        now = self._e / (i * t_d + a + b * (i + 1) + o)
+    def _worth_more(self, i: int, pi_next: float) -> bool:
+        """Whether drafting h ≥ 1 more tokens (up to GMAX) beats stopping after i, for the best h: the ratio E / C
+        is not concave in h, so one step of look-ahead alone would stop too early in a burst."""
+        cost = self._cost
+        now = self._e / cost[i]
         chain = self._rate(self.chain)  # P(next accepted | this one accepted), for tokens not drafted yet
         e, pi = self._e, pi_next
         for h in range(1, self.gmax - i + 1):
             e += pi
-            if e / ((i + h) * t_d + a + b * (i + h + 1) + o) > now:
+            if e / cost[i + h] > now:
                 return True
             pi *= chain
         return False
@@ -140,3 +163,4 @@ class Adaptive:
 
     def observe_times(self, gamma: int, draft_ms: float, verify_ms: float, other_ms: float) -> None:
         self.costs.add(gamma, draft_ms, verify_ms, other_ms)
+        self._stale = True

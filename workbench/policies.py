@@ -2,8 +2,9 @@
 
 Before a step the loop asks ``plan()`` for γ (0 = a target-only step); while drafting, a policy that ``reads_draft``
 sees each drafted token's confidence (the draft's probability of its own token) and entropy and may stop early
-(``stop_after``); after the step it sees the outcome (``observe``), and after each request the measured phase times
-(``observe_times``: on CUDA the clock is resolved only at request boundaries, so times never arrive per step).
+(``stop_after``); after the step it sees the outcome (``observe``), and after each request with its drafter, under
+any policy, the measured phase times of that request's steps (``observe_times``: on CUDA the clock is resolved only
+at request boundaries, so times never arrive per step).
 The same objects drive offline replay (workbench.analysis.replay), fed from recorded traces instead of models.
 
 * ``constant:G`` — always draft G (Leviathan et al. 2023).

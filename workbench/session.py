@@ -61,8 +61,8 @@ class Session:
         times = dec.clock.finish()
         keys = {"run_id": run_id, "request_id": spec.request_id}
         steps, tokens = recorder.rows(times, keys, self.pair.decode_each)
-        if spec.mode == "speculative":
-            _teach_times(policy, steps)
+        if spec.mode == "speculative":  # every policy of this drafter learns what its steps cost
+            _teach_times([p for (d, _), p in self.policies.items() if d == spec.drafter], steps)
         total, prefill = times[-1], steps[0]["draft_ms"] + steps[0]["verify_ms"] + steps[0]["other_ms"]
         request = {**keys, "prompt_id": spec.prompt.id, "category": spec.prompt.category, "mode": spec.mode,
                    "drafter": spec.drafter, "policy": spec.policy, "temperature": dec.sampling.temperature,
@@ -90,7 +90,8 @@ class Session:
                            {**keys, "drafter": spec.drafter})
 
 
-def _teach_times(policy: Policy, steps: list[dict]) -> None:
-    """Measured phase times reach the policy once per request (when the clock is resolved)."""
-    for s in steps[1:]:
-        policy.observe_times(s["gamma"], s["draft_ms"], s["verify_ms"], s["other_ms"])
+def _teach_times(policies: list[Policy], steps: list[dict]) -> None:
+    """Measured phase times reach the policies once per request (when the clock is resolved)."""
+    for policy in policies:
+        for s in steps[1:]:
+            policy.observe_times(s["gamma"], s["draft_ms"], s["verify_ms"], s["other_ms"])

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.analysis import speedup, theory
+from workbench.analysis import latency, speedup, theory
 from workbench.analysis.latency import CostModel
 
 WIDGETS = ("widget_explorer", "replay_explorer")  # need a live kernel: notebook cells calling them are jupyterlab-only
@@ -134,7 +134,8 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     from workbench.analysis import replay
     from workbench.analysis.notebook import show
 
-    recorded, costs = replay.recorded_outputs(trace, drafter, limit), replay.replay_costs(trace, drafter)
+    recorded = replay.recorded_outputs(trace, drafter, limit)
+    costs = latency.step_costs(trace.steps, trace.requests, drafter)
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     run = lambda spec: replay.summarize(replay.replay_policy(recorded, spec, costs, max_new=max_new))  # noqa: E731
     oracle = float(run(replay.ORACLE)["predicted_speedup"].iloc[0])

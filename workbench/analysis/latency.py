@@ -8,7 +8,7 @@ per-phase terms add up exactly to the measured decode time (``speedup.gap_attrib
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,49 @@ class CostModel:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "c": self.c}
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Measured time of one speculative step that drafts k tokens (what replay and the request model charge): the
+    mean draft time of the drafter's steps that drafted k (of those that planned a draft) and the mean verify time
+    of target forwards over k + 1 tokens, where the run has them; elsewhere the lines d0 + d1·k (per drafter: an
+    n-gram search costs per step, not per token) and a + b·(k + 1); other time O_s. On CPU the verify cost is far
+    from a line (k = 1 → 2 costs more than k = 5 → 9), which is why the measured means come first."""
+
+    d0: float
+    d1: float
+    costs: CostModel
+    draft_by_k: dict = field(default_factory=dict)  # k drafted → mean draft_ms (steps that planned a draft)
+    verify_by_k: dict = field(default_factory=dict)  # tokens in the target forward → mean verify_ms
+
+    def draft_ms(self, k: int) -> float:
+        return float(self.draft_by_k.get(k, self.d0 + self.d1 * k))
+
+    def verify_ms(self, k: int) -> float:
+        """The target forward over k tokens."""
+        return float(self.verify_by_k.get(k, self.costs.verify_ms(k)))
+
+    def step_ms(self, planned: int, k: int) -> tuple[float, float, float]:
+        """(draft, verify, other) ms of a step that planned ``planned`` tokens and drafted k (no draft phase at
+        all when nothing was planned)."""
+        return (self.draft_ms(k) if planned > 0 else 0.0), self.verify_ms(k + 1), self.costs.o_spec
+
+
+def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str) -> StepCosts:
+    """``StepCosts`` of ``drafter`` from a run's steps: the verify means pool every step of the drafter and the
+    baseline (the target's cost does not depend on who drafted)."""
+    s = frames.decode_steps(steps, requests)
+    mine = s[(s["drafter"] == drafter) & (s["gamma_planned"] > 0)]
+    costs = cost_model(steps, requests, drafter)
+    if len(mine) and mine["gamma"].nunique() > 1:
+        d1, d0 = np.polyfit(mine["gamma"].to_numpy(float), mine["draft_ms"].to_numpy(float), 1)
+    else:
+        d0, d1 = 0.0, costs.t_d
+    target = s[(s["drafter"] == drafter) | (s["mode"] == "baseline")]
+    return StepCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs,
+                     draft_by_k=mine.groupby("gamma")["draft_ms"].mean().to_dict(),
+                     verify_by_k=target.groupby("k")["verify_ms"].mean().to_dict())
 
 
 def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "drafter", "policy")) -> pd.DataFrame:

@@ -6,15 +6,17 @@ asks the very policy objects the live loop uses (``workbench.policies``) how muc
 draft would have proposed from the run's teacher-forced ``forced`` table (model drafters) or by redoing the lookup
 (n-gram). Under greedy decoding this is exact for acceptance (n per step, tokens per step) as long as the draft stays
 on the accepted path; the confidences of drafts *after* a rejection are not observed (they only cost draft time), and
-replay uses the confidence recorded at the same output position in their place. Time comes from the run's fitted
-costs (``CostModel`` and a draft-time line per drafter). At T > 0 acceptance is drawn with the recorded α = Σ min(p, q)
-of each position (expected acceptance, one seeded draw per position) along the one recorded output path.
+replay uses the confidence recorded at the same output position in their place. Time comes from the run's measured
+step costs (``latency.StepCosts``: mean draft and verify time per k); the predicted speedup divides the baseline
+measured on the same prompt by the replayed speculative time. At T > 0 acceptance is drawn with the recorded
+α = Σ min(p, q) of each position (expected acceptance, one seeded draw per position) along the one recorded output
+path.
 The oracle drafts exactly the tokens that will be accepted: the bound every policy is measured against.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -40,24 +42,7 @@ class Recorded:
     conf: np.ndarray  # the draft's probability of its token at t (its confidence)
     entropy: np.ndarray  # entropy of the draft's distribution at t (nats)
     alpha: np.ndarray  # Σ min(p, q) at t
-
-
-@dataclass(frozen=True)
-class ReplayCosts:
-    """Time of a replayed step, from the run's measurements: the mean draft time of the drafter's steps that
-    drafted k tokens and the mean verify time of steps with k + 1 tokens where the run has them; elsewhere the
-    fitted lines draft d0 + d1·k (when anything was planned) and verify a + b·(k+1); other time O_s."""
-
-    d0: float
-    d1: float
-    costs: latency.CostModel
-    draft_by_k: dict = field(default_factory=dict)  # k drafted → mean draft_ms (steps that planned a draft)
-    verify_by_k: dict = field(default_factory=dict)  # tokens in the target forward → mean verify_ms
-
-    def step_ms(self, planned: int, k: int) -> tuple[float, float, float]:
-        draft = self.draft_by_k.get(k, self.d0 + self.d1 * k) if planned > 0 else 0.0
-        verify = self.verify_by_k.get(k + 1, float(self.costs.verify_ms(k + 1)))
-        return draft, verify, self.costs.o_spec
+    base_ms_per_token: float = float("nan")  # measured by the baseline request of the same prompt (NaN if none)
 
 
 def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recorded]:
@@ -67,6 +52,8 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
     if not len(spec):
         raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
     spec = frames.sample_requests(spec, limit)
+    base = req[req["mode"] == "baseline"].drop_duplicates(["prompt_id", "temperature"])
+    base_ms = dict(zip(zip(base["prompt_id"], base["temperature"]), base["ms_per_token"]))
     is_ngram = drafter.startswith("ngram")
     forced = trace.forced if trace.forced is not None else pd.DataFrame()
     if not is_ngram:
@@ -83,30 +70,16 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
         if is_ngram:
             n = len(output)
             out.append(Recorded(r.prompt_id, r.category, prompt_ids, output, np.zeros(n, bool), np.ones(n),
-                                np.zeros(n), np.full(n, np.nan)))
+                                np.zeros(n), np.full(n, np.nan), base_ms.get((r.prompt_id, r.temperature), np.nan)))
             continue
         rows = by_prompt.get(forced_of.get(r.prompt_id))
         if rows is None:
             continue
         out.append(Recorded(r.prompt_id, r.category, prompt_ids, rows["token_id"].tolist(),
                             rows["match"].to_numpy(bool), rows["draft_conf"].to_numpy(float),
-                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float)))
+                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float),
+                            base_ms.get((r.prompt_id, r.temperature), np.nan)))
     return out
-
-
-def replay_costs(trace: Trace, drafter: str) -> ReplayCosts:
-    """The run's costs for ``drafter``: mean draft and verify time per k where measured, lines elsewhere."""
-    steps = frames.decode_steps(trace.steps, trace.requests)
-    s = steps[(steps["drafter"] == drafter) & (steps["gamma_planned"] > 0)]
-    costs = latency.cost_model(trace.steps, trace.requests, drafter)
-    if len(s) and s["gamma"].nunique() > 1:
-        d1, d0 = np.polyfit(s["gamma"].to_numpy(float), s["draft_ms"].to_numpy(float), 1)
-    else:
-        d0, d1 = 0.0, costs.t_d
-    mine = steps[(steps["drafter"] == drafter) | (steps["mode"] == "baseline")]  # the target's cost per k
-    return ReplayCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs,
-                       draft_by_k=s.groupby("gamma")["draft_ms"].mean().to_dict(),
-                       verify_by_k=mine.groupby("k")["verify_ms"].mean().to_dict())
 
 
 def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, rng, greedy: bool):
@@ -147,7 +120,7 @@ def _oracle_k(rec: Recorded, g: int, gamma: int, ngram, greedy: bool) -> int:
     return k
 
 
-def replay_request(rec: Recorded, policy, costs: ReplayCosts, max_new: int, ngram=None, greedy: bool = True,
+def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int, ngram=None, greedy: bool = True,
                    seed: int = 0) -> list[dict]:
     """Replayed steps of one recorded output; ``policy`` None = the oracle."""
     rng = np.random.default_rng(seed)
@@ -176,19 +149,31 @@ def replay_request(rec: Recorded, policy, costs: ReplayCosts, max_new: int, ngra
     return rows
 
 
-def replay_policy(recorded: list[Recorded], spec, costs: ReplayCosts, *, max_new: int, greedy: bool = True,
+def teach_costs(policy, costs: latency.StepCosts) -> None:
+    """Give a policy that learns costs (``adaptive``) the run's measured step costs, one observation per drafted
+    k, before replay starts: live, it learns them from every step its drafter runs (the warm-ups first)."""
+    for k, draft_ms in sorted(costs.draft_by_k.items()):
+        if k + 1 in costs.verify_by_k:
+            policy.observe_times(k, draft_ms, costs.verify_by_k[k + 1], costs.costs.o_spec)
+
+
+def replay_policy(recorded: list[Recorded], spec, costs: latency.StepCosts, *, max_new: int, greedy: bool = True,
                   ngram: tuple[int, int] | None = None) -> pd.DataFrame:
     """Per recorded prompt: replayed totals and predicted ms/token of one policy (a spec string, a Policy object,
     or ``ORACLE``). One policy object walks all prompts in order, so a learning policy learns as it would live."""
     policy = None if spec == ORACLE else (parse_policy(spec) if isinstance(spec, str) else spec)
     name = ORACLE if policy is None else policy.spec
     c = costs.costs
+    if policy is not None:
+        teach_costs(policy, costs)
     rows = []
     for i, rec in enumerate(recorded):
         steps = replay_request(rec, policy, costs, max_new, ngram, greedy, seed=i)
         tokens = len(rec.output)
         spec_ms = c.prefill_spec + sum(s["draft_ms"] + s["verify_ms"] + s["other_ms"] for s in steps)
-        base_ms = c.prefill_base + (tokens - 1) * c.base_token_ms
+        # the baseline is not predicted: it was measured on the same prompt (the cost model where it was not)
+        base_ms = (rec.base_ms_per_token * tokens if np.isfinite(rec.base_ms_per_token)
+                   else c.prefill_base + (tokens - 1) * c.base_token_ms)
         rows.append({"policy": name, "prompt_id": rec.prompt_id, "category": rec.category, "tokens": tokens,
                      "steps": len(steps), "drafted": sum(s["gamma"] for s in steps),
                      "accepted": sum(s["n_accepted"] for s in steps),
@@ -220,7 +205,7 @@ def _ngram_of(drafter: str) -> tuple[int, int] | None:
 def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
     """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``."""
     recorded = recorded_outputs(trace, drafter, limit)
-    costs = replay_costs(trace, drafter)
+    costs = latency.step_costs(trace.steps, trace.requests, drafter)
     if not costs.costs.has_baseline:
         raise WorkbenchError("replay: the run has no baseline requests (run with --baseline): a predicted speedup "
                              "needs the target-only cost")
