@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     out = pd.concat(tables, ignore_index=True)
     cols = ["drafter", "policy", "tokens_per_step", "target_calls_per_100", "wasted_per_token", "predicted_speedup",
             "measured_speedup", "measured_tokens_per_step"]
-    print("replayed (a prediction from the run's traces and fitted costs) beside the live measurement:")
+    print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement:")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     if args.out:
         out.to_csv(args.out, index=False)
