@@ -82,9 +82,21 @@ def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_
     t = trace.load(out)
     for drafter in ("draft_prefix", "ngram:3:1"):
         check = replay.live_vs_replay(t, drafter).set_index("policy")
-        exact = [p for p in check.index if not p.startswith("adaptive")]
-        assert len(exact) == 4 and (check.loc[exact, "tau_error"].abs() < 1e-9).all(), check
+        # adaptive too: replay feeds it the run's own clock readings, in run order, and replays the warm-up
+        assert len(check) == 5 and (check["tau_error"].abs() < 1e-9).all(), check
         assert check["speedup_error"].notna().all()
+    # what a clock-reading policy is fed: the warm-up first (a prefix of the same prompt's output), then every
+    # prompt with the step times measured before its last request, each step once, in run order
+    rec = replay.recorded_outputs(t, "draft_prefix")
+    assert [r.warmup for r in rec] == [True] + [False] * 3
+    assert rec[0].output == next(r for r in rec[1:] if r.prompt_id == "a").output[: len(rec[0].output)]
+    req = t.requests[t.requests["drafter"] == "draft_prefix"]
+    steps = t.steps[(t.steps["step"] >= 1) & t.steps["request_id"].isin(req["request_id"])]
+    steps = steps.merge(req[["request_id", "started_at"]]).sort_values(["started_at", "step"])
+    fed = [row for r in rec for row in r.times_before]
+    assert fed == list(zip(steps["gamma"], steps["draft_ms"], steps["verify_ms"], steps["other_ms"]))[: len(fed)]
+    last = req[~req["warmup"]].groupby("prompt_id")["started_at"].max()
+    assert len(fed) == (steps["started_at"] < last.max()).sum()
     capsys.readouterr()
     assert main(["replay", str(out), "--policy", "constant:3,threshold:0.2"]) == 0
     printed = capsys.readouterr().out

@@ -42,6 +42,7 @@ class Policy(Protocol):
     spec: str  # canonical spec, e.g. "threshold:0.4:16" (names the policy in request ids and reports)
     cap: int | None  # the most tokens a step may draft (None: no fixed cap, e.g. heuristic)
     reads_draft: bool  # True: drafters report each token's confidence and entropy (one small host read per token)
+    reads_clock: bool  # True: decisions depend on the measured phase times (``observe_times``), not on a seed
 
     def begin_request(self) -> None: ...
     def plan(self) -> int: ...
@@ -54,6 +55,7 @@ class _Base:
     """Defaults: no early stop, nothing learned."""
 
     reads_draft = False
+    reads_clock = False
 
     def begin_request(self) -> None:
         pass

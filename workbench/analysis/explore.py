@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.analysis import latency, speedup, theory
+from workbench.analysis import speedup, theory
 from workbench.analysis.latency import CostModel
 
 WIDGETS = ("widget_explorer", "replay_explorer")  # need a live kernel: notebook cells calling them are jupyterlab-only
@@ -135,7 +135,7 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     from workbench.analysis.notebook import show
 
     recorded = replay.recorded_outputs(trace, drafter, limit)
-    costs = latency.step_costs(trace.steps, trace.requests, drafter)
+    costs = replay.run_costs(trace, drafter)
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     run = lambda spec: replay.summarize(replay.replay_policy(recorded, spec, costs, max_new=max_new))  # noqa: E731
     oracle = float(run(replay.ORACLE)["predicted_speedup"].iloc[0])
@@ -157,7 +157,8 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
         if best is not None:
             fig.add_hline(y=best["speedup"], line=dict(dash="dash", color="#1971c2"),
                           annotation_text=f"best measured live: {best['policy']} {best['speedup']:.2f}x")
-        fig.update_layout(title=f"Replayed on {len(recorded)} recorded outputs of {drafter} (predictions)",
+        outputs = sum(not r.warmup for r in recorded)
+        fig.update_layout(title=f"Replayed on {outputs} recorded outputs of {drafter} (predictions)",
                           yaxis_title="predicted speedup", height=380)
         with out:
             out.clear_output(wait=True)

@@ -81,20 +81,40 @@ class StepCosts:
         return (self.draft_ms(k) if planned > 0 else 0.0), self.verify_ms(k + 1), self.costs.o_spec
 
 
-def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str) -> StepCosts:
-    """``StepCosts`` of ``drafter`` from a run's steps: the verify means pool every step of the drafter and the
-    baseline (the target's cost does not depend on who drafted)."""
+def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_draft: bool | None = None
+               ) -> StepCosts:
+    """``StepCosts`` of ``drafter`` from a run's steps. The verify means pool every step of the drafter and the
+    baseline (the target's cost does not depend on who drafted). ``reads_draft`` True / False prefers the draft
+    times of policies that do / do not read each drafted token (a confidence read is a host sync per token: ~5 %
+    more draft time on this project's CPU), the other steps filling the k they lack; None pools all."""
     s = frames.decode_steps(steps, requests)
     mine = s[(s["drafter"] == drafter) & (s["gamma_planned"] > 0)]
+    if reads_draft is not None and len(mine):
+        kinds = {spec: _reads_draft(spec) for spec in mine["policy"].unique()}
+        same = mine[mine["policy"].map(kinds) == reads_draft]
+    else:
+        same = mine
     costs = cost_model(steps, requests, drafter)
-    if len(mine) and mine["gamma"].nunique() > 1:
-        d1, d0 = np.polyfit(mine["gamma"].to_numpy(float), mine["draft_ms"].to_numpy(float), 1)
+    fit_on = same if same["gamma"].nunique() > 1 else mine
+    if len(fit_on) and fit_on["gamma"].nunique() > 1:
+        d1, d0 = np.polyfit(fit_on["gamma"].to_numpy(float), fit_on["draft_ms"].to_numpy(float), 1)
     else:
         d0, d1 = 0.0, costs.t_d
     target = s[(s["drafter"] == drafter) | (s["mode"] == "baseline")]
-    return StepCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs,
-                     draft_by_k=mine.groupby("gamma")["draft_ms"].mean().to_dict(),
+    draft_by_k = {**mine.groupby("gamma")["draft_ms"].mean().to_dict(),
+                  **same.groupby("gamma")["draft_ms"].mean().to_dict()}
+    return StepCosts(d0=max(float(d0), 0.0), d1=float(d1), costs=costs, draft_by_k=draft_by_k,
                      verify_by_k=target.groupby("k")["verify_ms"].mean().to_dict())
+
+
+def _reads_draft(spec: str) -> bool:
+    from workbench.errors import WorkbenchError
+    from workbench.policies import parse_policy
+
+    try:
+        return bool(parse_policy(spec).reads_draft)
+    except WorkbenchError:  # a policy this version does not know (an older trace): counted with the plain ones
+        return False
 
 
 def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "drafter", "policy")) -> pd.DataFrame:

@@ -16,6 +16,7 @@ The oracle drafts exactly the tokens that will be accepted: the bound every poli
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,9 @@ class Recorded:
     entropy: np.ndarray  # entropy of the draft's distribution at t (nats)
     alpha: np.ndarray  # Σ min(p, q) at t
     base_ms_per_token: float = float("nan")  # measured by the baseline request of the same prompt (NaN if none)
+    times_before: tuple = ()  # (γ, draft, verify, other ms) of the drafter's steps measured since the previous
+    #                           recorded prompt, in run order: what a policy that reads the clock had learned live
+    warmup: bool = False  # a session's warm-up (replayed for what a policy learns from it, never counted)
 
 
 def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recorded]:
@@ -79,6 +83,42 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
                             rows["match"].to_numpy(bool), rows["draft_conf"].to_numpy(float),
                             rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float),
                             base_ms.get((r.prompt_id, r.temperature), np.nan)))
+    return _with_times(_warmups(trace, drafter, out) + out, trace, drafter)
+
+
+def _warmups(trace: Trace, drafter: str, recorded: list[Recorded]) -> list[Recorded]:
+    """Each session's warm-up, as live policies saw it: under greedy decoding its output is the first tokens of
+    the same prompt's recorded output (at T > 0 it is another sample, with no replay data: skipped)."""
+    req = trace.requests
+    warm = req[req["warmup"].astype(bool) & (req["drafter"] == drafter) & (req["temperature"] == 0.0)]
+    full = {r.prompt_id: r for r in recorded}
+    out = []
+    for session, g in warm.groupby(warm["request_id"].str.split("/").str[0]):
+        rec, tokens = full.get(g["prompt_id"].iloc[0]), int(g["new_tokens"].max())
+        if rec is not None and tokens <= len(rec.output):
+            cut = slice(0, tokens)
+            out.append(dataclasses.replace(rec, prompt_id=session, output=rec.output[cut], match=rec.match[cut],
+                                           conf=rec.conf[cut], entropy=rec.entropy[cut], alpha=rec.alpha[cut],
+                                           warmup=True))
+    return out
+
+
+def _with_times(recorded: list[Recorded], trace: Trace, drafter: str) -> list[Recorded]:
+    """``recorded`` in run order, each with the step times the run measured with ``drafter`` (warm-ups included)
+    after the previous one's last request and before its own last request."""
+    req = trace.requests[(trace.requests["drafter"] == drafter) & (trace.requests["mode"] == "speculative")]
+    warm = req["warmup"].astype(bool)
+    last = pd.concat([req[~warm].groupby("prompt_id")["started_at"].max(),
+                      req[warm].groupby(req[warm]["request_id"].str.split("/").str[0])["started_at"].max()])
+    steps = trace.steps[trace.steps["step"] >= 1].merge(req[["request_id", "started_at"]], on="request_id")
+    steps = steps.sort_values(["started_at", "step"])
+    at = steps["started_at"].to_numpy()
+    rows = list(zip(steps["gamma"], steps["draft_ms"], steps["verify_ms"], steps["other_ms"]))
+    out, begin = [], 0
+    for rec in sorted(recorded, key=lambda r: last.get(r.prompt_id, np.inf)):
+        end = int(np.searchsorted(at, last.get(rec.prompt_id, np.inf), side="left"))
+        out.append(dataclasses.replace(rec, times_before=tuple(rows[begin:max(end, begin)])))
+        begin = max(end, begin)
     return out
 
 
@@ -122,7 +162,12 @@ def _oracle_k(rec: Recorded, g: int, gamma: int, ngram, greedy: bool) -> int:
 
 def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int, ngram=None, greedy: bool = True,
                    seed: int = 0) -> list[dict]:
-    """Replayed steps of one recorded output; ``policy`` None = the oracle."""
+    """Replayed steps of one recorded output; ``policy`` None = the oracle. A policy that reads the clock first
+    learns the times the run measured before this prompt (``Recorded.times_before``), as it did live; the others
+    learn the replayed times."""
+    if policy is not None and policy.reads_clock:
+        for row in rec.times_before:
+            policy.observe_times(*row)
     rng = np.random.default_rng(seed)
     if policy is not None:
         policy.begin_request()
@@ -143,32 +188,34 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
         rows.append({"gamma": k, "n_accepted": n, "n_emitted": emitted, "draft_ms": draft_ms,
                      "verify_ms": verify_ms, "other_ms": other_ms})
         g += emitted
-    if policy is not None:
+    if policy is not None and not policy.reads_clock:
         for r in rows:
             policy.observe_times(r["gamma"], r["draft_ms"], r["verify_ms"], r["other_ms"])
     return rows
 
 
-def teach_costs(policy, costs: latency.StepCosts) -> None:
-    """Give a policy that learns costs (``adaptive``) the run's measured step costs, one observation per drafted
-    k, before replay starts: live, it learns them from every step its drafter runs (the warm-ups first)."""
-    for k, draft_ms in sorted(costs.draft_by_k.items()):
-        if k + 1 in costs.verify_by_k:
-            policy.observe_times(k, draft_ms, costs.verify_by_k[k + 1], costs.costs.o_spec)
+def run_costs(trace: Trace, drafter: str) -> dict[bool, latency.StepCosts]:
+    """The run's step costs of ``drafter`` for policies that read each drafted token (True) and those that do not
+    (False): reading costs a host sync per drafted token."""
+    return {kind: latency.step_costs(trace.steps, trace.requests, drafter, reads_draft=kind) for kind in (False, True)}
 
 
-def replay_policy(recorded: list[Recorded], spec, costs: latency.StepCosts, *, max_new: int, greedy: bool = True,
+def replay_policy(recorded: list[Recorded], spec, costs, *, max_new: int, greedy: bool = True,
                   ngram: tuple[int, int] | None = None) -> pd.DataFrame:
     """Per recorded prompt: replayed totals and predicted ms/token of one policy (a spec string, a Policy object,
-    or ``ORACLE``). One policy object walks all prompts in order, so a learning policy learns as it would live."""
+    or ``ORACLE``). One policy object walks all prompts in order, so a learning policy learns as it would live.
+    ``costs``: a ``latency.StepCosts``, or ``run_costs``' pair, of which the policy's kind is taken (the oracle
+    reads nothing)."""
     policy = None if spec == ORACLE else (parse_policy(spec) if isinstance(spec, str) else spec)
     name = ORACLE if policy is None else policy.spec
+    if isinstance(costs, dict):
+        costs = costs[bool(policy is not None and policy.reads_draft)]
     c = costs.costs
-    if policy is not None:
-        teach_costs(policy, costs)
     rows = []
     for i, rec in enumerate(recorded):
-        steps = replay_request(rec, policy, costs, max_new, ngram, greedy, seed=i)
+        steps = replay_request(rec, policy, costs, len(rec.output) if rec.warmup else max_new, ngram, greedy, seed=i)
+        if rec.warmup:
+            continue
         tokens = len(rec.output)
         spec_ms = c.prefill_spec + sum(s["draft_ms"] + s["verify_ms"] + s["other_ms"] for s in steps)
         # the baseline is not predicted: it was measured on the same prompt (the cost model where it was not)
@@ -205,8 +252,8 @@ def _ngram_of(drafter: str) -> tuple[int, int] | None:
 def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
     """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``."""
     recorded = recorded_outputs(trace, drafter, limit)
-    costs = latency.step_costs(trace.steps, trace.requests, drafter)
-    if not costs.costs.has_baseline:
+    costs = run_costs(trace, drafter)
+    if not costs[False].costs.has_baseline:
         raise WorkbenchError("replay: the run has no baseline requests (run with --baseline): a predicted speedup "
                              "needs the target-only cost")
     greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0

@@ -71,7 +71,7 @@ class Fit:
     alpha: float  # pooled alpha_mle over the constant-γ steps (all steps when there are none)
     positions: np.ndarray  # a_i = P(drafts 1..i accepted), i = 1..max γ observed, constant-γ steps
     costs: latency.CostModel
-    step: latency.StepCosts  # measured cost of a step per k drafted (what the request model charges)
+    step: latency.StepCosts  # measured cost per k drafted, of policies that do not read drafts (constant γ)
     prompts: tuple[PromptFit, ...] = ()  # per prompt (constant-γ runs only): what ``predicted_speedup`` walks
 
     def a(self, max_gamma: int) -> np.ndarray:
@@ -168,7 +168,8 @@ def fit(run_id: str, drafter: str, temperature: float, requests: pd.DataFrame, s
         pos = acceptance.position_acceptance(steps, requests)
     return Fit(run_id=run_id, drafter=drafter, temperature=temperature, alpha=float(pos["alpha"].iloc[0]),
                positions=pos["a"].fillna(0).to_numpy(), costs=latency.cost_model(steps, requests, drafter),
-               step=latency.step_costs(steps, requests, drafter), prompts=prompt_fits(steps, requests))
+               step=latency.step_costs(steps, requests, drafter, reads_draft=False),
+               prompts=prompt_fits(steps, requests))
 
 
 def fits(trace: Trace) -> list[Fit]:
