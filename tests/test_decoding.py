@@ -3,6 +3,8 @@ every drafter (model, n-gram, early exit), every policy and three architectures;
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from tiny_models import decoding, drafter, first_layers, make_model
@@ -213,3 +215,14 @@ def test_ngram_lookup_takes_the_latest_earlier_occurrence():
     assert lookup(ids, 5, 3, 1) == [7, 8, 1, 2, 3]
     assert lookup([5, 6, 7], 3, 2, 1) == []       # no earlier occurrence of any suffix
     assert lookup([4, 5, 4], 2, 3, 1) == [5, 4]   # falls back to a 1-gram
+
+
+def test_the_draft_signal_reads_the_entropy_only_for_a_policy_that_needs_it():
+    from workbench.drafters.base import read_signal
+
+    q = torch.tensor([0.5, 0.25, 0.25])
+    conf, entropy = read_signal(q, torch.tensor(1), entropy=False)
+    assert conf == 0.25 and entropy != entropy  # NaN: the full-vocabulary pass was skipped
+    conf, entropy = read_signal(q, torch.tensor(0), entropy=True)
+    assert conf == 0.5 and entropy == pytest.approx(1.5 * math.log(2))
+    assert [parse_policy(s).reads_entropy for s in ("entropy:1.5", "threshold:0.4", "adaptive")] == [True, False, False]

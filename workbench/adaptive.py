@@ -94,6 +94,7 @@ def _line(means: dict[int, float], through_zero: bool = False) -> tuple[float, f
 
 class Adaptive:
     reads_draft = True
+    reads_entropy = False
     reads_clock = True
 
     def __init__(self, gmax: int = DEFAULT_GMAX, prior: float = PRIOR):

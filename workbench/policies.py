@@ -42,6 +42,7 @@ class Policy(Protocol):
     spec: str  # canonical spec, e.g. "threshold:0.4:16" (names the policy in request ids and reports)
     cap: int | None  # the most tokens a step may draft (None: no fixed cap, e.g. heuristic)
     reads_draft: bool  # True: drafters report each token's confidence and entropy (one small host read per token)
+    reads_entropy: bool  # True: stop_after needs the draft's entropy (a full-vocabulary pass; NaN is passed otherwise)
     reads_clock: bool  # True: decisions depend on the measured phase times (``observe_times``), not on a seed
 
     def begin_request(self) -> None: ...
@@ -55,6 +56,7 @@ class _Base:
     """Defaults: no early stop, nothing learned."""
 
     reads_draft = False
+    reads_entropy = False
     reads_clock = False
 
     def begin_request(self) -> None:
@@ -109,6 +111,8 @@ class Threshold(_Base):
 
 
 class Entropy(Threshold):
+    reads_entropy = True
+
     def __init__(self, h_max: float, gmax: int = DEFAULT_GMAX):
         self.h_max, self.gmax, self.cap, self.spec = h_max, gmax, gmax, f"entropy:{h_max:g}:{gmax}"
 

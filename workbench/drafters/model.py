@@ -38,7 +38,7 @@ class ModelDrafter:
             qs.append(q_i)
             # 3. a policy that reads drafts may stop here (the token just drafted is kept)
             if policy.reads_draft:
-                confidence, entropy = read_signal(q_i, x_i)
+                confidence, entropy = read_signal(q_i, x_i, policy.reads_entropy)
                 confidences.append(confidence)
                 if i < gamma and policy.stop_after(i, confidence, entropy):
                     stop = "threshold"
