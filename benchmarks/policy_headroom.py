@@ -1,0 +1,171 @@
+"""How much a draft-length policy could gain on a recorded run, and what signal it would need — by replay.
+
+    workbench run --out runs/policies --policy constant:1,...,constant:8,heuristic,threshold:0.4,threshold:0.1,\
+adaptive --baseline --per-category 8 --max-new-tokens 48
+    python benchmarks/policy_headroom.py runs/policies [--drafter default-draft] [--no-probe]
+
+Every figure is a *replayed prediction* (docs/REPLAY.md) on the run's own traces, printed beside the live best
+constant γ; none is a measurement of a policy that ran. Printed, in order:
+1. live: the best constant γ of {2, 4, 6}, each non-constant policy against it, the gap to the oracle it closes;
+2. the best constant γ per prompt, picked in hindsight (does choosing γ per request pay?);
+3. ``adaptive`` after two passes over the same prompts (its tables learned in-sample);
+4. how well cheap draft-side signals rank acceptance (AUC): the draft's confidence, its entropy, whether an n-gram
+   lookup agrees with the drafted token, and a logistic model of all of them (fitted in-sample);
+5. stopping rules on those signals, replayed as a threshold policy;
+6. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels;
+7. (unless --no-probe) a logistic probe on the draft's last hidden state, cross-validated by prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from workbench import trace as trace_io
+from workbench.analysis import replay, speedup
+from workbench.drafters.ngram import lookup
+
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # P of the threshold policies a signal is replayed with
+
+
+def auc(score, label) -> float:
+    """Area under the ROC curve (ties broken by order; rank-sum form)."""
+    label = np.asarray(label, bool)
+    rank = np.empty(len(score))
+    rank[np.argsort(score, kind="stable")] = np.arange(1, len(score) + 1)
+    pos, neg = label.sum(), (~label).sum()
+    return float((rank[label].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def logistic(features: np.ndarray, label: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+    """Weights of a logistic regression (Newton's method, L2 ridge)."""
+    w = np.zeros(features.shape[1])
+    for _ in range(30):
+        p = 1 / (1 + np.exp(-features @ w))
+        hess = (features * (p * (1 - p))[:, None]).T @ features + ridge * np.eye(len(w))
+        w += np.linalg.solve(hess, features.T @ (label - p) - ridge * w)
+    return w
+
+
+def signals(trace, recorded: list[replay.Recorded], drafter: str) -> dict[str, np.ndarray]:
+    """Per recorded prompt, features at every output position: [1, confidence, entropy, n-gram agrees, n-gram
+    found, agrees × confidence] (an n-gram lookup over prompt + output so far, as the n-gram drafter does)."""
+    forced = trace.forced[trace.forced["drafter"] == drafter]
+    req = trace.requests
+    out = {}
+    for r in recorded:
+        ids = req[(req["prompt_id"] == r.prompt_id) & req["request_id"].isin(forced["request_id"])]["request_id"]
+        drafted = forced[forced["request_id"].isin(ids)].sort_values("index")["draft_token"].to_numpy()
+        rows = []
+        for t in range(len(r.output)):
+            ngram = lookup(r.prompt_ids + r.output[:t], 1, 3, 1)
+            agrees = float(bool(ngram) and ngram[0] == drafted[t])
+            rows.append([1.0, r.conf[t], r.entropy[t], agrees, float(bool(ngram)), agrees * r.conf[t]])
+        out[r.prompt_id] = np.array(rows)
+    return out
+
+
+def best_threshold(recorded, score: dict[str, np.ndarray], costs, max_new: int) -> float:
+    """The best replayed speedup of threshold:P:16 over THRESHOLDS, with ``score`` in place of the confidence."""
+    swapped = [dataclasses.replace(r, conf=score[r.prompt_id]) for r in recorded]
+    return max(float(replay.replay_policy(swapped, f"threshold:{p}:16", costs, max_new=max_new)["speedup"].median())
+               for p in THRESHOLDS)
+
+
+def probe_auc(trace, recorded, model_path: str, folds: int = 5) -> tuple[float, float]:
+    """(out-of-sample, in-sample) AUC of a logistic probe on the draft's last hidden state + confidence + entropy,
+    cross-validated by prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path).eval()
+    rows, labels, groups = [], [], []
+    with torch.no_grad():
+        for g, r in enumerate(recorded):
+            hidden = model(torch.tensor([r.prompt_ids + r.output]), output_hidden_states=True).hidden_states[-1][0]
+            start = len(r.prompt_ids)
+            for t in range(1, len(r.output)):  # the draft's token at t is predicted from position start + t − 1
+                rows.append(np.concatenate([hidden[start + t - 1].numpy(), [r.conf[t], r.entropy[t]]]))
+                labels.append(r.match[t])
+                groups.append(g)
+    x, y, groups = np.array(rows), np.array(labels, float), np.array(groups)
+    x = np.column_stack([(x - x.mean(0)) / (x.std(0) + 1e-6), np.ones(len(x))])
+    score = np.zeros(len(y))
+    for fold in range(folds):
+        test = groups % folds == fold
+        score[test] = x[test] @ logistic(x[~test], y[~test], ridge=1.0)
+    return auc(score, y), auc(x @ logistic(x, y, ridge=1.0), y)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="a run with constant γ ∈ {2, 4, 6}, other policies, a baseline and replay data")
+    ap.add_argument("--drafter", default="default-draft", help="drafter label in the run (a model drafter)")
+    ap.add_argument("--no-probe", action="store_true", help="skip the hidden-state probe (loads the draft model)")
+    args = ap.parse_args(argv)
+    t = trace_io.load(args.run)
+    max_new = int(t.meta["config"]["max_new_tokens"])
+    recorded = [r for r in replay.recorded_outputs(t, args.drafter) if not r.warmup]
+    costs = replay.run_costs(t, args.drafter)
+    replayed = lambda spec, recs=recorded: replay.replay_policy(recs, spec, costs, max_new=max_new)  # noqa: E731
+
+    # 1. live: non-constant policies against the best constant γ of {2, 4, 6}, and the gap to the oracle they close
+    live = speedup.speedup_table(t.requests)
+    live = live[live["drafter"] == args.drafter].set_index("policy")["speedup"]
+    best = max(live[f"constant:{g}"] for g in (2, 4, 6))
+    oracle = float(replayed(replay.ORACLE)["speedup"].median())
+    print(f"live: best constant γ of {{2, 4, 6}} {best:.3f}x; oracle (replayed) {oracle:.3f}x")
+    for policy, value in live.items():
+        if not policy.startswith("constant"):
+            print(f"  {policy}: {value:.3f}x = {value / best:.3f}x the best constant, gap closed "
+                  f"{(value - best) / (oracle - best):+.0%}")
+
+    # 2.-3. choosing γ per prompt in hindsight; adaptive with its tables learned in-sample
+    base = float(replayed("constant:5")["speedup"].median())
+    per_gamma = pd.concat([replayed(f"constant:{g}") for g in range(1, 13)], ignore_index=True)
+    hindsight = per_gamma.loc[per_gamma.groupby("prompt_id")["speedup"].idxmax(), "speedup"].median()
+    print(f"replayed constant:5 {base:.3f}x; best constant per prompt in hindsight {hindsight:.3f}x")
+    from workbench.adaptive import Adaptive
+
+    policy = Adaptive(16)
+    for _ in range(3):
+        again = replay.replay_policy(replay.recorded_outputs(t, args.drafter), policy, costs, max_new=max_new)
+    print(f"adaptive after two passes over the same prompts (in-sample): {again['speedup'].median():.3f}x")
+
+    # 4.-5. cheap draft-side signals: how well they rank acceptance, and what a stopping rule on them replays to
+    feats = signals(t, recorded, args.drafter)
+    x = np.concatenate([feats[r.prompt_id][1:] for r in recorded])
+    y = np.concatenate([r.match[1:] for r in recorded]).astype(float)
+    w = logistic(x, y)
+    print(f"acceptance {y.mean():.3f}; AUC confidence {auc(x[:, 1], y):.3f}, −entropy {auc(-x[:, 2], y):.3f}, "
+          f"n-gram agrees {auc(np.where(x[:, 4] == 1, x[:, 3], 0.5), y):.3f}, "
+          f"logistic of all (in-sample) {auc(x @ w, y):.3f}")
+    rules = {"stop where the n-gram disagrees and confidence < 0.5, or finds nothing and confidence < 0.1":
+             lambda f: 1.0 - (((f[:, 3] == 0) & (f[:, 4] == 1) & (f[:, 1] < 0.5)) | ((f[:, 4] == 0) & (f[:, 1] < 0.1))),
+             "the logistic model's probability (in-sample)": lambda f: 1 / (1 + np.exp(-f @ w))}
+    for name, rule in rules.items():
+        value = best_threshold(recorded, {k: rule(f) for k, f in feats.items()}, costs, max_new)
+        print(f"  {name}: {value:.3f}x = {value / base:.3f}x constant:5")
+
+    # 6. the signal a stopping rule needs: the true accept bit plus noise
+    rng = np.random.default_rng(0)
+    for strength in (0.5, 1.0, 1.5, 2.0, 3.0):
+        noisy = {r.prompt_id: 1 / (1 + np.exp(-(strength * (2 * r.match - 1) + rng.normal(size=len(r.match)))))
+                 for r in recorded}
+        quality = auc(np.concatenate([noisy[r.prompt_id][1:] for r in recorded]), y)
+        value = best_threshold(recorded, noisy, costs, max_new)
+        print(f"  a signal of AUC {quality:.3f}: best threshold policy {value:.3f}x = {value / base:.3f}x constant:5")
+
+    # 7. a probe on the draft's hidden state
+    if not args.no_probe:
+        path = t.meta["models"]["drafts"][args.drafter]["path"]
+        out, ins = probe_auc(t, recorded, path)
+        print(f"probe on the draft's last hidden state + confidence + entropy: AUC {out:.3f} out of sample "
+              f"(5 folds by prompt), {ins:.3f} in-sample")
+
+
+if __name__ == "__main__":
+    main()
