@@ -1,7 +1,8 @@
 """Draft-length policies: how many tokens to draft in each step, and when to stop drafting early.
 
 Before a step the loop asks ``plan()`` for γ (0 = a target-only step); while drafting, a policy that ``reads_draft``
-sees each drafted token's confidence (the draft's probability of its own token) and entropy and may stop early
+sees each drafted token's confidence (the draft's probability of its own token) — and its entropy, if it
+``reads_entropy`` (a full-vocabulary pass, NaN otherwise) — and may stop early
 (``stop_after``); after the step it sees the outcome (``observe``), and after each request with its drafter, under
 any policy, the measured phase times of that request's steps (``observe_times``: on CUDA the clock is resolved only
 at request boundaries, so times never arrive per step).
