@@ -3,6 +3,8 @@ policies under greedy decoding, and one clear line for each bad input."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from test_cli import run_args
@@ -175,3 +177,18 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
                  "a signal of AUC", "probe on the draft's last hidden state"):
         assert what in printed, what
     assert script.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+
+
+def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts_file, tmp_path):
+    out = tmp_path / "run"
+    policies = ("--baseline", "--policy", "constant:3,adaptive:5")
+    assert main(run_args(model_dirs, prompts_file, out, *policies, "--limit", "1")) == 0
+    meta = json.loads((out / "meta.json").read_text())  # as if killed after prompt a (test_cli does the same)
+    meta["config"]["limit"] = None
+    (out / "meta.json").write_text(json.dumps(meta))
+    assert main(run_args(model_dirs, prompts_file, out, *policies, "--resume")) == 0  # session 1: its own warm-up
+    t = trace.load(out)
+    rec = replay.recorded_outputs(t, "draft_prefix")
+    assert [r.prompt_id for r in rec] == ["warmup0", "a", "warmup1", "b", "c"]
+    check = replay.live_vs_replay(t, "draft_prefix").set_index("policy")
+    assert (check["tau_error"].abs() < 1e-9).all(), check
