@@ -188,12 +188,12 @@ def test_prediction_is_the_median_over_prompts_of_their_own_predictions():
     cost = lambda k: 2 * k + 10.5  # noqa: E731  (as in test_request_model_walks_the_token_budget)
     easy = speedup.PromptFit("easy", 9, 12.0, 1.0, np.ones(2))              # baseline measured: 12 ms/token
     hard = speedup.PromptFit("hard", 9, float("nan"), 0.0, np.zeros(2))     # no baseline: the cost model's
-    f = speedup.Fit("r", "d", 0.0, 0.5, np.array([0.5, 0.25]), COSTS_FOR_DP, step, prompts=(easy, hard))
+    f = speedup.Fit("r", "d", 0.0, 0.5, np.array([0.5, 0.25]), step, prompts=(easy, hard))
     e = 12.0 * 9 / (20.0 + 2 * cost(2) + cost(1))
     h = (15.0 + 8 * 10.5) / (20.0 + 6 * cost(2) + cost(1) + cost(0))
     assert speedup.predicted_speedup(f, 2) == pytest.approx((e + h) / 2)  # the median of two
     assert speedup.predicted_speedup(f, 2, "iid") == pytest.approx((e + h) / 2)  # α = 1 and 0: the same walks
-    pooled = speedup.Fit("r", "d", 0.0, 0.5, np.array([0.5, 0.25]), COSTS_FOR_DP, step)
+    pooled = speedup.Fit("r", "d", 0.0, 0.5, np.array([0.5, 0.25]), step)
     assert speedup.predicted_speedup(pooled, [1, 2]).shape == (2,)
 
 

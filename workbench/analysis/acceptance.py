@@ -72,6 +72,14 @@ def acceptance_by(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd
     return out.drop(columns=["_all"], errors="ignore")
 
 
+def reach_counts(gamma: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per draft position i = 1..max γ, over the steps that drafted at least i tokens: how many there are
+    (proposed), how many accepted at least i drafts (accepted) and at least i − 1 (reached)."""
+    rows = [(int(at.size), int((at >= i).sum()), int((at >= i - 1).sum()))
+            for i in range(1, int(gamma.max()) + 1 if len(gamma) else 1) for at in [n[gamma >= i]]]
+    return tuple(np.array([r[j] for r in rows], dtype=int) for j in range(3))
+
+
 def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None,
                         constant_only: bool = False) -> pd.DataFrame:
     """Per draft position i: unconditional a_i = P(x_i accepted | drafted) and conditional a_i / a_{i−1}, with
@@ -85,12 +93,9 @@ def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: floa
     s = frames.constant_steps(steps, requests) if constant_only else frames.speculative_steps(steps, requests)
     if alpha is None:
         alpha = float(s["n_accepted"].sum() / s["judged"].sum()) if len(s) else np.nan
-    rows = []
-    for i in range(1, int(s["gamma"].max()) + 1 if len(s) else 1):
-        at = s[s["gamma"] >= i]
-        acc, prev = int((at["n_accepted"] >= i).sum()), int((at["n_accepted"] >= i - 1).sum())
-        rows.append({"position": i, "proposed": len(at), "accepted": acc, "reached": prev})
-    out = pd.DataFrame(rows, columns=["position", "proposed", "accepted", "reached"])
+    proposed, accepted, reached = reach_counts(s["gamma"].to_numpy(), s["n_accepted"].to_numpy())
+    out = pd.DataFrame({"position": np.arange(1, len(proposed) + 1), "proposed": proposed, "accepted": accepted,
+                        "reached": reached})
     out["a"] = out["accepted"] / out["proposed"]
     out["a_lo"], out["a_hi"] = wilson_interval(out["accepted"], out["proposed"])
     out["conditional"] = out["accepted"] / out["reached"]

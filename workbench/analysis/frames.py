@@ -68,10 +68,11 @@ def head_rows(frame: pd.DataFrame, rows: int = 40) -> pd.DataFrame:
     return frame if len(frame) <= rows else frame.head(rows)
 
 
-def sample_requests(frame: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
-    """Rows of at most ``limit`` request ids, chosen at random (seeded) when there are more."""
-    ids = frame["request_id"].unique()
+def sample_requests(frame: pd.DataFrame, limit: int, seed: int = 0, key: str = "request_id") -> pd.DataFrame:
+    """Rows of at most ``limit`` values of ``key`` (request ids, or prompt ids), chosen at random (seeded) when
+    there are more: the same values for the same set, whichever frame they are drawn from."""
+    ids = np.sort(frame[key].unique())
     if len(ids) <= limit:
         return frame
     keep = np.random.default_rng(seed).choice(ids, size=limit, replace=False)
-    return frame[frame["request_id"].isin(keep)]
+    return frame[frame[key].isin(keep)]

@@ -81,12 +81,13 @@ class StepCosts:
         return (self.draft_ms(k) if planned > 0 else 0.0), self.verify_ms(k + 1), self.costs.o_spec
 
 
-def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_draft: bool | None = None
-               ) -> StepCosts:
+def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_draft: bool | None = None,
+               costs: CostModel | None = None) -> StepCosts:
     """``StepCosts`` of ``drafter`` from a run's steps. The verify means pool every step of the drafter and the
     baseline (the target's cost does not depend on who drafted). ``reads_draft`` True / False prefers the draft
     times of policies that do / do not read each drafted token (a confidence read is a host sync per token: ~5 %
-    more draft time on this project's CPU), the other steps filling the k they lack; None pools all."""
+    more draft time on this project's CPU), the other steps filling the k they lack; None pools all. ``costs``:
+    the drafter's ``cost_model`` when the caller has it already."""
     s = frames.decode_steps(steps, requests)
     mine = s[(s["drafter"] == drafter) & (s["gamma_planned"] > 0)]
     if reads_draft is not None and len(mine):
@@ -94,7 +95,7 @@ def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_
         same = mine[mine["policy"].map(kinds) == reads_draft]
     else:
         same = mine
-    costs = cost_model(steps, requests, drafter)
+    costs = costs if costs is not None else cost_model(steps, requests, drafter)
     fit_on = same if same["gamma"].nunique() > 1 else mine
     if len(fit_on) and fit_on["gamma"].nunique() > 1:
         d1, d0 = np.polyfit(fit_on["gamma"].to_numpy(float), fit_on["draft_ms"].to_numpy(float), 1)

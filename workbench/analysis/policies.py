@@ -18,11 +18,8 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     """One row per policy the run measured live with ``drafter`` plus the oracle: measured speedup and tokens per
     step beside the replayed ones, draft tokens wasted per emitted token, target calls per 100 tokens, and the
     fraction of the gap from the best constant γ to the oracle that each policy closes (measured; replayed for
-    the oracle row, which never runs live)."""
-    req = frames.measured_requests(trace.requests)
-    own = sorted(set(req[req["drafter"] == drafter]["policy"]))
-    table = replay.live_table(trace, drafter, replay.summarize(replay.replay(trace, drafter, [*own, replay.ORACLE],
-                                                                             limit=limit)))
+    the oracle row, which never runs live); the replay's errors against live (``replay.live_vs_replay``)."""
+    table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)
     constant = table[table["policy"].str.startswith("constant:")]
     best = constant["measured_speedup"].max() if len(constant) else float("nan")
     oracle = float(table.loc[table["policy"] == replay.ORACLE, "predicted_speedup"].iloc[0])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames, latency
+from workbench.drafters import parse_drafter
 from workbench.drafters.ngram import lookup
 from workbench.errors import WorkbenchError
 from workbench.policies import StepOutcome, parse_policy
@@ -55,10 +56,10 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
     spec = req[(req["drafter"] == drafter) & (req["mode"] == "speculative")].drop_duplicates("prompt_id")
     if not len(spec):
         raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
-    spec = frames.sample_requests(spec, limit)
+    spec = frames.sample_requests(spec, limit, key="prompt_id")  # the prompts speedup.prompt_fits samples
     base = req[req["mode"] == "baseline"].drop_duplicates(["prompt_id", "temperature"])
     base_ms = dict(zip(zip(base["prompt_id"], base["temperature"]), base["ms_per_token"]))
-    is_ngram = drafter.startswith("ngram")
+    is_ngram = _ngram_of(drafter) is not None
     forced = trace.forced if trace.forced is not None else pd.DataFrame()
     if not is_ngram:
         forced = forced[forced["drafter"] == drafter] if len(forced) else forced
@@ -197,7 +198,9 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
 def run_costs(trace: Trace, drafter: str) -> dict[bool, latency.StepCosts]:
     """The run's step costs of ``drafter`` for policies that read each drafted token (True) and those that do not
     (False): reading costs a host sync per drafted token."""
-    return {kind: latency.step_costs(trace.steps, trace.requests, drafter, reads_draft=kind) for kind in (False, True)}
+    costs = latency.cost_model(trace.steps, trace.requests, drafter)
+    return {kind: latency.step_costs(trace.steps, trace.requests, drafter, reads_draft=kind, costs=costs)
+            for kind in (False, True)}
 
 
 def replay_policy(recorded: list[Recorded], spec, costs, *, max_new: int, greedy: bool = True,
@@ -243,10 +246,9 @@ def summarize(per_prompt: pd.DataFrame, by=("policy",)) -> pd.DataFrame:
 
 
 def _ngram_of(drafter: str) -> tuple[int, int] | None:
-    if not drafter.startswith("ngram"):
-        return None
-    _, n_max, n_min = drafter.split(":")
-    return int(n_max), int(n_min)
+    """(N, M) of an n-gram drafter's label, None for any other drafter."""
+    spec = parse_drafter(drafter)
+    return (spec.n_max, spec.n_min) if spec.kind == "ngram" else None
 
 
 def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
@@ -257,19 +259,20 @@ def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFra
         raise WorkbenchError("replay: the run has no baseline requests (run with --baseline): a predicted speedup "
                              "needs the target-only cost")
     greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
-    if not greedy and drafter.startswith("ngram"):
+    if not greedy and _ngram_of(drafter) is not None:
         raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=_ngram_of(drafter))
                       for s in specs], ignore_index=True)
 
 
-def live_vs_replay(trace: Trace, drafter: str) -> pd.DataFrame:
+def live_vs_replay(trace: Trace, drafter: str, *, oracle: bool = False, limit: int = 200) -> pd.DataFrame:
     """Every policy measured live with ``drafter`` beside its replay: tokens per step and speedup, and the
-    relative errors of the replay (the check that replay can be trusted on this run)."""
+    relative errors of the replay (the check that replay can be trusted on this run); ``oracle`` adds its row
+    (replayed only: no live figure, no error)."""
     req = frames.measured_requests(trace.requests)
-    policies = sorted(set(req[req["drafter"] == drafter]["policy"]))
-    out = live_table(trace, drafter, summarize(replay(trace, drafter, policies)))
+    policies = sorted(set(req[req["drafter"] == drafter]["policy"])) + ([ORACLE] if oracle else [])
+    out = live_table(trace, drafter, summarize(replay(trace, drafter, policies, limit=limit)))
     out["tau_error"] = out["tokens_per_step"] / out["measured_tokens_per_step"] - 1
     out["speedup_error"] = out["predicted_speedup"] / out["measured_speedup"] - 1
     return out
@@ -290,4 +293,4 @@ def replayable(trace: Trace, drafter: str) -> bool:
     """Whether ``replay`` can run for ``drafter``: a baseline, and teacher-forced data (or an n-gram drafter)."""
     req = frames.measured_requests(trace.requests)
     has_forced = trace.forced is not None and len(trace.forced) and drafter in set(trace.forced["drafter"])
-    return bool((req["mode"] == "baseline").any() and (has_forced or drafter.startswith("ngram")))
+    return bool((req["mode"] == "baseline").any() and (has_forced or _ngram_of(drafter) is not None))

@@ -70,9 +70,13 @@ class Fit:
     temperature: float
     alpha: float  # pooled alpha_mle over the constant-γ steps (all steps when there are none)
     positions: np.ndarray  # a_i = P(drafts 1..i accepted), i = 1..max γ observed, constant-γ steps
-    costs: latency.CostModel
     step: latency.StepCosts  # measured cost per k drafted, of policies that do not read drafts (constant γ)
     prompts: tuple[PromptFit, ...] = ()  # per prompt (constant-γ runs only): what ``predicted_speedup`` walks
+
+    @property
+    def costs(self) -> latency.CostModel:
+        """The drafter's measured costs (``latency.CostModel``)."""
+        return self.step.costs
 
     def a(self, max_gamma: int) -> np.ndarray:
         """a_1..a_max_gamma, extrapolated past the longest observed draft with the last conditional ratio."""
@@ -140,14 +144,13 @@ def prompt_fits(steps: pd.DataFrame, requests: pd.DataFrame, limit: int = 200) -
     base = req[req["mode"] == "baseline"].drop_duplicates("prompt_id").set_index("prompt_id")["ms_per_token"]
     spec = req[(req["mode"] == "speculative") & frames.policy_gamma(req["policy"]).notna()]
     tokens = spec.groupby("prompt_id")["new_tokens"].median()
-    keep = set(frames.sample_requests(spec.assign(request_id=spec["prompt_id"]), limit)["prompt_id"])
+    keep = set(frames.sample_requests(spec, limit, key="prompt_id")["prompt_id"])
     out = []
     for pid, g in s[s["prompt_id"].isin(keep)].groupby("prompt_id"):
-        gamma, n = g["gamma"].to_numpy(), g["n_accepted"].to_numpy()
+        proposed, accepted, _ = acceptance.reach_counts(g["gamma"].to_numpy(), g["n_accepted"].to_numpy())
         judged = g["judged"].sum()
-        a = [float((n[gamma >= i] >= i).mean()) for i in range(1, int(gamma.max()) + 1)]
         out.append(PromptFit(str(pid), int(tokens[pid]), float(base.get(pid, np.nan)),
-                             float(n.sum() / judged) if judged else 0.0, np.asarray(a)))
+                             float(g["n_accepted"].sum() / judged) if judged else 0.0, accepted / proposed))
     return tuple(out)
 
 
@@ -167,8 +170,7 @@ def fit(run_id: str, drafter: str, temperature: float, requests: pd.DataFrame, s
     if not len(pos) or not pos["proposed"].sum():
         pos = acceptance.position_acceptance(steps, requests)
     return Fit(run_id=run_id, drafter=drafter, temperature=temperature, alpha=float(pos["alpha"].iloc[0]),
-               positions=pos["a"].fillna(0).to_numpy(), costs=latency.cost_model(steps, requests, drafter),
-               step=latency.step_costs(steps, requests, drafter, reads_draft=False),
+               positions=pos["a"].fillna(0).to_numpy(), step=latency.step_costs(steps, requests, drafter, False),
                prompts=prompt_fits(steps, requests))
 
 
