@@ -135,7 +135,7 @@ def test_adaptive_drafts_only_what_pays(draft_ms, accepted, plan):
 
     policy = Adaptive(4)
     for _ in range(30):
-        policy.observe(StepOutcome(planned=4, gamma=4, n=accepted, confidences=(0.9,) * 4))
+        policy.observe(StepOutcome(gamma=4, n=accepted, confidences=(0.9,) * 4))
         policy.observe_times(4, draft_ms, 10.0, 0.0)
         policy.observe_times(0, 0.0, 9.0, 0.0)
     assert policy.plan() == plan  # drafts always rejected and dear: a target-only step; cheap and accepted: GMAX

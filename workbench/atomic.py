@@ -1,4 +1,5 @@
-"""``publish_dir(final)``: build a directory under a temporary name and rename it into place only on success.
+"""``publish_dir(final)``: build a directory under a temporary name and rename it into place only on success;
+``write_text``: the same for one file.
 
 A failed or interrupted ``workbench report`` then never leaves a half-written report where the old one was: readers
 see the old directory or the new one, never a mix. The temp dir is a sibling (same filesystem, so ``rename`` is
@@ -15,6 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a sibling temp file renamed into place: readers see the old file or the
+    new one, never half of it; on failure the temp file is removed and the error re-raised."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def temp_path(final: Path, tag: str = "tmp") -> Path:

@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     install_sigterm_handler()  # SIGTERM (kill, timeout, pre-emption) unwinds like Ctrl-C below
     args = build_parser().parse_args(argv)  # --help and usage errors end here, before any heavy import
     from workbench.progress import quiet_libraries

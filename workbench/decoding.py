@@ -134,12 +134,12 @@ def generate_speculative(dec: Decoding, drafter: Drafter, policy: Policy, prompt
         # 4. accept a prefix of n drafts; the target adds a correction (n < k) or a bonus token (n = k)
         k = len(proposal.x)
         verdict = accept(proposal.x, p, proposal.q, dec.sampling, dec.generator)
-        emitted, stop = emit(dec, proposal.x[: verdict.n].tolist() + [verdict.token], generated)
+        emitted, stop = emit(dec, proposal.tokens[: verdict.n] + [verdict.token], generated)
         ids += emitted
         # 5. roll the caches back to the accepted sequence; tell the policy what happened
         dec.target.crop(len(ids) - 1)
         drafter.rollback(ids)
-        policy.observe(StepOutcome(planned=planned, gamma=k, n=verdict.n, confidences=proposal.confidences))
+        policy.observe(StepOutcome(gamma=k, n=verdict.n, confidences=proposal.confidences))
         recorder.on_step(StepEvent(step=step, gamma=k, n_accepted=verdict.n, emitted=emitted,
                                    context_len=context_len, marks=(start, after_draft, after_verify), p=p,
                                    token=verdict.token, role=verdict.role(k), x=proposal.x, q=proposal.q,

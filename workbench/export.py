@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from workbench import atomic
+
 PID = 1
 PHASES = ("draft", "verify", "other")  # order inside a step ≥ 1 (steps.draft_ms, verify_ms, other_ms)
 
@@ -72,7 +74,5 @@ def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike) -> int:
     doc = trace_events(run_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, out)
+    atomic.write_text(out, json.dumps(doc))
     return len(doc["traceEvents"])

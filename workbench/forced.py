@@ -17,10 +17,11 @@ from workbench.sampling import SamplingConfig, probabilities
 
 
 @torch.inference_mode()
-def target_probs(target: CausalLM, prompt_ids: list[int], output_ids: list[int],
+def output_probs(lm: CausalLM, prompt_ids: list[int], output_ids: list[int],
                  sampling: SamplingConfig) -> torch.Tensor:
-    """p at every output position ([T, V]): row t is the target's distribution for output token t."""
-    logits = full_logits(target, prompt_ids + output_ids)
+    """``lm``'s distribution at every output position ([T, V]; row t predicts output token t): p for the
+    target, q for a draft."""
+    logits = full_logits(lm, prompt_ids + output_ids)
     return probabilities(logits[len(prompt_ids) - 1: len(prompt_ids) + len(output_ids) - 1], sampling)
 
 
@@ -28,8 +29,7 @@ def target_probs(target: CausalLM, prompt_ids: list[int], output_ids: list[int],
 def forced_rows(p: torch.Tensor, draft: CausalLM, prompt_ids: list[int], output_ids: list[int],
                 sampling: SamplingConfig, keys: dict) -> list[dict]:
     """One row per output position for this drafter (``keys``: run_id, request_id, drafter)."""
-    logits = full_logits(draft, prompt_ids + output_ids)
-    q = probabilities(logits[len(prompt_ids) - 1: len(prompt_ids) + len(output_ids) - 1], sampling)
+    q = output_probs(draft, prompt_ids, output_ids, sampling)
     out = torch.tensor(output_ids, device=q.device)
     rows_at = torch.arange(len(output_ids), device=q.device)
     conf, draft_token = q.max(dim=-1)

@@ -52,6 +52,8 @@ def resume_hint(argv: list[str], prog: str = "workbench") -> str:
 
 def interrupted_message(argv: list[str], out: str | None) -> str:
     """The one line printed on Ctrl-C / SIGTERM."""
+    if argv and argv[0] == "sweep":
+        return f"interrupted: finished runs and completed requests are kept; continue with: {resume_hint(argv)}"
     if argv and argv[0] not in ("run", "demo"):  # report, train: nothing resumable; report leaves nothing behind
         return f"interrupted; rerun with: {resume_hint(argv)}"
     where = f" in {out}" if out else ""

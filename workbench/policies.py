@@ -33,8 +33,7 @@ SYNTAX = "constant:G, heuristic[:G0], threshold:P[:GMAX], entropy:H[:GMAX], adap
 
 @dataclass(frozen=True)
 class StepOutcome:
-    planned: int  # γ the policy planned before the step
-    gamma: int  # tokens actually drafted (≤ planned: early stop, EOS, no proposal, or the token budget)
+    gamma: int  # tokens actually drafted (≤ what plan() said: early stop, EOS, no proposal, or the token budget)
     n: int  # drafts accepted
     confidences: tuple[float, ...] = ()  # draft's probability of each drafted token (policies that read drafts)
 

@@ -45,9 +45,10 @@ def residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def accept_greedy(x: torch.Tensor, p: torch.Tensor) -> Verdict:
     """Greedy rule: accept while x_i equals the target's argmax; the target's argmax at n+1 is the next token."""
     gamma = x.shape[0]
-    target_choice = p.argmax(dim=-1).tolist()  # γ+1 ids, one host transfer
-    n = leading_true([d == t for d, t in zip(x.tolist(), target_choice[:gamma])])
-    return Verdict(n=n, token=target_choice[n])
+    choice = p.argmax(dim=-1)
+    read = torch.cat([choice, (x == choice[:gamma]).long()]).tolist()  # γ+1 ids and γ matches: one host transfer
+    n = leading_true(read[gamma + 1:])
+    return Verdict(n=n, token=read[n])
 
 
 def accept_sampling(x: torch.Tensor, p: torch.Tensor, q: torch.Tensor, generator: torch.Generator) -> Verdict:

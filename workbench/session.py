@@ -14,7 +14,7 @@ from workbench.config import RunConfig
 from workbench.decoding import Decoding, generate_baseline, generate_speculative
 from workbench.drafters import parse_drafters
 from workbench.drafters.build import build_drafter
-from workbench.forced import forced_rows, target_probs
+from workbench.forced import forced_rows, output_probs
 from workbench.pair import ModelPair, check_fits, load_pair
 from workbench.policies import Policy, parse_policy
 from workbench.prompts import Prompt
@@ -83,9 +83,9 @@ class Session:
                 or not hasattr(drafter, "lm")):
             return []
         self._forced_done.add(key)
-        if self._p_cache[0] != (*prompt_ids, -1, *output):
-            self._p_cache = ((*prompt_ids, -1, *output),
-                             target_probs(self.pair.target, prompt_ids, output, self.dec.sampling))
+        sequence = (*prompt_ids, -1, *output)
+        if self._p_cache[0] != sequence:
+            self._p_cache = (sequence, output_probs(self.pair.target, prompt_ids, output, self.dec.sampling))
         return forced_rows(self._p_cache[1], drafter.lm, prompt_ids, output, self.dec.sampling,
                            {**keys, "drafter": spec.drafter})
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import tomllib
 
+from workbench import atomic
 from workbench.errors import WorkbenchError
 
 MANIFEST = "manifest.json"
@@ -233,9 +234,7 @@ def run_config_for(point: dict):
 
 # ---------------------------------------------------------------------------------------------------------- manifest
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 def open_manifest(out: Path, plans: list[RunPlan], sweep_file: Path) -> dict:

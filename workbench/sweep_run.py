@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -98,15 +97,16 @@ def ray_task(task: RunTask) -> Outcome:
 
 
 class Progress:
-    """Manifest updates (atomic) and an overall tqdm bar with done / running / failed counts."""
+    """Manifest updates (atomic) and an overall bar (``workbench.progress.Progress``: tqdm on a terminal, plain
+    lines in a log) with done / running / failed counts."""
 
     def __init__(self, out: Path, manifest: dict, show: bool):
-        from tqdm import tqdm
+        from workbench.progress import Progress as Bar
 
         self.out, self.manifest = out, manifest
         self.rows = {r["name"]: r for r in manifest["runs"]}
-        self.bar = tqdm(total=len(self.rows), desc="sweep", unit="run", file=sys.stderr, disable=not show,
-                        initial=self.count("done"), dynamic_ncols=True)
+        self.bar = Bar(len(self.rows), "sweep", unit="run", disable=not show)
+        self.bar.update(self.count("done"))  # runs finished by an earlier invocation
 
     def count(self, state: str) -> int:
         return sum(r["state"] == state for r in self.rows.values())

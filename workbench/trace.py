@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workbench import atomic
 from workbench.errors import TraceError, WorkbenchError
 
 META_FILE = "meta.json"
@@ -87,12 +88,9 @@ def completed_parts(run_dir: Path) -> list[int]:
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
-    tmp = Path(run_dir) / (META_FILE + ".tmp")
     try:
-        tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        os.replace(tmp, Path(run_dir) / META_FILE)
+        atomic.write_text(Path(run_dir) / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
     except OSError as exc:  # the previous meta.json (if any) stays intact
-        _remove(tmp)
         raise write_error(Path(run_dir) / META_FILE, exc) from None
 
 

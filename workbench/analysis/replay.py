@@ -185,7 +185,7 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
         emitted = min(n + 1, total - g)
         draft_ms, verify_ms, other_ms = costs.step_ms(planned, k)
         if policy is not None:
-            policy.observe(StepOutcome(planned=planned, gamma=k, n=n, confidences=confs))
+            policy.observe(StepOutcome(gamma=k, n=n, confidences=confs))
         rows.append({"gamma": k, "n_accepted": n, "n_emitted": emitted, "draft_ms": draft_ms,
                      "verify_ms": verify_ms, "other_ms": other_ms})
         g += emitted

@@ -27,13 +27,8 @@ def main(args: argparse.Namespace) -> int:
     """Exit 0 when every run is done, 1 when some failed (listed in a table); bad input raises WorkbenchError."""
     from workbench.sweep import run_sweep
 
-    try:
-        failed = run_sweep(args.sweep_file, args.out, ray=args.ray, cpus_per_task=args.cpus_per_task,
-                           progress=args.progress)
-    except KeyboardInterrupt:
-        print("interrupted: finished runs and completed requests are kept; rerun the same command to continue",
-              file=sys.stderr)
-        return 130
+    failed = run_sweep(args.sweep_file, args.out, ray=args.ray, cpus_per_task=args.cpus_per_task,
+                       progress=args.progress)  # Ctrl-C / SIGTERM: cli.main prints the line and exits 130 / 143
     if not failed:
         print(f"sweep complete → {args.out} (manifest.json; report: workbench report {args.out} --out REPORT_DIR)")
         return 0

@@ -6,6 +6,7 @@ of ``ids`` (the accepted sequence), and ``propose`` first reads whatever it has 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,11 @@ class Proposal:
     q: torch.Tensor  # their draft distributions [k, V] (one-hot rows for deterministic drafters)
     stop: str  # why drafting stopped: cap | threshold | eos | no-match
     confidences: tuple[float, ...] = ()  # q_i(x_i), read only when the policy reads drafts
+
+    @functools.cached_property
+    def tokens(self) -> list[int]:
+        """``x`` on the host, read once per step (the EOS cut and the emitted prefix share it)."""
+        return self.x.tolist()
 
 
 class Drafter(Protocol):
@@ -53,10 +59,12 @@ def cut_at_eos(proposal: Proposal, eos_ids: frozenset[int]) -> Proposal:
     """Drafting ends at a drafted EOS (as HF's assistant does): later drafts are dropped (their time was spent)."""
     if not eos_ids or not len(proposal.x):
         return proposal
-    tokens = proposal.x.tolist()
+    tokens = proposal.tokens
     for i, token in enumerate(tokens[:-1]):
         if token in eos_ids:
             keep = i + 1
-            return Proposal(x=proposal.x[:keep], q=proposal.q[:keep], stop="eos",
-                            confidences=proposal.confidences[:keep])
+            cut = Proposal(x=proposal.x[:keep], q=proposal.q[:keep], stop="eos",
+                           confidences=proposal.confidences[:keep])
+            cut.tokens = tokens[:keep]  # already on the host
+            return cut
     return proposal
