@@ -226,3 +226,22 @@ def test_the_draft_signal_reads_the_entropy_only_for_a_policy_that_needs_it():
     conf, entropy = read_signal(q, torch.tensor(0), entropy=True)
     assert conf == 0.5 and entropy == pytest.approx(1.5 * math.log(2))
     assert [parse_policy(s).reads_entropy for s in ("entropy:1.5", "threshold:0.4", "adaptive")] == [True, False, False]
+
+
+def test_an_ngram_draft_cut_by_the_policy_is_labelled_threshold():
+    from workbench.drafters.ngram import NgramDrafter
+
+    class StopAfterOne:
+        reads_draft, reads_entropy = True, False
+
+        def stop_after(self, i, confidence, entropy):
+            return True
+
+    ngram = NgramDrafter("ngram:3:1", 3, 1, vocab=16, device=torch.device("cpu"))
+    ids = [1, 2, 3, 4, 5, 1, 2, 3]  # "1 2 3" occurred before, followed by 4 5 1 2 3
+    cut = ngram.propose(ids, 4, StopAfterOne(), SamplingConfig(), torch.Generator())
+    assert cut.tokens == [4] and cut.stop == "threshold"
+    whole = ngram.propose(ids, 4, parse_policy("constant:4"), SamplingConfig(), torch.Generator())
+    assert whole.tokens == [4, 5, 1, 2] and whole.stop == "cap"
+    short = ngram.propose(ids, 8, parse_policy("constant:8"), SamplingConfig(), torch.Generator())
+    assert short.tokens == [4, 5, 1, 2, 3] and short.stop == "no-match"

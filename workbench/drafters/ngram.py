@@ -37,17 +37,19 @@ class NgramDrafter:
     def propose(self, ids: list[int], gamma: int, policy: Policy, sampling: SamplingConfig,
                 generator: torch.Generator) -> Proposal:
         tokens = lookup(ids, gamma, self.n_max, self.n_min) if gamma else []
+        stop = "cap" if len(tokens) == gamma else "no-match"
         if policy.reads_draft:  # confidence 1, entropy 0: only a policy's own rule (e.g. adaptive) may stop it
             for i in range(1, len(tokens)):
                 if policy.stop_after(i, 1.0, 0.0):
-                    tokens = tokens[:i]
+                    tokens, stop = tokens[:i], "threshold"  # the policy's stop, as the model drafter labels it
                     break
         if not tokens:
-            return empty_proposal(self.vocab, self.device, "no-match" if gamma else "cap")
+            return empty_proposal(self.vocab, self.device, stop)
         x = torch.tensor(tokens, device=self.device)
         q = torch.nn.functional.one_hot(x, self.vocab).float()
-        stop = "cap" if len(tokens) == gamma else "no-match"
-        return Proposal(x=x, q=q, stop=stop, confidences=(1.0,) * len(tokens) if policy.reads_draft else ())
+        proposal = Proposal(x=x, q=q, stop=stop, confidences=(1.0,) * len(tokens) if policy.reads_draft else ())
+        proposal.tokens = tokens  # already on the host
+        return proposal
 
     def rollback(self, ids: list[int]) -> None:
         pass
