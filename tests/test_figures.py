@@ -62,3 +62,7 @@ def test_policy_and_replay_slider_figures():
     steps = fig.layout.sliders[0].steps
     assert [s.label for s in steps] == ["threshold:0.1:16", "threshold:0.4:16"]
     assert steps[1].args[0]["visible"] == [False, True] and [t.visible for t in fig.data] == [True, False]
+    measured = pd.Series({"all": 1.5, "code": 1.6})  # the live figure per category, beside every replayed step
+    fig = figures.replay_slider_figure(sweep, best_measured=1.5, oracle=2.2, measured_by_category=measured)
+    assert list(fig.data[2].x) == ["all", "code"] and list(fig.data[2].y) == [1.5, 1.6]
+    assert all(step.args[0]["visible"][2] for step in fig.layout.sliders[0].steps)

@@ -86,9 +86,10 @@ def optimal_gamma_map(grid: pd.DataFrame, alpha: float, c: float) -> go.Figure:
                              xaxis_title="α", yaxis_title="c = T_d / T_t(1)")
 
 
-def widget_explorer(fits: list, max_gamma: int = 16):
+def widget_explorer(fits: list, max_gamma: int = 16, measured: pd.DataFrame | None = None):
     """ipywidgets (JupyterLab): a run × drafter dropdown and α, c, verify-slope and γ-range sliders redrawing the
-    predicted curve. ``fits``: ``speedup.fits``. Returns the widget box (display it)."""
+    predicted curve beside the selected fit's measured constant-γ speedups (``measured``: ``speedup.sweep_table``).
+    ``fits``: ``speedup.fits``. Returns the widget box (display it)."""
     import ipywidgets as w
 
     from workbench.analysis.notebook import show
@@ -107,6 +108,12 @@ def widget_explorer(fits: list, max_gamma: int = 16):
         gammas = np.arange(1, gmax.value + 1)
         pred = iid_curve(alpha.value, gammas, costs)
         fig = go.Figure(go.Scatter(x=gammas, y=pred, mode="lines+markers", name="predicted"))
+        f = fits[run.value]
+        if measured is not None:
+            mine = measured[(measured["run_id"] == f.run_id) & (measured["drafter"] == f.drafter)
+                            & (measured["temperature"] == f.temperature)]
+            fig.add_scatter(x=mine["gamma"], y=mine["measured"], mode="markers", name="measured",
+                            marker=dict(size=11, symbol="diamond", color="black"))
         fig.update_layout(title=f"predicted best γ = {gammas[int(np.nanargmax(pred))]}: {np.nanmax(pred):.2f}x",
                           height=380)
         with out:

@@ -160,9 +160,11 @@ def policy_figure(table: pd.DataFrame) -> go.Figure:
                              barmode="group", yaxis_title="speedup over baseline")
 
 
-def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: float) -> go.Figure:
+def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: float,
+                         measured_by_category: pd.Series | None = None) -> go.Figure:
     """Replayed (predicted) speedup per category for each precomputed setting, one slider step per setting; the
-    best measured constant γ and the oracle as reference lines (``policies.threshold_sweep``)."""
+    best measured constant γ and the oracle as reference lines (``policies.threshold_sweep``), and the best
+    constant γ measured in each category as markers (``measured_by_category``: category → speedup)."""
     settings = list(dict.fromkeys(sweep["policy"]))
     fig = go.Figure()
     for i, spec in enumerate(settings):
@@ -172,8 +174,13 @@ def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: floa
                     hovertemplate="%{x}: %{y:.2f}x predicted, τ=%{customdata[0]:.2f}<extra>" + spec + "</extra>")
     fig.add_hline(y=best_measured, line=dict(color="#1971c2", dash="dash"),
                   annotation_text=f"best constant γ, measured {best_measured:.2f}x")
+    if measured_by_category is not None and len(measured_by_category):
+        fig.add_scatter(x=list(measured_by_category.index), y=list(measured_by_category.values), mode="markers",
+                        name="best constant γ, measured", marker=dict(size=12, symbol="diamond", color="#1971c2"))
     fig.add_hline(y=oracle, line=dict(color="black", dash="dot"), annotation_text=f"oracle (replayed) {oracle:.2f}x")
-    steps = [dict(method="update", label=spec, args=[{"visible": [j == i for j in range(len(settings))]},
+    extra = len(fig.data) - len(settings)  # the measured markers, always shown
+    steps = [dict(method="update", label=spec, args=[{"visible": [j == i for j in range(len(settings))]
+                                                      + [True] * extra},
                                                      {"title": f"Replayed (predicted) speedup with {spec}"}])
              for i, spec in enumerate(settings)]
     return fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="setting: "),

@@ -29,6 +29,12 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     return table
 
 
+def best_constant_by_category(ranking: pd.DataFrame, drafter: str) -> pd.Series:
+    """category (``all`` included) → the best constant-γ speedup measured with ``drafter`` (``drafters.ranking``)."""
+    rows = ranking[(ranking["drafter"] == drafter) & ranking["policy"].str.startswith("constant:")]
+    return rows.groupby("category", sort=False)["speedup"].max()
+
+
 def threshold_sweep(trace: Trace, drafter: str, gmax: int = 16, limit: int = 200) -> pd.DataFrame:
     """Replayed (predicted) speedup and tokens per step per category for threshold:P:GMAX over THRESHOLDS, plus
     heuristic over HEURISTIC_STARTS: what the HTML slider shows."""
