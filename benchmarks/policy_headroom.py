@@ -140,9 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     x = np.concatenate([feats[r.prompt_id][1:] for r in recorded])
     y = np.concatenate([r.match[1:] for r in recorded]).astype(float)
     w = logistic(x, y)
-    print(f"acceptance {y.mean():.3f}; AUC confidence {auc(x[:, 1], y):.3f}, −entropy {auc(-x[:, 2], y):.3f}, "
-          f"n-gram agrees {auc(np.where(x[:, 4] == 1, x[:, 3], 0.5), y):.3f}, "
+    print(f"{len(y)} drafted positions, acceptance {y.mean():.3f}; AUC confidence {auc(x[:, 1], y):.3f}, "
+          f"−entropy {auc(-x[:, 2], y):.3f}, n-gram agrees {auc(np.where(x[:, 4] == 1, x[:, 3], 0.5), y):.3f}, "
           f"logistic of all (in-sample) {auc(x @ w, y):.3f}")
+    edges = (0.0, 0.05, 0.2, 0.5, 1.0 + 1e-9)
+    print("  accepted by the draft's confidence: " + ", ".join(
+        f"[{lo:g}, {min(hi, 1):g}) {y[(x[:, 1] >= lo) & (x[:, 1] < hi)].mean():.1%}"
+        for lo, hi in zip(edges, edges[1:]) if ((x[:, 1] >= lo) & (x[:, 1] < hi)).any())
+        + f"; below 0.2 in all {y[x[:, 1] < 0.2].mean():.1%}")
+    agree, found = x[:, 3] == 1, x[:, 4] == 1
+    print(f"  accepted where the n-gram agrees {y[agree].mean():.1%}, disagrees {y[found & ~agree].mean():.1%}, "
+          f"finds nothing {y[~found].mean():.1%}")
+    shared = sorted(set(costs[False].draft_by_k) & set(costs[True].draft_by_k) - {0})
+    ratio = np.mean([costs[True].draft_by_k[k] / costs[False].draft_by_k[k] for k in shared]) if shared else np.nan
+    print(f"  draft time of policies that read each token ÷ of those that do not, same k: {ratio:.3f}")
     rules = {"stop where the n-gram disagrees and confidence < 0.5, or finds nothing and confidence < 0.1":
              lambda f: 1.0 - (((f[:, 3] == 0) & (f[:, 4] == 1) & (f[:, 1] < 0.5)) | ((f[:, 4] == 0) & (f[:, 1] < 0.1))),
              "the logistic model's probability (in-sample)": lambda f: 1 / (1 + np.exp(-f @ w))}

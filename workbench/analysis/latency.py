@@ -85,7 +85,7 @@ def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_
                costs: CostModel | None = None) -> StepCosts:
     """``StepCosts`` of ``drafter`` from a run's steps. The verify means pool every step of the drafter and the
     baseline (the target's cost does not depend on who drafted). ``reads_draft`` True / False prefers the draft
-    times of policies that do / do not read each drafted token (a confidence read is a host sync per token: ~5 %
+    times of policies that do / do not read each drafted token (a confidence read is a host sync per token: ~4 %
     more draft time on this project's CPU), the other steps filling the k they lack; None pools all. ``costs``:
     the drafter's ``cost_model`` when the caller has it already."""
     s = frames.decode_steps(steps, requests)
