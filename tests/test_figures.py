@@ -34,9 +34,12 @@ def test_acceptance_and_latency_figures_carry_the_table_values(tr):
 
 
 def test_speedup_figure_draws_measured_beside_both_predictions(tr):
-    fig = figures.speedup_figure(speedup.sweep_table(tr))
+    sweep = speedup.sweep_table(tr)
+    fig = figures.speedup_figure(sweep)
     assert [t.name.split(" ", 2)[-1] for t in fig.data] == ["measured", "predicted (per-position a_i)",
                                                            "predicted (i.i.d. α)"]
+    for trace, column in zip(fig.data, ["measured", "predicted_position", "predicted_iid"]):
+        assert list(trace.y) == pytest.approx(list(sweep[column]))
 
 
 def test_static_explorer_and_optimal_gamma_map(tr):

@@ -176,6 +176,13 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     for what in ("oracle (replayed)", "adaptive:6", "in hindsight", "in-sample", "AUC confidence",
                  "a signal of AUC", "probe on the draft's last hidden state"):
         assert what in printed, what
+    import re
+
+    base, hindsight = map(float, re.search(r"replayed constant:5 ([\d.]+)x; best constant per prompt in hindsight "
+                                           r"([\d.]+)x", printed).groups())
+    assert hindsight >= base  # the per-prompt best includes γ = 5 itself
+    aucs = [float(v) for v in re.findall(r"AUC (\d\.\d+)", printed)]
+    assert aucs and all(0.0 <= v <= 1.0 for v in aucs)
     assert script.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
 
 
