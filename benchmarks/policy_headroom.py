@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
         for lo, hi in zip(edges, edges[1:]) if ((x[:, 1] >= lo) & (x[:, 1] < hi)).any())
         + f"; below 0.2 in all {y[x[:, 1] < 0.2].mean():.1%}")
     agree, found = x[:, 3] == 1, x[:, 4] == 1
-    print(f"  accepted where the n-gram agrees {y[agree].mean():.1%}, disagrees {y[found & ~agree].mean():.1%}, "
-          f"finds nothing {y[~found].mean():.1%}")
+    rate = lambda mask: f"{y[mask].mean():.1%}" if mask.any() else "n/a (no such position)"  # noqa: E731
+    print(f"  accepted where the n-gram agrees {rate(agree)}, disagrees {rate(found & ~agree)}, "
+          f"finds nothing {rate(~found)}")
     shared = sorted(set(costs[False].draft_by_k) & set(costs[True].draft_by_k) - {0})
     ratio = np.mean([costs[True].draft_by_k[k] / costs[False].draft_by_k[k] for k in shared]) if shared else np.nan
     print(f"  draft time of policies that read each token ÷ of those that do not, same k: {ratio:.3f}")
