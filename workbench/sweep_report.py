@@ -32,13 +32,18 @@ def expand_dirs(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
     return runs, sweeps
 
 
-def _measured(run_dir: Path, mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Non-warm-up requests of ``mode`` and their steps."""
+def _measured(run_dir: Path, mode: str) -> tuple[pd.DataFrame, dict]:
+    """Non-warm-up requests of ``mode``, and (speculative runs) the run's pooled acceptance and τ as
+    ``acceptance.acceptance_by`` defines them (steps that drafted nothing count as one target call, one token)."""
     from workbench import trace
+    from workbench.analysis.acceptance import acceptance_by
 
     t = trace.load(run_dir)
     req = t.requests[~t.requests["warmup"] & (t.requests["mode"] == mode)]
-    return req, t.steps[t.steps["request_id"].isin(req["request_id"])]
+    if mode != "speculative":
+        return req, {}
+    pooled = acceptance_by(t.steps, None, t.requests).iloc[0]
+    return req, {"acceptance": float(pooled["acceptance_rate"]), "tokens_per_step": float(pooled["tokens_per_step"])}
 
 
 def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -50,11 +55,8 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
     for name, row in done.items():
         if row["kind"] != "speculative":
             continue
-        req, steps = _measured(sweep_dir / "runs" / name, "speculative")
-        spec = steps[steps["gamma"] > 0]
-        record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS},
-                  "acceptance": spec["n_accepted"].sum() / max(spec["gamma"].sum(), 1),
-                  "tokens_per_step": (spec["n_accepted"] + 1).mean(), "speedup": float("nan")}
+        req, pooled = _measured(sweep_dir / "runs" / name, "speculative")
+        record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS}, **pooled, "speedup": float("nan")}
         if row.get("baseline") in done:
             base, _ = _measured(sweep_dir / "runs" / row["baseline"], "baseline")
             ratio = (base.groupby("prompt_id")["ms_per_token"].median()
