@@ -13,7 +13,8 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
    lookup agrees with the drafted token, and a logistic model of all of them (fitted in-sample);
 5. stopping rules on those signals, replayed as a threshold policy;
 6. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels;
-7. (unless --no-probe) a logistic probe on the draft's last hidden state, cross-validated by prompt.
+7. (unless --no-probe; loads the draft) its top-2 margin 1 − q2/q1 as a signal, and a logistic probe on its last
+   hidden state, cross-validated by prompt.
 """
 
 from __future__ import annotations
@@ -75,23 +76,32 @@ def best_threshold(recorded, score: dict[str, np.ndarray], costs, max_new: int) 
                for p in THRESHOLDS)
 
 
-def probe_auc(trace, recorded, model_path: str, folds: int = 5) -> tuple[float, float]:
-    """(out-of-sample, in-sample) AUC of a logistic probe on the draft's last hidden state + confidence + entropy,
-    cross-validated by prompt."""
+def along_path(model, recorded: list[replay.Recorded]) -> list[dict[str, np.ndarray]]:
+    """One teacher-forced forward of a draft ``model`` over each recorded prompt + output: at every output position
+    t, the draft's token (argmax), its confidence q1, the top-2 margin 1 − q2/q1, the entropy (nats) and the last
+    hidden state it predicted from (position start + t − 1)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_path).eval()
-    rows, labels, groups = [], [], []
+    out = []
     with torch.no_grad():
-        for g, r in enumerate(recorded):
-            hidden = model(torch.tensor([r.prompt_ids + r.output]), output_hidden_states=True).hidden_states[-1][0]
+        for r in recorded:
+            res = model(torch.tensor([r.prompt_ids + r.output]), output_hidden_states=True)
             start = len(r.prompt_ids)
-            for t in range(1, len(r.output)):  # the draft's token at t is predicted from position start + t − 1
-                rows.append(np.concatenate([hidden[start + t - 1].numpy(), [r.conf[t], r.entropy[t]]]))
-                labels.append(r.match[t])
-                groups.append(g)
-    x, y, groups = np.array(rows), np.array(labels, float), np.array(groups)
+            q = res.logits[0, start - 1:start - 1 + len(r.output)].float().softmax(-1)
+            top, token = q.topk(2, -1)
+            out.append({"token": token[:, 0].numpy(), "conf": top[:, 0].numpy(),
+                        "margin": (1 - top[:, 1] / top[:, 0]).numpy(),
+                        "entropy": -(q * q.clamp_min(1e-30).log()).sum(-1).numpy(),
+                        "hidden": res.hidden_states[-1][0, start - 1:start - 1 + len(r.output)].numpy()})
+    return out
+
+
+def probe_auc(recorded, path: list[dict[str, np.ndarray]], folds: int = 5) -> tuple[float, float]:
+    """(out-of-sample, in-sample) AUC of a logistic probe on the draft's last hidden state + confidence + entropy
+    (``path``: ``along_path`` of the recorded outputs), cross-validated by prompt."""
+    x = np.concatenate([np.column_stack([a["hidden"], r.conf, r.entropy])[1:] for r, a in zip(recorded, path)])
+    y = np.concatenate([r.match[1:] for r in recorded]).astype(float)
+    groups = np.concatenate([np.full(len(r.output) - 1, g) for g, r in enumerate(recorded)])
     x = np.column_stack([(x - x.mean(0)) / (x.std(0) + 1e-6), np.ones(len(x))])
     score = np.zeros(len(y))
     for fold in range(folds):
@@ -171,10 +181,19 @@ def main(argv: list[str] | None = None) -> None:
         value = best_threshold(recorded, noisy, costs, max_new)
         print(f"  a signal of AUC {quality:.3f}: best threshold policy {value:.3f}x = {value / base:.3f}x constant:5")
 
-    # 7. a probe on the draft's hidden state
+    # 7. what a forward of the draft adds: its top-2 margin, and a probe on its hidden state
     if not args.no_probe:
-        path = t.meta["models"]["drafts"][args.drafter]["path"]
-        out, ins = probe_auc(t, recorded, path)
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(t.meta["models"]["drafts"][args.drafter]["path"],
+                                                     dtype=torch.float32).eval()
+        path = along_path(model, recorded)
+        margin = {r.prompt_id: a["margin"] for r, a in zip(recorded, path)}
+        value = best_threshold(recorded, margin, costs, max_new)
+        print(f"the draft's top-2 margin 1 − q2/q1: AUC {auc(np.concatenate([m[1:] for m in margin.values()]), y):.3f}"
+              f"; as the stop signal of a threshold policy {value:.3f}x = {value / base:.3f}x constant:5")
+        out, ins = probe_auc(recorded, path)
         print(f"probe on the draft's last hidden state + confidence + entropy: AUC {out:.3f} out of sample "
               f"(5 folds by prompt), {ins:.3f} in-sample")
 

@@ -174,7 +174,7 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     script.main([str(out), "--drafter", "draft_prefix"])
     printed = capsys.readouterr().out
     for what in ("oracle (replayed)", "adaptive:6", "in hindsight", "in-sample", "AUC confidence",
-                 "a signal of AUC", "probe on the draft's last hidden state"):
+                 "a signal of AUC", "top-2 margin", "probe on the draft's last hidden state"):
         assert what in printed, what
     import re
 
@@ -184,6 +184,47 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     aucs = [float(v) for v in re.findall(r"AUC (\d\.\d+)", printed)]
     assert aucs and all(0.0 <= v <= 1.0 for v in aucs)
     assert script.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+
+
+def _benchmark(name: str, monkeypatch):
+    """benchmarks/<name>.py as a module (the benchmarks import each other as scripts do)."""
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def test_draft_objective_reads_the_draft_along_the_path_and_fine_tunes_towards_the_target_argmax(
+        model_dirs, prompts_file, tmp_path, monkeypatch, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    objective = _benchmark("draft_objective", monkeypatch)
+    out = tmp_path / "run"
+    assert main(run_args(model_dirs, prompts_file, out, "--policy", "constant:3")) == 0
+    recorded = [r for r in replay.recorded_outputs(trace.load(out), "draft_prefix") if not r.warmup]
+    load = lambda name: AutoModelForCausalLM.from_pretrained(model_dirs[name], dtype=torch.float32)  # noqa: E731
+    # 1. one teacher-forced forward of the run's own draft gives what the run recorded along the path
+    again = objective.signals(load("draft_prefix"), recorded)
+    for r, a in zip(recorded, again):
+        assert (a.match == r.match).all()
+        np.testing.assert_allclose(a.conf, r.conf, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a.entropy, r.entropy, rtol=1e-4, atol=1e-5)
+    assert "AUC confidence" in capsys.readouterr().out
+    # 2. a few seconds on the target's argmax make an unrelated draft agree with it more often
+    draft, target = load("draft_random"), load("target").eval()
+    gen = torch.Generator().manual_seed(0)
+    stream = torch.randint(1, draft.config.vocab_size, (4000,), generator=gen)
+    batch = stream[:2048].view(8, 256)
+
+    def agreement() -> float:
+        with torch.no_grad():
+            return float((draft(batch).logits.argmax(-1) == target(batch).logits.argmax(-1)).float().mean())
+
+    before = agreement()
+    objective.fine_tune(draft, target, stream, budget_s=600.0, lr=1e-2, steps=60)
+    assert agreement() > max(0.02, 4 * before)  # 0.004 → 0.047 here
 
 
 def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts_file, tmp_path):

@@ -191,15 +191,10 @@ def train_default_pair(cfg: RecipeConfig) -> dict:
     return log
 
 
-def retrain_draft(cfg: RecipeConfig) -> dict:
-    """Distill a new draft (cfg.draft_shape) from the already trained target in cfg.out; the target is untouched.
-
-    Same documents, split and tokenizer as the full recipe (the saved tokenizer.json re-encodes the training
-    documents into the identical stream). The draft directory and the draft part of training_log.json are replaced.
-    """
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    target_dir = out / cfg.target_name
+def training_streams(cfg: RecipeConfig) -> tuple[Tokenizer, torch.Tensor, dict[str, torch.Tensor]]:
+    """(tokenizer, training stream, held-out stream per category) of the trained pair in cfg.out: the same
+    documents and split as the full recipe, re-encoded with the saved tokenizer.json into the identical stream."""
+    target_dir = Path(cfg.out) / cfg.target_name
     if not (target_dir / "tokenizer.json").exists():
         raise WorkbenchError(f"no trained target at {target_dir}; run the full recipe first")
     tok = Tokenizer.from_file(str(target_dir / "tokenizer.json"))
@@ -209,6 +204,20 @@ def retrain_draft(cfg: RecipeConfig) -> dict:
                                                                  add_special_tokens=False)], sid)
     held = {c: token_stream([tok.encode(d.text, add_special_tokens=False).ids for d in held_docs
                              if d.category == c], sid) for c in sorted({d.category for d in held_docs})}
+    return tok, train_stream, held
+
+
+def retrain_draft(cfg: RecipeConfig) -> dict:
+    """Distill a new draft (cfg.draft_shape) from the already trained target in cfg.out; the target is untouched.
+
+    Same documents, split and tokenizer as the full recipe (the saved tokenizer.json re-encodes the training
+    documents into the identical stream). The draft directory and the draft part of training_log.json are replaced.
+    """
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    target_dir = out / cfg.target_name
+    tok, train_stream, held = training_streams(cfg)
+    sid = tok.token_to_id(SPECIAL)
     target = transformers.AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32)
     draft = build_model(cfg.draft_shape, tok.get_vocab_size(), sid, cfg.seed + 1)
     t0 = time.perf_counter()
