@@ -283,3 +283,16 @@ def test_report_accepts_a_sweep_directory(model_dirs, prompts_file, tmp_path, mo
     page = index.read_text()
     assert "1 speculative runs compared" in page and "href='latency_spec__draft-draft_prefix.html'" in page
     assert (tmp_path / "report" / "latency_spec__draft-draft_prefix.html").is_file()
+
+
+def test_a_run_with_no_decode_step_has_no_acceptance_rather_than_an_error(model_dirs, prompts_file, tmp_path):
+    import math
+
+    from test_cli import run_args
+
+    from workbench import sweep_report
+
+    out = tmp_path / "run"
+    assert main(run_args(model_dirs, prompts_file, out, "--max-new-tokens", "1", "--limit", "1")) == 0
+    req, pooled = sweep_report._measured(out, "speculative")
+    assert len(req) == 1 and math.isnan(pooled["acceptance"]) and math.isnan(pooled["tokens_per_step"])

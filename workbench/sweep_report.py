@@ -42,8 +42,9 @@ def _measured(run_dir: Path, mode: str) -> tuple[pd.DataFrame, dict]:
     req = t.requests[~t.requests["warmup"] & (t.requests["mode"] == mode)]
     if mode != "speculative":
         return req, {}
-    pooled = acceptance_by(t.steps, None, t.requests).iloc[0]
-    return req, {"acceptance": float(pooled["acceptance_rate"]), "tokens_per_step": float(pooled["tokens_per_step"])}
+    pooled = acceptance_by(t.steps, None, t.requests)  # no row when no request took a decode step
+    row = pooled.iloc[0] if len(pooled) else {"acceptance_rate": float("nan"), "tokens_per_step": float("nan")}
+    return req, {"acceptance": float(row["acceptance_rate"]), "tokens_per_step": float(row["tokens_per_step"])}
 
 
 def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
