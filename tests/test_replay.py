@@ -116,6 +116,11 @@ def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, caps
     assert "must be a probability" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "nope")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # not a silent fall-back to the default policies
+        main(["replay", str(out), "--policy", " , "])
+    assert usage.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "expected a comma-separated list" in err and "\n" not in err
 
 
 def test_adaptive_costs_are_per_k_means_with_lines_between():

@@ -9,19 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workbench.commands.run import comma_list
+
 DEFAULT_POLICIES = ("constant:2", "constant:4", "constant:6", "heuristic", "threshold:0.4", "threshold:0.2",
                     "entropy:2", "adaptive")
-
-
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay draft-length policies offline on a recorded run (a prediction)",
                        description=__doc__.splitlines()[0].strip("`"))
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory from `workbench run`")
-    p.add_argument("--policy", type=_list, default=None, dest="policies", metavar="POLICIES",
+    p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")
     p.add_argument("--drafter", default=None, help="drafter label to replay (default: every drafter of the run)")
     p.add_argument("--limit", type=int, default=200, help="replay at most this many prompts (sampled, seeded)")

@@ -7,7 +7,8 @@ import argparse
 from workbench.config import RunConfig
 
 
-def _list(text: str) -> tuple[str, ...]:
+def comma_list(text: str) -> tuple[str, ...]:
+    """An argparse type: "a, b,c" → ("a", "b", "c"); an empty list is an error."""
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
@@ -25,10 +26,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The settings of a run (shared with ``workbench demo`` where it makes sense)."""
     d = RunConfig()
     p.add_argument("--target", default=d.target, help="target model: local HF dir, cached hub id, or 'default'")
-    p.add_argument("--draft", type=_list, default=d.drafts, dest="drafts", metavar="DRAFTERS",
+    p.add_argument("--draft", type=comma_list, default=d.drafts, dest="drafts", metavar="DRAFTERS",
                    help="drafters, comma-separated: model dir / hub id / 'default', ngram[:N[:M]], early-exit:L "
                         "(several = compared in one run)")
-    p.add_argument("--policy", type=_list, default=None, dest="policies", metavar="POLICIES",
+    p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
                    help="draft-length policies, comma-separated: constant:G, heuristic[:G0], threshold:P[:GMAX], "
                         "entropy:H[:GMAX], adaptive[:GMAX] (default constant:4)")
     p.add_argument("--gamma", type=_gammas, default=None, metavar="G[,G...]",
