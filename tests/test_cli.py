@@ -80,12 +80,14 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "empty.jsonl")), "no prompts"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "bad.jsonl")), "invalid JSON"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "busy")), "not empty"),
+    (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "afile" / "run")), "afile/run: Not a directory"),
 ])
 def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsys, change, message):
     (tmp_path / "empty.jsonl").write_text("\n")
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "prompt": "x"}\n{oops\n')
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
+    (tmp_path / "afile").write_text("a file, not a directory")
     args = run_args(model_dirs, prompts_file, tmp_path / "run", "--no-warmup")
     change(args, model_dirs, tmp_path)
     assert main(args) == 2

@@ -322,6 +322,8 @@ def test_report_out_an_existing_file_is_one_line(tmp_path, capsys):
     assert main(["report", str(SAMPLE_RUN), "--out", str(file), "--no-progress"]) == 2
     one_error_line(capsys, f"--out {file} exists and is a file")
     assert file.read_text() == "not a directory"
+    assert main(["report", str(SAMPLE_RUN), "--out", str(file / "report"), "--no-progress"]) == 2  # a file as parent
+    one_error_line(capsys, f"cannot create the output directory next to {file / 'report'}: {file} is a file")
 
 
 # ---------------------------------------------------------------- determinism

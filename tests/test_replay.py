@@ -100,9 +100,13 @@ def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_
     last = req[~req["warmup"]].groupby("prompt_id")["started_at"].max()
     assert len(fed) == (steps["started_at"] < last.max()).sum()
     capsys.readouterr()
-    assert main(["replay", str(out), "--policy", "constant:3,threshold:0.2"]) == 0
+    table = tmp_path / "new" / "dir" / "table.csv"  # --out's folders are created
+    assert main(["replay", str(out), "--policy", "constant:3,threshold:0.2", "--out", str(table)]) == 0
     printed = capsys.readouterr().out
     assert "oracle" in printed and "threshold:0.2:16" in printed and "prediction" in printed
+    import pandas as pd
+
+    assert set(pd.read_csv(table)["policy"]) == {"constant:3", "threshold:0.2:16", "oracle"}
 
 
 def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, capsys):
@@ -116,11 +120,15 @@ def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, caps
     assert "must be a probability" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "nope")]) == 2
     assert "no such run directory" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as usage:  # not a silent fall-back to the default policies
-        main(["replay", str(out), "--policy", " , "])
-    assert usage.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "expected a comma-separated list" in err and "\n" not in err
+    for args, message in ((["--policy", " , "], "expected a comma-separated list"),  # not the defaults, silently
+                          (["--limit", "0"], "expected an integer ≥ 1")):
+        with pytest.raises(SystemExit) as usage:
+            main(["replay", str(out), *args])
+        err = capsys.readouterr().err.strip()
+        assert usage.value.code == 2 and message in err and "\n" not in err
+    (tmp_path / "afile").write_text("a file, not a directory")
+    assert main(["replay", str(out), "--out", str(tmp_path / "afile" / "table.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'afile'}: exists and is not a directory"
 
 
 def test_adaptive_costs_are_per_k_means_with_lines_between():

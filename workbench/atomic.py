@@ -54,7 +54,8 @@ def publish_dir(final: str | os.PathLike, marker: str | None = None) -> Iterator
         shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process that had our pid (pid reuse)
         tmp.mkdir()
     except OSError as exc:
-        raise WorkbenchError(f"cannot create the output directory next to {final}: {exc.strerror}") from None
+        why = f"{exc.filename} is a file" if isinstance(exc, FileExistsError) else exc.strerror
+        raise WorkbenchError(f"cannot create the output directory next to {final}: {why}") from None
     try:
         yield tmp
     except BaseException:  # KeyboardInterrupt too: nothing half-written stays behind

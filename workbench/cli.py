@@ -8,6 +8,7 @@ Bad input ends with one line ``error: …`` on stderr and exit status 2, never a
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -18,6 +19,8 @@ from workbench.interrupts import exit_code, install_sigterm_handler, interrupted
 EXIT_USAGE = 2
 # modules in workbench/commands, in --help order
 COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
+# OSErrors that mean the path given is wrong (exit 2, like other bad input); others (a full disk, I/O) exit 1
+PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST}
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
 
 
@@ -52,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C → 130, SIGTERM (Terminated) → 143
         print(interrupted_message(sys.argv[1:] if argv is None else argv, getattr(args, "out", None)), file=sys.stderr)
         return exit_code(exc)
+    except OSError as exc:  # a path given that cannot be read or written (missing parent, not a directory, read-only)
+        if exc.filename is None:
+            raise
+        what = exc.strerror or str(exc)
+        if exc.errno == errno.EEXIST and not os.path.isdir(exc.filename):  # mkdir over a file, as a parent of --out
+            what = "exists and is not a directory"
+        print(f"error: {exc.filename}: {what}", file=sys.stderr)
+        return EXIT_USAGE if exc.errno in PATH_ERRNOS else 1
     except MemoryError:
         print(f"error: {OOM_HINT}", file=sys.stderr)
         return 1

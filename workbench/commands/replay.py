@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workbench.commands.run import comma_list
+from workbench.commands.run import comma_list, positive_int
 
 DEFAULT_POLICIES = ("constant:2", "constant:4", "constant:6", "heuristic", "threshold:0.4", "threshold:0.2",
                     "entropy:2", "adaptive")
@@ -22,7 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")
     p.add_argument("--drafter", default=None, help="drafter label to replay (default: every drafter of the run)")
-    p.add_argument("--limit", type=int, default=200, help="replay at most this many prompts (sampled, seeded)")
+    p.add_argument("--limit", type=positive_int, default=200, help="replay at most this many prompts (sampled, seeded)")
     p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
     p.set_defaults(func=main)
     return p
@@ -34,8 +34,11 @@ def main(args: argparse.Namespace) -> int:
     from workbench import trace
     from workbench.analysis import frames
     from workbench.analysis.replay import ORACLE, live_table, replay, summarize
+    from workbench.atomic import write_text
     from workbench.policies import parse_policy
 
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails at once
     tr = trace.load(args.run_dir)
     req = frames.measured_requests(tr.requests)
     drafters = [args.drafter] if args.drafter else sorted(set(req["drafter"]) - {""})
@@ -52,5 +55,5 @@ def main(args: argparse.Namespace) -> int:
     print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement:")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     if args.out:
-        out.to_csv(args.out, index=False)
+        write_text(args.out, out.to_csv(index=False))
     return 0

@@ -15,6 +15,17 @@ def comma_list(text: str) -> tuple[str, ...]:
     return items
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}")
+    return value
+
+
 def _gammas(text: str) -> tuple[str, ...]:
     try:
         return tuple(f"constant:{int(g)}" for g in text.split(","))
