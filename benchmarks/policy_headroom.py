@@ -12,7 +12,9 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
 4. how well cheap draft-side signals rank acceptance (AUC): the draft's confidence, its entropy, whether an n-gram
    lookup agrees with the drafted token, and a logistic model of all of them (fitted in-sample);
 5. stopping rules on those signals, replayed as a threshold policy;
-6. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels;
+6. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
+   optimistic yardstick: its errors are independent of everything else; a real signal of the same AUC replays
+   lower: a draft fine-tuned for acceptance, AUC 0.88, replays to 1.03x, benchmarks/draft_objective.py);
 7. (unless --no-probe; loads the draft) its top-2 margin 1 − q2/q1 as a signal, and a logistic probe on its last
    hidden state, cross-validated by prompt.
 """
