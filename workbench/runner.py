@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,8 +118,10 @@ def new_meta(cfg: RunConfig, pair) -> dict:
             "environment": meta.environment(pair.device), "sessions": []}
 
 
-def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or resume) a whole job into ``out``; returns the run directory.
+def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
+            after_request: Callable[[int], None] | None = None) -> Path:
+    """Run (or resume) a whole job into ``out``; returns the run directory. ``after_request(n)`` (optional) is
+    called once the n-th request of this session is saved (the sweep's fault hook kills its worker there).
 
     Only one process writes a run directory (``RunLock``; a resumed directory is locked before the models load).
     """
@@ -142,7 +145,7 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
                 trace.write_part(out, next_part, session.run(spec, run_meta["run_id"],
                                                              min(WARMUP_TOKENS, cfg.max_new_tokens)))
                 next_part += 1
-        _run_all(session, todo, out, run_meta["run_id"], next_part, progress)
+        _run_all(session, todo, out, run_meta["run_id"], next_part, progress, after_request)
         run_meta["sessions"][-1]["finished"] = meta.now_utc()
         trace.write_meta(out, run_meta)
     return out
@@ -164,12 +167,13 @@ def _open_session(cfg: RunConfig, prompts: list[Prompt], old: dict | None, out: 
     return session, run_meta
 
 
-def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part: int, progress: bool) -> None:
+def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part: int, progress: bool,
+             after_request: Callable[[int], None] | None = None) -> None:
     from workbench.progress import Progress
 
     stats = {"n": 0, "gamma": 0}
     bar = Progress(len(todo), "requests", unit="req", disable=not progress)
-    for spec in todo:
+    for done, spec in enumerate(todo, start=1):
         try:
             rows = session.run(spec, run_id, session.cfg.max_new_tokens)
         except WorkbenchError as exc:
@@ -177,6 +181,8 @@ def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part
                                  f"is saved in {out})") from None
         trace.write_part(out, next_part, rows)
         next_part += 1
+        if after_request is not None:
+            after_request(done)
         for step in rows["steps"]:
             stats["n"] += step["n_accepted"]
             stats["gamma"] += step["gamma"]

@@ -5,9 +5,9 @@ cluster the sweep directory must be shared storage. A run resumes from its compl
 directory already holds it (``execute(..., resume=True)``): rerunning a sweep, or Ray retrying a task whose worker
 died, redoes no completed request. Local mode never imports ray.
 
-Test hook: with ``WORKBENCH_FAULT_KILL_AFTER_REQUESTS=N`` set, a Ray task SIGKILLs its own worker process once N
-completed request parts exist in its run directory, on the first attempt only (a marker file under
-``DIR/.faults/`` records it), so Ray's retry must resume the run.
+Test hook: with ``WORKBENCH_FAULT_KILL_AFTER_REQUESTS=N`` set, a Ray task SIGKILLs its own worker process right after
+the run loop saves its N-th request, on the first attempt only (a marker file under ``DIR/.faults/`` records it), so
+Ray's retry must resume the run.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,23 +45,21 @@ class Outcome:
     error: str | None = None
 
 
-def _arm_fault_hook(task: RunTask) -> None:
-    """Test hook (see module doc): kill this process once N parts exist, first attempt only."""
+def _fault_hook(task: RunTask) -> Callable[[int], None] | None:
+    """Test hook (see module doc): a callback that kills this process once the N-th request of the first attempt
+    is saved (called by the run loop itself, so the kill always lands mid-run, at the same point)."""
     after = int(os.environ.get(FAULT_ENV, "0") or 0)
     marker = Path(task.fault_dir) / task.name
     if after < 1 or marker.exists():
-        return
+        return None
 
-    def watch() -> None:
-        from workbench import trace
+    def kill_after(done: int) -> None:
+        if done >= after:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
 
-        while len(trace.completed_parts(Path(task.run_dir))) < after:
-            time.sleep(0.02)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, daemon=True).start()
+    return kill_after
 
 
 def run_task(task: RunTask, *, fault_hook: bool = False) -> Outcome:
@@ -81,9 +78,8 @@ def run_task(task: RunTask, *, fault_hook: bool = False) -> Outcome:
     run_dir = Path(task.run_dir)
     try:
         cfg = run_config_for(task.point)
-        if fault_hook:
-            _arm_fault_hook(task)
-        execute(cfg, run_dir, resume=(run_dir / "meta.json").is_file(), progress=False)
+        execute(cfg, run_dir, resume=(run_dir / "meta.json").is_file(), progress=False,
+                after_request=_fault_hook(task) if fault_hook else None)
         return Outcome(task.name, "done")
     except WorkbenchError as exc:
         return Outcome(task.name, "failed", str(exc))
