@@ -112,45 +112,58 @@ def probe_auc(recorded, path: list[dict[str, np.ndarray]], folds: int = 5) -> tu
     return auc(score, y), auc(x @ logistic(x, y, ridge=1.0), y)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", help="a run with constant γ ∈ {2, 4, 6}, other policies, a baseline and replay data")
-    ap.add_argument("--drafter", default="default-draft", help="drafter label in the run (a model drafter)")
-    ap.add_argument("--no-probe", action="store_true", help="skip the hidden-state probe (loads the draft model)")
-    args = ap.parse_args(argv)
-    t = trace_io.load(args.run)
-    max_new = int(t.meta["config"]["max_new_tokens"])
-    recorded = [r for r in replay.recorded_outputs(t, args.drafter) if not r.warmup]
-    costs = replay.run_costs(t, args.drafter)
-    replayed = lambda spec, recs=recorded: replay.replay_policy(recs, spec, costs, max_new=max_new)  # noqa: E731
+@dataclasses.dataclass
+class Replayed:
+    """A recorded run of a model drafter, ready to replay (every figure below is a prediction from it)."""
 
-    # 1. live: non-constant policies against the best constant γ of {2, 4, 6}, and the gap to the oracle they close
-    live = speedup.speedup_table(t.requests)
-    live = live[live["drafter"] == args.drafter].set_index("policy")["speedup"]
+    trace: object
+    drafter: str
+    recorded: list  # replay.Recorded of the measured prompts (warm-ups left out)
+    costs: dict  # replay.run_costs: {reads_draft: StepCosts}
+    max_new: int
+
+    def speedup(self, spec, recorded=None) -> pd.DataFrame:
+        return replay.replay_policy(self.recorded if recorded is None else recorded, spec, self.costs,
+                                    max_new=self.max_new)
+
+    def median(self, spec) -> float:
+        return float(self.speedup(spec)["speedup"].median())
+
+
+def live_against_constant(run: Replayed) -> None:
+    """1. live: non-constant policies against the best constant γ of {2, 4, 6}, and the gap to the oracle closed."""
+    live = speedup.speedup_table(run.trace.requests)
+    live = live[live["drafter"] == run.drafter].set_index("policy")["speedup"]
     best = max(live[f"constant:{g}"] for g in (2, 4, 6))
-    oracle = float(replayed(replay.ORACLE)["speedup"].median())
+    oracle = run.median(replay.ORACLE)
     print(f"live: best constant γ of {{2, 4, 6}} {best:.3f}x; oracle (replayed) {oracle:.3f}x")
     for policy, value in live.items():
         if not policy.startswith("constant"):
             print(f"  {policy}: {value:.3f}x = {value / best:.3f}x the best constant, gap closed "
                   f"{(value - best) / (oracle - best):+.0%}")
 
-    # 2.-3. choosing γ per prompt in hindsight; adaptive with its tables learned in-sample
-    base = float(replayed("constant:5")["speedup"].median())
-    per_gamma = pd.concat([replayed(f"constant:{g}") for g in range(1, 13)], ignore_index=True)
-    hindsight = per_gamma.loc[per_gamma.groupby("prompt_id")["speedup"].idxmax(), "speedup"].median()
-    print(f"replayed constant:5 {base:.3f}x; best constant per prompt in hindsight {hindsight:.3f}x")
+
+def per_prompt_and_in_sample(run: Replayed) -> float:
+    """2.-3. choosing γ per prompt in hindsight; adaptive with its tables learned in-sample. Returns constant:5."""
     from workbench.adaptive import Adaptive
 
+    base = run.median("constant:5")
+    per_gamma = pd.concat([run.speedup(f"constant:{g}") for g in range(1, 13)], ignore_index=True)
+    hindsight = per_gamma.loc[per_gamma.groupby("prompt_id")["speedup"].idxmax(), "speedup"].median()
+    print(f"replayed constant:5 {base:.3f}x; best constant per prompt in hindsight {hindsight:.3f}x")
     policy = Adaptive(16)
     for _ in range(3):
-        again = replay.replay_policy(replay.recorded_outputs(t, args.drafter), policy, costs, max_new=max_new)
+        again = run.speedup(policy, replay.recorded_outputs(run.trace, run.drafter))
     print(f"adaptive after two passes over the same prompts (in-sample): {again['speedup'].median():.3f}x")
+    return base
 
-    # 4.-5. cheap draft-side signals: how well they rank acceptance, and what a stopping rule on them replays to
-    feats = signals(t, recorded, args.drafter)
-    x = np.concatenate([feats[r.prompt_id][1:] for r in recorded])
-    y = np.concatenate([r.match[1:] for r in recorded]).astype(float)
+
+def cheap_signals(run: Replayed, base: float) -> np.ndarray:
+    """4.-5. cheap draft-side signals: how well they rank acceptance, and what a stopping rule on them replays to.
+    Returns the accept labels of the drafted positions."""
+    feats = signals(run.trace, run.recorded, run.drafter)
+    x = np.concatenate([feats[r.prompt_id][1:] for r in run.recorded])
+    y = np.concatenate([r.match[1:] for r in run.recorded]).astype(float)
     w = logistic(x, y)
     print(f"{len(y)} drafted positions, acceptance {y.mean():.3f}; AUC confidence {auc(x[:, 1], y):.3f}, "
           f"−entropy {auc(-x[:, 2], y):.3f}, n-gram agrees {auc(np.where(x[:, 4] == 1, x[:, 3], 0.5), y):.3f}, "
@@ -164,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     rate = lambda mask: f"{y[mask].mean():.1%}" if mask.any() else "n/a (no such position)"  # noqa: E731
     print(f"  accepted where the n-gram agrees {rate(agree)}, disagrees {rate(found & ~agree)}, "
           f"finds nothing {rate(~found)}")
+    costs = run.costs
     shared = sorted(set(costs[False].draft_by_k) & set(costs[True].draft_by_k) - {0})
     ratio = np.mean([costs[True].draft_by_k[k] / costs[False].draft_by_k[k] for k in shared]) if shared else np.nan
     print(f"  draft time of policies that read each token ÷ of those that do not, same k: {ratio:.3f}")
@@ -171,33 +185,54 @@ def main(argv: list[str] | None = None) -> None:
              lambda f: 1.0 - (((f[:, 3] == 0) & (f[:, 4] == 1) & (f[:, 1] < 0.5)) | ((f[:, 4] == 0) & (f[:, 1] < 0.1))),
              "the logistic model's probability (in-sample)": lambda f: 1 / (1 + np.exp(-f @ w))}
     for name, rule in rules.items():
-        value = best_threshold(recorded, {k: rule(f) for k, f in feats.items()}, costs, max_new)
+        value = best_threshold(run.recorded, {k: rule(f) for k, f in feats.items()}, costs, run.max_new)
         print(f"  {name}: {value:.3f}x = {value / base:.3f}x constant:5")
+    return y
 
-    # 6. the signal a stopping rule needs: the true accept bit plus noise
+
+def needed_signal(run: Replayed, base: float, y: np.ndarray) -> None:
+    """6. the signal a stopping rule needs: the true accept bit plus noise."""
     rng = np.random.default_rng(0)
     for strength in (0.5, 1.0, 1.5, 2.0, 3.0):
         noisy = {r.prompt_id: 1 / (1 + np.exp(-(strength * (2 * r.match - 1) + rng.normal(size=len(r.match)))))
-                 for r in recorded}
-        quality = auc(np.concatenate([noisy[r.prompt_id][1:] for r in recorded]), y)
-        value = best_threshold(recorded, noisy, costs, max_new)
+                 for r in run.recorded}
+        quality = auc(np.concatenate([noisy[r.prompt_id][1:] for r in run.recorded]), y)
+        value = best_threshold(run.recorded, noisy, run.costs, run.max_new)
         print(f"  a signal of AUC {quality:.3f}: best threshold policy {value:.3f}x = {value / base:.3f}x constant:5")
 
-    # 7. what a forward of the draft adds: its top-2 margin, and a probe on its hidden state
-    if not args.no_probe:
-        import torch
-        from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(t.meta["models"]["drafts"][args.drafter]["path"],
-                                                     dtype=torch.float32).eval()
-        path = along_path(model, recorded)
-        margin = {r.prompt_id: a["margin"] for r, a in zip(recorded, path)}
-        value = best_threshold(recorded, margin, costs, max_new)
-        print(f"the draft's top-2 margin 1 − q2/q1: AUC {auc(np.concatenate([m[1:] for m in margin.values()]), y):.3f}"
-              f"; as the stop signal of a threshold policy {value:.3f}x = {value / base:.3f}x constant:5")
-        out, ins = probe_auc(recorded, path)
-        print(f"probe on the draft's last hidden state + confidence + entropy: AUC {out:.3f} out of sample "
-              f"(5 folds by prompt), {ins:.3f} in-sample")
+def draft_forward(run: Replayed, base: float, y: np.ndarray) -> None:
+    """7. what a forward of the draft adds: its top-2 margin, and a probe on its hidden state."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run.trace.meta["models"]["drafts"][run.drafter]["path"],
+                                                 dtype=torch.float32).eval()
+    path = along_path(model, run.recorded)
+    margin = {r.prompt_id: a["margin"] for r, a in zip(run.recorded, path)}
+    value = best_threshold(run.recorded, margin, run.costs, run.max_new)
+    print(f"the draft's top-2 margin 1 − q2/q1: AUC {auc(np.concatenate([m[1:] for m in margin.values()]), y):.3f}"
+          f"; as the stop signal of a threshold policy {value:.3f}x = {value / base:.3f}x constant:5")
+    out, ins = probe_auc(run.recorded, path)
+    print(f"probe on the draft's last hidden state + confidence + entropy: AUC {out:.3f} out of sample "
+          f"(5 folds by prompt), {ins:.3f} in-sample")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="a run with constant γ ∈ {2, 4, 6}, other policies, a baseline and replay data")
+    ap.add_argument("--drafter", default="default-draft", help="drafter label in the run (a model drafter)")
+    ap.add_argument("--no-probe", action="store_true", help="skip the hidden-state probe (loads the draft model)")
+    args = ap.parse_args(argv)
+    t = trace_io.load(args.run)
+    run = Replayed(t, args.drafter, [r for r in replay.recorded_outputs(t, args.drafter) if not r.warmup],
+                   replay.run_costs(t, args.drafter), int(t.meta["config"]["max_new_tokens"]))
+    live_against_constant(run)
+    base = per_prompt_and_in_sample(run)
+    y = cheap_signals(run, base)
+    needed_signal(run, base, y)
+    if not args.no_probe:
+        draft_forward(run, base, y)
 
 
 if __name__ == "__main__":
