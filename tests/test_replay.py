@@ -171,18 +171,12 @@ def test_every_policy_of_a_drafter_learns_the_costs_of_its_steps(model_dirs, pro
     assert 3 in adaptive.costs.draft  # it learned from the constant:3 request it did not run
 
 
-def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
+def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     args = run_args(model_dirs, prompts_file, out, "--baseline", "--policy",
                     "constant:2,constant:4,constant:6,threshold:0.3:6,adaptive:6")
     assert main(args) == 0
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "policy_headroom.py"
-    spec = importlib.util.spec_from_file_location("policy_headroom", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _benchmark("policy_headroom", monkeypatch)
     capsys.readouterr()
     script.main([str(out), "--drafter", "draft_prefix"])
     printed = capsys.readouterr().out
