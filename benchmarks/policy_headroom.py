@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import trace as trace_io
-from workbench.analysis import replay, speedup
+from workbench.analysis import intervals, replay, speedup
 from workbench.drafters.ngram import lookup
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # P of the threshold policies a signal is replayed with
@@ -134,13 +134,15 @@ def live_against_constant(run: Replayed) -> None:
     """1. live: non-constant policies against the best constant γ of {2, 4, 6}, and the gap to the oracle closed."""
     live = speedup.speedup_table(run.trace.requests)
     live = live[live["drafter"] == run.drafter].set_index("policy")["speedup"]
+    sure = intervals.against_best_constant(run.trace.requests, run.drafter, (2, 4, 6)).set_index("policy")
     best = max(live[f"constant:{g}"] for g in (2, 4, 6))
     oracle = run.median(replay.ORACLE)
     print(f"live: best constant γ of {{2, 4, 6}} {best:.3f}x; oracle (replayed) {oracle:.3f}x")
     for policy, value in live.items():
         if not policy.startswith("constant"):
-            print(f"  {policy}: {value:.3f}x = {value / best:.3f}x the best constant, gap closed "
-                  f"{(value - best) / (oracle - best):+.0%}")
+            lo, hi = sure.loc[policy, ["vs_best_lo", "vs_best_hi"]]
+            print(f"  {policy}: {value:.3f}x = {value / best:.3f}x the best constant (95 % bootstrap over prompts "
+                  f"{lo:.3f}–{hi:.3f}), gap closed {(value - best) / (oracle - best):+.0%}")
 
 
 def per_prompt_and_in_sample(run: Replayed) -> float:

@@ -40,6 +40,9 @@ def test_speedup_figure_draws_measured_beside_both_predictions(tr):
                                                            "predicted (i.i.d. α)"]
     for trace, column in zip(fig.data, ["measured", "predicted_position", "predicted_iid"]):
         assert list(trace.y) == pytest.approx(list(sweep[column]))
+    bars = fig.data[0].error_y  # the measured points carry their bootstrap interval
+    assert list(bars.array) == pytest.approx(list(sweep["measured_hi"] - sweep["measured"]))
+    assert list(bars.arrayminus) == pytest.approx(list(sweep["measured"] - sweep["measured_lo"]))
 
 
 def test_static_explorer_and_optimal_gamma_map(tr):
@@ -55,9 +58,11 @@ def test_static_explorer_and_optimal_gamma_map(tr):
 
 def test_policy_and_replay_slider_figures():
     table = pd.DataFrame({"policy": ["constant:4", "oracle"], "measured_speedup": [1.5, np.nan],
-                          "predicted_speedup": [1.55, 2.2]})
+                          "measured_lo": [1.4, np.nan], "measured_hi": [1.7, np.nan], "predicted_speedup": [1.55, 2.2]})
     fig = figures.policy_figure(table)
     assert fig.data[0].name == "measured (live)" and fig.data[1].name == "replayed (prediction)"
+    bars = fig.data[0].error_y  # the live bar carries its bootstrap interval
+    assert bars.array[0] == pytest.approx(0.2) and bars.arrayminus[0] == pytest.approx(0.1)
     sweep = pd.DataFrame({"policy": ["threshold:0.1:16"] * 2 + ["threshold:0.4:16"] * 2,
                           "category": ["all", "code"] * 2, "predicted_speedup": [1.4, 1.5, 1.2, 1.3],
                           "tokens_per_step": [3.0, 3.2, 2.0, 2.1]})

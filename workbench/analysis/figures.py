@@ -131,14 +131,14 @@ def waterfall_figure(gap: pd.DataFrame, drafter: str, gamma: int, temperature: f
 
 
 def speedup_figure(sweep: pd.DataFrame) -> go.Figure:
-    """Measured speedup vs constant γ with both predictions beside it (per-position and i.i.d. acceptance), one
-    colour per run × drafter × temperature (``speedup.sweep_table``)."""
+    """Measured speedup vs constant γ (bars: 95 % bootstrap interval over prompts) with both predictions beside it
+    (per-position and i.i.d. acceptance), one colour per run × drafter × temperature (``speedup.sweep_table``)."""
     fig = go.Figure()
     several = sweep["run_id"].nunique() > 1
     for (run, drafter, temp), g in sweep.groupby(["run_id", "drafter", "temperature"]):
         name = f"{run + ' ' if several else ''}{drafter} T={temp:g}"
         fig.add_scatter(x=g["gamma"], y=g["measured"], mode="markers+lines", name=f"{name} measured",
-                        marker=dict(size=10))
+                        marker=dict(size=10), error_y=_err(g, "measured", "measured_lo", "measured_hi"))
         fig.add_scatter(x=g["gamma"], y=g["predicted_position"], mode="lines", line=dict(dash="dash"),
                         name=f"{name} predicted (per-position a_i)")
         fig.add_scatter(x=g["gamma"], y=g["predicted_iid"], mode="lines", line=dict(dash="dot"),
@@ -149,10 +149,12 @@ def speedup_figure(sweep: pd.DataFrame) -> go.Figure:
 
 
 def policy_figure(table: pd.DataFrame) -> go.Figure:
-    """Per policy: measured speedup (live) beside the replayed prediction; the oracle bound is replayed only
-    (``policies.comparison``)."""
+    """Per policy: measured speedup (live; bars: 95 % bootstrap interval over prompts) beside the replayed
+    prediction; the oracle bound is replayed only (``policies.comparison``)."""
     fig = go.Figure()
-    fig.add_bar(x=table["policy"], y=table["measured_speedup"], name="measured (live)", marker_color="#1971c2")
+    bars = _err(table, "measured_speedup", "measured_lo", "measured_hi") if "measured_lo" in table else None
+    fig.add_bar(x=table["policy"], y=table["measured_speedup"], name="measured (live)", marker_color="#1971c2",
+                error_y=bars)
     fig.add_bar(x=table["policy"], y=table["predicted_speedup"], name="replayed (prediction)",
                 marker_color="#a5d8ff")
     fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))

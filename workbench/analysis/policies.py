@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.analysis import frames, replay
+from workbench.analysis import frames, intervals, replay
 from workbench.policies import parse_policy
 from workbench.trace import Trace
 
@@ -18,8 +18,14 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     """One row per policy the run measured live with ``drafter`` plus the oracle: measured speedup and tokens per
     step beside the replayed ones, draft tokens wasted per emitted token, target calls per 100 tokens, and the
     fraction of the gap from the best constant γ to the oracle that each policy closes (measured; replayed for
-    the oracle row, which never runs live); the replay's errors against live (``replay.live_vs_replay``)."""
+    the oracle row, which never runs live); the replay's errors against live (``replay.live_vs_replay``); the 95 %
+    bootstrap interval of each live speedup (measured_lo / measured_hi) and of its ratio to the best constant γ
+    (vs_best_constant, vs_best_lo, vs_best_hi; ``intervals``)."""
     table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)
+    sure = intervals.speedup_intervals(trace.requests)  # how sure each live figure is (bootstrap over prompts)
+    sure = sure[sure["drafter"] == drafter].rename(columns={"speedup_lo": "measured_lo", "speedup_hi": "measured_hi"})
+    table = table.merge(sure[["policy", "measured_lo", "measured_hi"]], on="policy", how="left").merge(
+        intervals.against_best_constant(trace.requests, drafter).drop(columns="temperature"), on="policy", how="left")
     constant = table[table["policy"].str.startswith("constant:")]
     best = constant["measured_speedup"].max() if len(constant) else float("nan")
     oracle = float(table.loc[table["policy"] == replay.ORACLE, "predicted_speedup"].iloc[0])

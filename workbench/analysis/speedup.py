@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.analysis import acceptance, frames, latency, theory
+from workbench.analysis import acceptance, frames, intervals, latency, theory
 from workbench.trace import Trace
 
 # Stage names of the gap attribution, in order; each adds one real-world term to the one before.
@@ -178,15 +178,18 @@ def fits(trace: Trace) -> list[Fit]:
     return [fit(*g) for g in groups(trace)]
 
 
+MEASURED = {"measured": "speedup", "measured_lo": "speedup_lo", "measured_hi": "speedup_hi"}  # sweep ← speedup_table
+
+
 def sweep_table(trace: Trace, fitted: list[Fit] | None = None) -> pd.DataFrame:
-    """Per run × drafter × temperature × constant γ: the measured speedup beside both predictions (i.i.d. α and
-    per-position), plus that γ's acceptance rate and alpha_mle."""
+    """Per run × drafter × temperature × constant γ: the measured speedup (with its bootstrap interval over prompts,
+    ``intervals``) beside both predictions (i.i.d. α and per-position), plus that γ's acceptance rate and alpha_mle."""
     fitted = fitted if fitted is not None else fits(trace)
     rows = []
     for f in fitted:
         req = trace.requests[(trace.requests["run_id"] == f.run_id) & (trace.requests["temperature"] == f.temperature)]
-        measured = speedup_table(req)
-        measured = measured[measured["drafter"] == f.drafter].set_index("policy")["speedup"]
+        measured = speedup_table(req).merge(intervals.speedup_intervals(req), on=frames.SETTING, how="left")
+        measured = measured[measured["drafter"] == f.drafter].set_index("policy")
         steps = trace.steps[trace.steps["run_id"] == f.run_id]
         per = acceptance.acceptance_by(steps, None, req[req["drafter"] == f.drafter], "policy")
         per = per.assign(gamma=frames.policy_gamma(per["policy"])).dropna(subset=["gamma"])
@@ -194,10 +197,10 @@ def sweep_table(trace: Trace, fitted: list[Fit] | None = None) -> pd.DataFrame:
             g = int(a.gamma)
             rows.append({"run_id": f.run_id, "drafter": f.drafter, "temperature": f.temperature, "gamma": g,
                          "acceptance_rate": a.acceptance_rate, "alpha_mle": a.alpha_mle,
-                         "measured": float(measured.get(a.policy, np.nan)),
+                         **{col: float(measured[src].get(a.policy, np.nan)) for col, src in MEASURED.items()},
                          "predicted_iid": predicted_speedup(f, g, "iid"),
                          "predicted_position": predicted_speedup(f, g)})
-    cols = ["run_id", "drafter", "temperature", "gamma", "acceptance_rate", "alpha_mle", "measured",
+    cols = ["run_id", "drafter", "temperature", "gamma", "acceptance_rate", "alpha_mle", *MEASURED,
             "predicted_iid", "predicted_position"]
     return pd.DataFrame(rows, columns=cols).sort_values(["run_id", "drafter", "temperature", "gamma"])
 
