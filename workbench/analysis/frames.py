@@ -21,6 +21,24 @@ def measured_requests(requests: pd.DataFrame) -> pd.DataFrame:
     return requests[~requests["warmup"].astype(bool)]
 
 
+def baseline_ms_per_token(requests: pd.DataFrame) -> pd.Series:
+    """ms/token of each prompt's baseline request, indexed by (prompt_id, temperature) (the median where a prompt's
+    baseline ran more than once): what every measured and predicted speedup divides."""
+    req = measured_requests(requests)
+    return req[req["mode"] == "baseline"].groupby(["prompt_id", "temperature"])["ms_per_token"].median()
+
+
+def paired_speedups(requests: pd.DataFrame) -> pd.DataFrame:
+    """Measured speculative requests with ``base_ms_per_token`` (the same prompt's baseline in the same run; NaN if
+    none) and ``speedup`` = base_ms_per_token ÷ ms_per_token: the per-prompt ratio every speedup is a median of."""
+    req = measured_requests(requests)
+    spec = req[req["mode"] == "speculative"]
+    base = baseline_ms_per_token(requests)
+    keys = pd.MultiIndex.from_arrays([spec["prompt_id"], spec["temperature"]])
+    paired = base.reindex(keys).to_numpy(float) if len(base) else np.full(len(spec), np.nan)
+    return spec.assign(base_ms_per_token=paired, speedup=paired / spec["ms_per_token"].to_numpy(float))
+
+
 def policy_gamma(policy: pd.Series) -> pd.Series:
     """G of ``constant:G`` policies as a float; NaN for every other policy (and for baseline rows)."""
     g = policy.astype(str).str.extract(r"^constant:(\d+)$")[0]

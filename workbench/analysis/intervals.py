@@ -29,12 +29,8 @@ def prompt_ratios(requests: pd.DataFrame) -> pd.DataFrame:
     """Per-prompt speedup (baseline ms/token ÷ speculative ms/token, same run): one row per prompt, one column per
     setting (drafter, policy, temperature); the median of a prompt's requests where a setting ran it several times;
     NaN where a prompt lacks the setting or its baseline."""
-    req = frames.measured_requests(requests)
-    base = req[req["mode"] == "baseline"].groupby(["prompt_id", "temperature"])["ms_per_token"].median()
-    spec = req[req["mode"] == "speculative"]
-    paired = base.reindex(list(zip(spec["prompt_id"], spec["temperature"]))).to_numpy()
-    spec = spec.assign(ratio=paired / spec["ms_per_token"].to_numpy())
-    return spec.pivot_table(index="prompt_id", columns=frames.SETTING, values="ratio", aggfunc="median")
+    return frames.paired_speedups(requests).pivot_table(index="prompt_id", columns=frames.SETTING, values="speedup",
+                                                       aggfunc="median")
 
 
 def _medians(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:

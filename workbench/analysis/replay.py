@@ -57,8 +57,7 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
     if not len(spec):
         raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
     spec = frames.sample_requests(spec, limit, key="prompt_id")  # the prompts speedup.prompt_fits samples
-    base = req[req["mode"] == "baseline"].drop_duplicates(["prompt_id", "temperature"])
-    base_ms = dict(zip(zip(base["prompt_id"], base["temperature"]), base["ms_per_token"]))
+    base_ms = frames.baseline_ms_per_token(req).to_dict()  # (prompt_id, temperature) → ms/token
     is_ngram = _ngram_of(drafter) is not None
     forced = trace.forced if trace.forced is not None else pd.DataFrame()
     if not is_ngram:

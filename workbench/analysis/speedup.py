@@ -24,12 +24,9 @@ def speedup_table(requests: pd.DataFrame) -> pd.DataFrame:
     """Per drafter × policy × temperature: median ms/token of speculative and baseline and the measured speedup
     = median over prompts of (baseline ms/token ÷ speculative ms/token), both measured in the same run on the same
     prompt; ``speedup_of_medians`` is the ratio of the two medians, for reference."""
-    req = frames.measured_requests(requests)
-    base = req[req["mode"] == "baseline"].set_index(["prompt_id", "temperature"])["ms_per_token"]
     rows = []
-    for (drafter, policy, temp), group in req[req["mode"] == "speculative"].groupby(frames.SETTING):
-        paired = base.reindex(list(zip(group["prompt_id"], group["temperature"]))).to_numpy()
-        ratio = paired / group["ms_per_token"].to_numpy()
+    for (drafter, policy, temp), group in frames.paired_speedups(requests).groupby(frames.SETTING):
+        paired, ratio = group["base_ms_per_token"].to_numpy(), group["speedup"].to_numpy()
         base_med = float(np.nanmedian(paired)) if np.isfinite(paired).any() else float("nan")
         spec_med = float(group["ms_per_token"].median())
         rows.append({"drafter": drafter, "policy": policy, "temperature": float(temp), "requests": len(group),
@@ -141,7 +138,7 @@ def prompt_fits(steps: pd.DataFrame, requests: pd.DataFrame, limit: int = 200) -
     baseline ms/token. ``requests`` hold one drafter's requests and the baseline's."""
     s = frames.constant_steps(steps, requests)
     req = frames.measured_requests(requests)
-    base = req[req["mode"] == "baseline"].drop_duplicates("prompt_id").set_index("prompt_id")["ms_per_token"]
+    base = frames.baseline_ms_per_token(requests).droplevel("temperature")  # one temperature per fit
     spec = req[(req["mode"] == "speculative") & frames.policy_gamma(req["policy"]).notna()]
     tokens = spec.groupby("prompt_id")["new_tokens"].median()
     keep = set(frames.sample_requests(spec, limit, key="prompt_id")["prompt_id"])
