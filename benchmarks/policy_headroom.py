@@ -230,6 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     run = Replayed(t, args.drafter, [r for r in replay.recorded_outputs(t, args.drafter) if not r.warmup],
                    replay.run_costs(t, args.drafter), int(t.meta["config"]["max_new_tokens"]))
     live_against_constant(run)
+    step = run.costs[False]  # what stopping early saves and what a wrong stop costs: the run's step costs per k
+    table = lambda means, ks: ", ".join(f"k={k} {means[k]:.2f}" for k in ks if k in means)  # noqa: E731
+    print(f"measured means (ms): target forward over k tokens {table(step.verify_by_k, range(1, 10))}; "
+          f"draft of k tokens {table(step.draft_by_k, range(1, 9))}")
     base = per_prompt_and_in_sample(run)
     y = cheap_signals(run, base)
     needed_signal(run, base, y)

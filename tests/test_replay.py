@@ -180,8 +180,9 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     capsys.readouterr()
     script.main([str(out), "--drafter", "draft_prefix"])
     printed = capsys.readouterr().out
-    for what in ("oracle (replayed)", "adaptive:6", "95 % bootstrap", "in hindsight", "in-sample", "AUC confidence",
-                 "a signal of AUC", "top-2 margin", "probe on the draft's last hidden state"):
+    for what in ("oracle (replayed)", "adaptive:6", "95 % bootstrap", "measured means (ms)", "in hindsight",
+                 "in-sample", "AUC confidence", "a signal of AUC", "top-2 margin",
+                 "probe on the draft's last hidden state"):
         assert what in printed, what
     import re
 

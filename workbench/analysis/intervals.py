@@ -21,7 +21,8 @@ from workbench.analysis import frames
 
 LEVEL = 0.95  # two-sided coverage of the intervals
 RESAMPLES = 1000  # bootstrap draws: between seeds an end moves by ~2 % of the interval's width (9 % at most; 12
-#                   settings × 40 prompts of a policy run, 6 seeds), and one call takes ~30 ms there
+#                   settings × 40 prompts of a policy run, 6 seeds), and one call takes ~30 ms there (this project's
+#                   2-core CPU)
 CHUNK = 100  # draws medianed at once (bounds memory on traces with many prompts)
 
 
