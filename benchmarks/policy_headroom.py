@@ -12,10 +12,13 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
 4. how well cheap draft-side signals rank acceptance (AUC): the draft's confidence, its entropy, whether an n-gram
    lookup agrees with the drafted token, and a logistic model of all of them (fitted in-sample);
 5. stopping rules on those signals, replayed as a threshold policy;
-6. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
+6. history: whether acceptance carries over from step to step (measured, ``acceptance.carry_over``), and the best
+   schedule that picks γ from the previous step's outcome alone (γ after a full acceptance, γ after a rejection),
+   chosen in hindsight on the same prompts — an upper bound for every policy that reads only past outcomes;
+7. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
    optimistic yardstick: its errors are independent of everything else; a real signal of the same AUC replays
    lower: a draft fine-tuned for acceptance, AUC 0.88, replays to 1.03x, benchmarks/draft_objective.py);
-7. (unless --no-probe; loads the draft) its top-2 margin 1 − q2/q1 as a signal, and a logistic probe on its last
+8. (unless --no-probe; loads the draft) its top-2 margin 1 − q2/q1 as a signal, and a logistic probe on its last
    hidden state, cross-validated by prompt.
 """
 
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import trace as trace_io
-from workbench.analysis import intervals, replay, speedup
+from workbench.analysis import acceptance, intervals, replay, speedup
 from workbench.drafters.ngram import lookup
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # P of the threshold policies a signal is replayed with
@@ -192,8 +195,51 @@ def cheap_signals(run: Replayed, base: float) -> np.ndarray:
     return y
 
 
+class TwoState:
+    """A schedule that drafts ``full`` tokens after a step that accepted all its drafts (and at a request's start),
+    ``reject`` after a step with a rejection (HF's heuristic is one path through such states)."""
+
+    reads_draft = reads_entropy = reads_clock = False
+
+    def __init__(self, full: int, reject: int):
+        self.full, self.reject, self.cap, self.spec = full, reject, max(full, reject), f"two-state:{full}:{reject}"
+        self.gamma = full
+
+    def begin_request(self) -> None:
+        self.gamma = self.full
+
+    def plan(self) -> int:
+        return self.gamma
+
+    def stop_after(self, i: int, confidence: float, entropy: float) -> bool:
+        return False
+
+    def observe(self, outcome) -> None:
+        self.gamma = self.full if outcome.n == outcome.gamma else self.reject
+
+    def observe_times(self, gamma: int, draft_ms: float, verify_ms: float, other_ms: float) -> None:
+        pass
+
+
+def history(run: Replayed) -> None:
+    """6. does acceptance carry over between steps, and what the best schedule on past outcomes alone replays to."""
+    carry = acceptance.carry_over(run.trace.steps, run.trace.requests)
+    carry = carry[(carry["drafter"] == run.drafter) & carry["policy"].str.startswith("constant:")]
+    full, rej = (carry[f"{k}_steps"].sum() for k in ("after_full", "after_reject"))
+    hit = lambda k: (carry[k] * carry[f"{k}_steps"]).sum() / carry[f"{k}_steps"].sum()  # noqa: E731
+    print(f"measured, constant-γ steps: first draft accepted {hit('after_full'):.3f} after a full acceptance "
+          f"({full} steps), {hit('after_reject'):.3f} after a rejection ({rej} steps)")
+    constant = {g: run.median(f"constant:{g}") for g in range(1, 13)}
+    best_g = max(constant, key=constant.get)
+    grid = {(f, r): run.median(TwoState(f, r)) for f in range(1, 13) for r in range(1, 9)}
+    (f, r), value = max(grid.items(), key=lambda kv: kv[1])
+    print(f"best schedule on the previous step's outcome, in hindsight (γ {f} after a full acceptance, {r} after "
+          f"a rejection): {value:.3f}x = {value / constant[best_g]:.3f}x the best constant in hindsight "
+          f"(constant:{best_g}, {constant[best_g]:.3f}x)")
+
+
 def needed_signal(run: Replayed, base: float, y: np.ndarray) -> None:
-    """6. the signal a stopping rule needs: the true accept bit plus noise."""
+    """7. the signal a stopping rule needs: the true accept bit plus noise."""
     rng = np.random.default_rng(0)
     for strength in (0.5, 1.0, 1.5, 2.0, 3.0):
         noisy = {r.prompt_id: 1 / (1 + np.exp(-(strength * (2 * r.match - 1) + rng.normal(size=len(r.match)))))
@@ -204,7 +250,7 @@ def needed_signal(run: Replayed, base: float, y: np.ndarray) -> None:
 
 
 def draft_forward(run: Replayed, base: float, y: np.ndarray) -> None:
-    """7. what a forward of the draft adds: its top-2 margin, and a probe on its hidden state."""
+    """8. what a forward of the draft adds: its top-2 margin, and a probe on its hidden state."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -236,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
           f"draft of k tokens {table(step.draft_by_k, range(1, 9))}")
     base = per_prompt_and_in_sample(run)
     y = cheap_signals(run, base)
+    history(run)
     needed_signal(run, base, y)
     if not args.no_probe:
         draft_forward(run, base, y)

@@ -228,6 +228,23 @@ def test_unobserved_positions_are_not_rejections():
     assert row["drafted"] == 6 and row["accepted"] == 4 and row["judged"] == 5
 
 
+def test_carry_over_compares_the_first_draft_after_full_and_after_rejecting_steps(tr):
+    # n = [3, 1, 0, 2] at γ = 3: step 2 follows a full acceptance (its first draft accepted), steps 3 and 4 follow
+    # rejections (first draft rejected, then accepted); the warm-up never counts
+    row = acceptance.carry_over(tr.steps, tr.requests).iloc[0]
+    assert (row["drafter"], row["policy"], row["steps"], row["first"]) == ("draft", "constant:3", 4, 0.75)
+    assert (row["after_full_steps"], row["after_full"]) == (1, 1.0)
+    assert (row["after_reject_steps"], row["after_reject"]) == (2, 0.5) and row["carry"] == 0.5
+    assert row["after_reject_lo"] < 0.5 < row["after_reject_hi"]
+    # a step that drafted nothing is neither compared nor a predecessor: steps (γ, n) = (1, 1), (0, 0), (2, 2), (2, 0)
+    parts = request_rows("p", "speculative", 2, [(1, 1.0, 9.0, 1.0, 1), (0, 0.0, 8.0, 1.0, 0),
+                                                 (2, 2.0, 10.0, 1.0, 2), (0, 2.0, 10.0, 1.0, 2)], policy="adaptive:2")
+    t = Trace(meta={}, **{k: pd.DataFrame(parts[k]) for k in ("requests", "steps", "tokens")})
+    row = acceptance.carry_over(t.steps, t.requests).iloc[0]
+    assert (row["steps"], row["after_full_steps"], row["after_full"], row["after_reject_steps"]) == (3, 1, 0.0, 0)
+    assert np.isnan(row["after_reject"]) and np.isnan(row["carry"])
+
+
 def test_a_version_1_run_still_loads(tmp_path):
     """Format 1 (one model draft, requests.gamma): load maps it to drafter / policy and the analyses run on it."""
     import json

@@ -22,6 +22,8 @@ def test_acceptance_and_latency_figures_carry_the_table_values(tr):
     assert list(fig.data[0].y) == pytest.approx([0.75, 0.5, 0.25]) and len(fig.data) == 4
     dist = acceptance.n_distribution(tr.steps, tr.requests)
     assert list(figures.n_distribution_figure(dist).data[0].y) == pytest.approx([0.25] * 4)
+    carry = figures.carry_over_figure(acceptance.carry_over(tr.steps, tr.requests))
+    assert [list(bar.y) for bar in carry.data] == [[1.0], [0.5]] and list(carry.data[0].x) == ["draft · constant:3"]
     phases = latency.phase_breakdown(tr.steps, tr.requests, by="mode")
     fig = figures.phase_figure(phases, "mode")
     assert [t.name for t in fig.data] == ["draft", "verify", "other"] and list(fig.data[0].x) == ["baseline",

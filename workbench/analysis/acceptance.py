@@ -124,6 +124,31 @@ def n_distribution(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | N
     return pd.concat(frames_out, ignore_index=True) if frames_out else pd.DataFrame(columns=cols)
 
 
+def carry_over(steps: pd.DataFrame, requests: pd.DataFrame, by=frames.SETTING) -> pd.DataFrame:
+    """Does acceptance carry over from one step to the next? Per group, P(the step's first draft is accepted)
+    after a step that accepted all its drafts (``after_full``) and after one that rejected a draft
+    (``after_reject``), with Wilson bounds and step counts, beside the rate over all steps (``first``).
+
+    Over decode steps that drafted ≥ 1 token, each compared with the previous step of its request if that one
+    drafted too. ``carry`` = after_full − after_reject: near 0, acceptance is memoryless from step to step and a
+    schedule that lengthens the draft after a full acceptance (``heuristic``) has little to exploit; large, it pays.
+    """
+    s = frames.speculative_steps(steps, requests).sort_values(["request_id", "step"])
+    prev = s.groupby("request_id")[["gamma", "n_accepted"]].shift()
+    s = s.assign(hit=s["n_accepted"] >= 1, full=prev["n_accepted"] == prev["gamma"], drafted_before=prev["gamma"] >= 1)
+    s = s[s["gamma"] >= 1]
+    keys = list(by)
+    after = s[s["drafted_before"]]
+    out = s.groupby(keys).agg(steps=("hit", "size"), first=("hit", "mean"))
+    for name, rows in (("after_full", after[after["full"]]), ("after_reject", after[~after["full"]])):
+        g = rows.groupby(keys)["hit"].agg(["size", "sum"]).reindex(out.index, fill_value=0)
+        out[f"{name}_steps"] = g["size"]
+        out[name] = g["sum"] / g["size"].where(g["size"] > 0)
+        out[f"{name}_lo"], out[f"{name}_hi"] = wilson_interval(g["sum"], g["size"])
+    out["carry"] = out["after_full"] - out["after_reject"]
+    return out.reset_index()
+
+
 def most_rejected(tokens: pd.DataFrame, requests: pd.DataFrame, top: int = 20) -> pd.DataFrame:
     """The draft tokens the target rejected most often (judged and not accepted), with how often each was judged.
 

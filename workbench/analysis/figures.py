@@ -45,6 +45,19 @@ def n_distribution_figure(dist: pd.DataFrame) -> go.Figure:
                              yaxis_title="fraction of steps")
 
 
+def carry_over_figure(carry: pd.DataFrame) -> go.Figure:
+    """P(first draft accepted) after a fully accepted step and after a rejecting one (95 % Wilson bars), per setting
+    (``acceptance.carry_over``): bars of equal height mean acceptance is memoryless from step to step."""
+    x = setting_label(carry)
+    fig = go.Figure()
+    fig.add_bar(x=x, y=carry["after_full"], name="after a fully accepted step", marker_color="#2f9e44",
+                error_y=_err(carry, "after_full", "after_full_lo", "after_full_hi"))
+    fig.add_bar(x=x, y=carry["after_reject"], name="after a step with a rejection", marker_color="#e8590c",
+                error_y=_err(carry, "after_reject", "after_reject_lo", "after_reject_hi"))
+    return fig.update_layout(title="Does acceptance carry over? First draft accepted, by the previous step's outcome",
+                             barmode="group", yaxis_title="P(first draft accepted)", yaxis_range=[0, 1.05])
+
+
 def alpha_figure(by: pd.DataFrame, key: str) -> go.Figure:
     """Acceptance rate (Wilson bars), alpha_mle and mean alpha_tv per group of ``acceptance.acceptance_by``."""
     x = by[key].astype(str)
