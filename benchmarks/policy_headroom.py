@@ -229,6 +229,10 @@ def history(run: Replayed) -> None:
     hit = lambda k: (carry[k] * carry[f"{k}_steps"]).sum() / carry[f"{k}_steps"].sum()  # noqa: E731
     print(f"measured, constant-γ steps: first draft accepted {hit('after_full'):.3f} after a full acceptance "
           f"({full} steps), {hit('after_reject'):.3f} after a rejection ({rej} steps)")
+    now = np.concatenate([r.match[1:] for r in run.recorded])
+    before = np.concatenate([r.match[:-1] for r in run.recorded])
+    print(f"along the recorded outputs (replay data): the draft's token matches {now.mean():.3f}; after a position "
+          f"that matched {now[before].mean():.3f}, after one that did not {now[~before].mean():.3f}")
     constant = {g: run.median(f"constant:{g}") for g in range(1, 13)}
     best_g = max(constant, key=constant.get)
     grid = {(f, r): run.median(TwoState(f, r)) for f in range(1, 13) for r in range(1, 9)}
