@@ -13,8 +13,9 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
    lookup agrees with the drafted token, and a logistic model of all of them (fitted in-sample);
 5. stopping rules on those signals, replayed as a threshold policy;
 6. history: whether acceptance carries over from step to step (measured, ``acceptance.carry_over``), and the best
-   schedule that picks γ from the previous step's outcome alone (γ after a full acceptance, γ after a rejection),
-   chosen in hindsight on the same prompts — an upper bound for every policy that reads only past outcomes;
+   schedule that picks γ from the previous step's outcome alone (γ ∈ 1..12 after a full acceptance, γ ∈ 1..12 after
+   a rejection; every constant γ is one of them), chosen in hindsight on the same prompts — an upper bound for every
+   policy that reads only past outcomes;
 7. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
    optimistic yardstick: its errors are independent of everything else; a real signal of the same AUC replays
    lower: a draft fine-tuned for acceptance, AUC 0.88, replays to 1.03x, benchmarks/draft_objective.py);
@@ -226,7 +227,7 @@ def history(run: Replayed) -> None:
     carry = acceptance.carry_over(run.trace.steps, run.trace.requests)
     carry = carry[(carry["drafter"] == run.drafter) & carry["policy"].str.startswith("constant:")]
     full, rej = (carry[f"{k}_steps"].sum() for k in ("after_full", "after_reject"))
-    hit = lambda k: (carry[k] * carry[f"{k}_steps"]).sum() / carry[f"{k}_steps"].sum()  # noqa: E731
+    hit = lambda k: (carry[k].fillna(0) * carry[f"{k}_steps"]).sum() / max(carry[f"{k}_steps"].sum(), 1)  # noqa: E731
     print(f"measured, constant-γ steps: first draft accepted {hit('after_full'):.3f} after a full acceptance "
           f"({full} steps), {hit('after_reject'):.3f} after a rejection ({rej} steps)")
     now = np.concatenate([r.match[1:] for r in run.recorded])
@@ -235,7 +236,7 @@ def history(run: Replayed) -> None:
           f"that matched {now[before].mean():.3f}, after one that did not {now[~before].mean():.3f}")
     constant = {g: run.median(f"constant:{g}") for g in range(1, 13)}
     best_g = max(constant, key=constant.get)
-    grid = {(f, r): run.median(TwoState(f, r)) for f in range(1, 13) for r in range(1, 9)}
+    grid = {(f, r): run.median(TwoState(f, r)) for f in range(1, 13) for r in range(1, 13)}
     (f, r), value = max(grid.items(), key=lambda kv: kv[1])
     print(f"best schedule on the previous step's outcome, in hindsight (γ {f} after a full acceptance, {r} after "
           f"a rejection): {value:.3f}x = {value / constant[best_g]:.3f}x the best constant in hindsight "

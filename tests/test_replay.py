@@ -106,7 +106,12 @@ def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_
     assert "oracle" in printed and "threshold:0.2:16" in printed and "prediction" in printed
     import pandas as pd
 
-    assert set(pd.read_csv(table)["policy"]) == {"constant:3", "threshold:0.2:16", "oracle"}
+    written = pd.read_csv(table).set_index("policy")
+    assert set(written.index) == {"constant:3", "threshold:0.2:16", "oracle"} and "measured_lo" in printed
+    # the live figures beside the prediction carry their bootstrap interval; policies that did not run have none
+    live = replay.live_vs_replay(t, "draft_prefix").set_index("policy")
+    assert (live["measured_lo"] <= live["measured_hi"]).all() and live["measured_lo"].notna().all()
+    assert written[["measured_speedup", "measured_lo", "measured_hi"]].isna().all(axis=None)
 
 
 def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, capsys):
@@ -181,14 +186,16 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     script.main([str(out), "--drafter", "draft_prefix"])
     printed = capsys.readouterr().out
     for what in ("oracle (replayed)", "adaptive:6", "95 % bootstrap", "measured means (ms)", "in hindsight",
-                 "in-sample", "AUC confidence", "a signal of AUC", "top-2 margin",
-                 "probe on the draft's last hidden state"):
+                 "after a full acceptance", "after one that did not", "in-sample", "AUC confidence",
+                 "a signal of AUC", "top-2 margin", "probe on the draft's last hidden state"):
         assert what in printed, what
     import re
 
     base, hindsight = map(float, re.search(r"replayed constant:5 ([\d.]+)x; best constant per prompt in hindsight "
                                            r"([\d.]+)x", printed).groups())
     assert hindsight >= base  # the per-prompt best includes γ = 5 itself
+    # the schedules on the previous step's outcome include every constant γ of 1..8 (same γ after either outcome)
+    assert float(re.search(r"a rejection\): [\d.]+x = ([\d.]+)x the best constant", printed).group(1)) >= 1.0
     aucs = [float(v) for v in re.findall(r"AUC (\d\.\d+)", printed)]
     assert aucs and all(0.0 <= v <= 1.0 for v in aucs)
     assert script.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)

@@ -21,11 +21,9 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     the oracle row, which never runs live); the replay's errors against live (``replay.live_vs_replay``); the 95 %
     bootstrap interval of each live speedup (measured_lo / measured_hi) and of its ratio to the best constant γ
     (vs_best_constant, vs_best_lo, vs_best_hi; ``intervals``)."""
-    table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)
-    sure = intervals.speedup_intervals(trace.requests)  # how sure each live figure is (bootstrap over prompts)
-    sure = sure[sure["drafter"] == drafter].rename(columns={"speedup_lo": "measured_lo", "speedup_hi": "measured_hi"})
-    table = table.merge(sure[["policy", "measured_lo", "measured_hi"]], on="policy", how="left").merge(
-        intervals.against_best_constant(trace.requests, drafter).drop(columns="temperature"), on="policy", how="left")
+    table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)  # measured_lo / _hi included
+    table = table.merge(intervals.against_best_constant(trace.requests, drafter).drop(columns="temperature"),
+                        on="policy", how="left")
     constant = table[table["policy"].str.startswith("constant:")]
     best = constant["measured_speedup"].max() if len(constant) else float("nan")
     oracle = float(table.loc[table["policy"] == replay.ORACLE, "predicted_speedup"].iloc[0])

@@ -278,14 +278,20 @@ def live_vs_replay(trace: Trace, drafter: str, *, oracle: bool = False, limit: i
 
 
 def live_table(trace: Trace, drafter: str, replayed: pd.DataFrame) -> pd.DataFrame:
-    """``summarize`` output with the live measurement of the same policy beside it (NaN if it did not run)."""
-    from workbench.analysis import acceptance, speedup
+    """``summarize`` output with the live measurement of the same policy beside it (NaN if it did not run): its
+    speedup with the 95 % bootstrap interval over prompts (measured_lo / measured_hi, ``intervals``) and its tokens
+    per step. A run has one temperature (``--resume`` refuses another), so the policy names the live row."""
+    from workbench.analysis import acceptance, intervals, speedup
 
     acc = acceptance.acceptance_by(trace.steps, None, trace.requests, ["drafter", "policy"])
-    live = speedup.speedup_table(trace.requests).merge(acc, on=["drafter", "policy"])
+    sure = intervals.speedup_intervals(trace.requests).rename(columns={"speedup_lo": "measured_lo",
+                                                                       "speedup_hi": "measured_hi"})
+    live = speedup.speedup_table(trace.requests).merge(acc, on=["drafter", "policy"]).merge(
+        sure, on=frames.SETTING, how="left")
     live = live[live["drafter"] == drafter].rename(columns={"speedup": "measured_speedup",
                                                             "tokens_per_step": "measured_tokens_per_step"})
-    return replayed.merge(live[["policy", "measured_speedup", "measured_tokens_per_step"]], on="policy", how="left")
+    return replayed.merge(live[["policy", "measured_speedup", "measured_lo", "measured_hi",
+                                "measured_tokens_per_step"]], on="policy", how="left")
 
 
 def replayable(trace: Trace, drafter: str) -> bool:

@@ -51,8 +51,9 @@ def main(args: argparse.Namespace) -> int:
         tables.append(live_table(tr, drafter, table).assign(drafter=drafter))
     out = pd.concat(tables, ignore_index=True)
     cols = ["drafter", "policy", "tokens_per_step", "target_calls_per_100", "wasted_per_token", "predicted_speedup",
-            "measured_speedup", "measured_tokens_per_step"]
-    print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement:")
+            "measured_speedup", "measured_lo", "measured_hi", "measured_tokens_per_step"]
+    print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement "
+          "(measured_lo / measured_hi: its 95 % bootstrap interval over prompts):")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     if args.out:
         write_text(args.out, out.to_csv(index=False))
