@@ -47,9 +47,10 @@ step bench_engine 80 "$out/bench_engine.log" \
 step compare_hf 90 "$out/compare_hf.log" \
     $py benchmarks/compare_hf.py --device "$device" --dtype float32 --per-category "$bench_per" \
     --repeats "$repeats" --max-new-tokens "$tokens"
-# 4. issue 8 on the GPU: the policy run of RESULTS.md, its replay and the headroom analysis. On a GPU a draft
-#    forward costs about as much as a target forward (both are launch-bound at this size), so c is far larger than
-#    on the CPU and stopping early should matter more: this is where a non-constant policy may pay.
+# 4. issue 8 on the GPU: the policy run of RESULTS.md, its replay and the headroom analysis. At this size both
+#    forwards are bound by kernel launches on a GPU, so c follows the layer counts (draft 2, target 16) more than
+#    the weights, and the verify cost grows even less with k than on the CPU: whether a non-constant policy pays
+#    there is what this step measures.
 run="$out/policies"
 step policies_run 180 "$out/policies.log" $py -m workbench run --out "$run" --device "$device" --dtype float32 \
     --policy constant:1,constant:2,constant:3,constant:4,constant:5,constant:6,constant:7,constant:8,heuristic,\
