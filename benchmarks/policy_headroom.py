@@ -14,8 +14,8 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
 5. stopping rules on those signals, replayed as a threshold policy;
 6. history: whether acceptance carries over from step to step (measured, ``acceptance.carry_over``), and the best
    schedule that picks γ from the previous step's outcome alone (γ ∈ 1..12 after a full acceptance, γ ∈ 1..12 after
-   a rejection; every constant γ is one of them), chosen in hindsight on the same prompts — an upper bound for every
-   policy that reads only past outcomes;
+   a rejection; every constant γ is one of them), chosen in hindsight on the same prompts — a bound for every
+   schedule that reads the previous step's outcome alone (a longer memory, like the heuristic's, is not covered);
 7. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
    optimistic yardstick: its errors are independent of everything else; a real signal of the same AUC replays
    lower: a draft fine-tuned for acceptance, AUC 0.88, replays to 1.03x, benchmarks/draft_objective.py);
@@ -198,7 +198,7 @@ def cheap_signals(run: Replayed, base: float) -> np.ndarray:
 
 class TwoState:
     """A schedule that drafts ``full`` tokens after a step that accepted all its drafts (and at a request's start),
-    ``reject`` after a step with a rejection (HF's heuristic is one path through such states)."""
+    ``reject`` after a step with a rejection: a schedule with a one-step memory (HF's heuristic remembers more)."""
 
     reads_draft = reads_entropy = reads_clock = False
 
