@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_cli import run_args
 
@@ -64,6 +65,26 @@ def test_replayed_speedup_divides_the_baseline_measured_on_the_same_prompt():
     row = replay.replay_policy([rec], "constant:2", latency.StepCosts(0.0, 1.0, COSTS), max_new=9).iloc[0]
     assert row["base_ms"] == pytest.approx(12.0 * len(rec.output)) and row["speedup"] == pytest.approx(
         row["base_ms"] / row["spec_ms"])
+
+
+def test_the_recommended_setting_prefers_the_best_constant_unless_a_policy_gain_is_resolved():
+    from test_analysis import make_trace  # one constant:3 request of drafter "draft" (its mean γ is 3)
+
+    t = make_trace()
+    table = pd.DataFrame({"policy": ["constant:3", "adaptive:16", "oracle"], "measured_speedup": [1.40, 1.45, np.nan],
+                          "measured_lo": [1.30, 1.33, np.nan], "measured_hi": [1.50, 1.52, np.nan],
+                          "best_constant": [True, False, False], "vs_best_constant": [1.0, 1.036, np.nan],
+                          "vs_best_lo": [1.0, 0.97, np.nan], "vs_best_hi": [1.0, 1.09, np.nan]})
+    rec = policies.best_setting(table, t, "draft")  # adaptive is fastest, but 0.97–1.09 reaches 1
+    assert (rec.spec, rec.speedup, rec.lo, rec.hi) == ("constant:3", 1.40, 1.30, 1.50)
+    assert "adaptive:16 measured fastest" in rec.why and "0.970–1.090" in rec.why
+    assert rec.settings["vLLM speculative_config"] == "num_speculative_tokens=3"
+    table.loc[1, "vs_best_lo"] = 1.02  # resolved: the policy itself
+    rec = policies.best_setting(table, t, "draft")
+    assert rec.spec == "adaptive:16" and rec.speedup == 1.45 and "resolves" in rec.why
+    assert "nearest constant" in rec.settings["vLLM speculative_config"]  # no steps of it here: γ falls back to 4
+    table.loc[1, "measured_speedup"] = 1.30  # the constant is fastest: it, without a comparison
+    assert policies.best_setting(table, t, "draft").why == "the fastest policy measured in this run"
 
 
 def test_measured_step_costs_come_before_the_lines():

@@ -67,12 +67,14 @@ def main_drafter(trace: Trace) -> str:
     return (models or drafters or [""])[0]
 
 
-def show_settings(spec: str, settings: dict[str, str]) -> None:
-    """The recommended setting, one line per engine, in the syntax users paste."""
+def show_settings(rec) -> None:
+    """The recommended setting (``policies.Recommendation``): the policy, its live speedup with its interval, why it
+    was chosen, and one line per engine in the syntax users paste."""
     import html
 
     from IPython.display import HTML, display
 
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>"
-                   for k, v in settings.items())
-    display(HTML(f"<p><b>Best measured policy: <code>{html.escape(spec)}</code></b></p><table>{rows}</table>"))
+                   for k, v in rec.settings.items())
+    display(HTML(f"<p><b>Recommended: <code>{html.escape(rec.spec)}</code></b>, measured {rec.speedup:.3f}x "
+                 f"(95 % interval {rec.lo:.3f}–{rec.hi:.3f}): {html.escape(rec.why)}.</p><table>{rows}</table>"))

@@ -3,6 +3,9 @@ in the syntax of the engines users deploy. Replayed figures are predictions and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames, intervals, replay
@@ -54,7 +57,7 @@ def recommend(spec: str, mean_gamma: float | None = None) -> dict[str, str]:
     equivalent, the nearest setting it has is given and marked so (``mean_gamma``: the γ the policy drafted on
     average, the nearest constant)."""
     p = parse_policy(spec)
-    near = max(1, round(mean_gamma)) if mean_gamma else getattr(p, "gamma", 4)
+    near = max(1, round(mean_gamma)) if mean_gamma and np.isfinite(mean_gamma) else getattr(p, "gamma", 4)
     name = spec.split(":")[0]
     if name == "constant":
         hf = (f"num_assistant_tokens={p.gamma}, num_assistant_tokens_schedule='constant', "
@@ -79,10 +82,38 @@ def recommend(spec: str, mean_gamma: float | None = None) -> dict[str, str]:
             "llama.cpp llama-speculative": cpp}
 
 
-def best_setting(table: pd.DataFrame, trace: Trace, drafter: str) -> tuple[str, dict[str, str]]:
-    """The best policy *measured live* (replay only suggests) and its engine settings."""
+@dataclass(frozen=True)
+class Recommendation:
+    """The setting the tuning report recommends, with its live measurement and the reason it was chosen."""
+
+    spec: str  # the policy to use (canonical spec)
+    speedup: float  # its measured speedup in this run (median over prompts of the paired ratios)
+    lo: float  # 95 % bootstrap interval of that speedup (``intervals``)
+    hi: float
+    why: str  # one sentence: why this policy (and not the fastest measured one, where they differ)
+    settings: dict[str, str]  # the policy in each engine's syntax (``recommend``)
+
+
+def best_setting(table: pd.DataFrame, trace: Trace, drafter: str) -> Recommendation:
+    """The policy to deploy, from the live measurements only (replay suggests, never decides; ``table``: a
+    ``comparison``): the fastest policy measured — unless it is a non-constant policy whose ratio to the best
+    constant γ is not resolved from 1 (the lower end of its 95 % interval, ``vs_best_lo``, is ≤ 1). Then it is the
+    best constant γ: as fast within what this run can resolve, and every engine has it."""
     live = table.dropna(subset=["measured_speedup"])
-    spec = str(live.loc[live["measured_speedup"].idxmax(), "policy"])
+    top = live.loc[live["measured_speedup"].idxmax()]
+    constant = live[live["best_constant"]]
+    ratio = (f"{top['vs_best_constant']:.3f}x the best constant γ (95 % interval {top['vs_best_lo']:.3f}–"
+             f"{top['vs_best_hi']:.3f})")
+    row, why = top, "the fastest policy measured in this run"
+    if not str(top["policy"]).startswith("constant:") and len(constant):
+        if top["vs_best_lo"] > 1.0:
+            why = f"the fastest policy measured in this run, at {ratio}: a gain this run resolves"
+        else:
+            row = constant.iloc[0]
+            why = (f"{top['policy']} measured fastest, at {ratio}, but the interval reaches 1: not resolved from "
+                   f"the best constant γ, which every engine has, so the constant is recommended")
+    spec = str(row["policy"])
     s = frames.speculative_steps(trace.steps, trace.requests)
     mean_gamma = float(s[(s["drafter"] == drafter) & (s["policy"] == spec)]["gamma"].mean())
-    return spec, recommend(spec, mean_gamma)
+    return Recommendation(spec, float(row["measured_speedup"]), float(row["measured_lo"]), float(row["measured_hi"]),
+                          why, recommend(spec, mean_gamma))
