@@ -223,7 +223,7 @@ class TwoState:
 
 
 def history(run: Replayed) -> None:
-    """6. does acceptance carry over between steps, and what the best schedule on past outcomes alone replays to."""
+    """6. does acceptance carry over between steps; the best schedule on the previous step's outcome, in hindsight."""
     carry = acceptance.carry_over(run.trace.steps, run.trace.requests)
     carry = carry[(carry["drafter"] == run.drafter) & carry["policy"].str.startswith("constant:")]
     full, rej = (carry[f"{k}_steps"].sum() for k in ("after_full", "after_reject"))
