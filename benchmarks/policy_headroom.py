@@ -224,12 +224,12 @@ class TwoState:
 
 def history(run: Replayed) -> None:
     """6. does acceptance carry over between steps; the best schedule on the previous step's outcome, in hindsight."""
-    carry = acceptance.carry_over(run.trace.steps, run.trace.requests)
-    carry = carry[(carry["drafter"] == run.drafter) & carry["policy"].str.startswith("constant:")]
-    full, rej = (carry[f"{k}_steps"].sum() for k in ("after_full", "after_reject"))
-    hit = lambda k: (carry[k].fillna(0) * carry[f"{k}_steps"]).sum() / max(carry[f"{k}_steps"].sum(), 1)  # noqa: E731
-    print(f"measured, constant-γ steps: first draft accepted {hit('after_full'):.3f} after a full acceptance "
-          f"({full} steps), {hit('after_reject'):.3f} after a rejection ({rej} steps)")
+    req = run.trace.requests
+    carry = acceptance.carry_over(run.trace.steps, req[req["policy"].str.startswith("constant:")], by=["drafter"])
+    c = carry.set_index("drafter").loc[run.drafter]
+    print(f"measured, constant-γ steps: first draft accepted {c['after_full']:.3f} after a full acceptance "
+          f"({int(c['after_full_steps'])} steps), {c['after_reject']:.3f} after a rejection "
+          f"({int(c['after_reject_steps'])} steps)")
     now = np.concatenate([r.match[1:] for r in run.recorded])
     before = np.concatenate([r.match[:-1] for r in run.recorded])
     print(f"along the recorded outputs (replay data): the draft's token matches {now.mean():.3f}; after a position "

@@ -32,7 +32,9 @@ def test_the_gpu_script_parses_and_its_run_line_is_a_valid_command():
     from workbench.cli import build_parser
 
     text = script.read_text().replace("\\\n", "")
-    for line in re.findall(r"-m workbench (run|replay) (.*)", text):
+    lines = re.findall(r"-m workbench (run|replay) (.*)", text)
+    assert [command for command, _ in lines] == ["run", "replay"]  # found, so the check below checks something
+    for line in lines:
         words = [w.strip('"') for w in line[1].split()]
         args = [line[0], *[w.replace("$run", "out").replace("$device", "cuda").replace("$per", "8")
                            .replace("$tokens", "48") for w in words]]
