@@ -16,6 +16,7 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
    schedule that picks γ from the previous step's outcome alone (γ ∈ 1..12 after a full acceptance, γ ∈ 1..12 after
    a rejection; every constant γ is one of them), chosen in hindsight on the same prompts — a bound for every
    schedule that reads the previous step's outcome alone (a longer memory, like the heuristic's, is not covered);
+   and how well the target's own confidence at the last verified position ranks the next draft's acceptance;
 7. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
    optimistic yardstick: its errors are independent of everything else; a real signal of the same AUC replays
    lower: a draft fine-tuned for acceptance, AUC 0.88, replays to 1.03x, benchmarks/draft_objective.py);
@@ -234,6 +235,12 @@ def history(run: Replayed) -> None:
     before = np.concatenate([r.match[:-1] for r in run.recorded])
     print(f"along the recorded outputs (replay data): the draft's token matches {now.mean():.3f}; after a position "
           f"that matched {now[before].mean():.3f}, after one that did not {now[~before].mean():.3f}")
+    forced = run.trace.forced[run.trace.forced["drafter"] == run.drafter]
+    by_request = [g.sort_values("index") for _, g in forced.groupby("request_id")]
+    prev_p = np.concatenate([g["p_token"].to_numpy(float)[:-1] for g in by_request])
+    match = np.concatenate([g["match"].to_numpy(bool)[1:] for g in by_request])
+    print(f"the target's probability of its own token at the previous position (known when a step ends, so a "
+          f"policy could read it before drafting): AUC {auc(prev_p, match):.3f} for the next token's acceptance")
     constant = {g: run.median(f"constant:{g}") for g in range(1, 13)}
     best_g = max(constant, key=constant.get)
     grid = {(f, r): run.median(TwoState(f, r)) for f in range(1, 13) for r in range(1, 13)}

@@ -205,7 +205,8 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     script.main([str(out), "--drafter", "draft_prefix"])
     printed = capsys.readouterr().out
     for what in ("oracle (replayed)", "adaptive:6", "95 % bootstrap", "measured means (ms)", "in hindsight",
-                 "after a full acceptance", "after one that did not", "in-sample", "AUC confidence",
+                 "after a full acceptance", "after one that did not", "the target's probability of its own token",
+                 "in-sample", "AUC confidence",
                  "a signal of AUC", "top-2 margin", "probe on the draft's last hidden state"):
         assert what in printed, what
     import re
