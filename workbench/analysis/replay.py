@@ -9,8 +9,7 @@ on the accepted path; the confidences of drafts *after* a rejection are not obse
 replay uses the confidence recorded at the same output position in their place. Time comes from the run's measured
 step costs (``latency.StepCosts``: mean draft and verify time per k); the predicted speedup divides the baseline
 measured on the same prompt by the replayed speculative time. At T > 0 acceptance is drawn with the recorded
-α = Σ min(p, q) of each position (expected acceptance, one seeded draw per position) along the one recorded output
-path.
+α = Σ min(p, q) of each position (expected acceptance, one seeded draw per position) along the one recorded path.
 The oracle drafts exactly the tokens that will be accepted: the bound every policy is measured against.
 """
 
