@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 EXTRAS=${WORKBENCH_EXTRAS:-}
 [ "${1:-}" = "--extras" ] && EXTRAS=${2:?--extras needs a value, e.g. ray}
 PY=${PYTHON:-python3}
-"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: Python ≥ 3.10 is needed ($PY)"; exit 2; }
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python ≥ 3.11 is needed for tomllib and numpy 2.4 ($PY)"; exit 2; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 reqs=requirements.txt
 case ",$EXTRAS," in *,ray,*) reqs=requirements-ray.txt ;; ,,) ;; *) echo "error: unknown extra '$EXTRAS' (known: ray)"; exit 2 ;; esac

@@ -24,6 +24,18 @@ def test_help_imports_no_heavy_library():
             assert command in help_text, module
 
 
+def test_every_subcommand_help_has_a_whole_plain_sentence():
+    import argparse
+
+    from workbench.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) >= {"run", "demo", "report", "replay", "sweep", "export", "train"}
+    for name, parser in sub.choices.items():
+        text = parser.description or ""
+        assert text.rstrip().endswith((".", ")")) and "``" not in text, (name, text)
+
+
 def test_the_gpu_script_parses_and_its_run_line_is_a_valid_command():
     """benchmarks/gpu.sh runs only where a GPU is lent: here, its shell syntax, and its `workbench run` and
     `replay` lines against the real parser (a renamed flag would otherwise surface only on the GPU machine)."""

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -48,7 +48,7 @@ class RunLock:
             raise WorkbenchError(f"run directory {self.run_dir} is in use by {_describe_holder(self.path)} "
                                  "(another `workbench run` is writing it)") from None
         # Ours now; any old content is from a dead process (stale): overwrite it.
-        started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode() + b"\n", 0)

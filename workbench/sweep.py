@@ -15,10 +15,9 @@ import itertools
 import json
 import os
 import re
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from workbench import atomic
 from workbench.errors import WorkbenchError

@@ -3,3 +3,8 @@
 Only argparse and workbench.config may be imported at module level here; heavy imports (torch, pandas, ray) happen
 inside ``main``, so ``workbench --help`` stays fast.
 """
+
+
+def description(doc: str) -> str:
+    """A subcommand's ``--help`` description: its module docstring's first paragraph, as plain text."""
+    return " ".join(doc.split("\n\n")[0].split()).replace("``", "")

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from workbench.commands import description
 from workbench.config import RunConfig
 
 # Everything else: RunConfig defaults (embedded pair, held-out prompts, greedy, float32 on CPU).
@@ -20,7 +21,7 @@ DEMO = RunConfig(policies=("constant:2", "constant:4", "constant:6", "threshold:
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="policies + baseline on the default pair, then the HTML report",
-                       description=__doc__.splitlines()[0].strip("`"))
+                       description=description(__doc__))
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo directory (run/ and report/ inside)")
     p.add_argument("--full", action="store_true", help="every held-out prompt (default: the first "
                                                          f"{DEMO.per_category} of each category)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workbench.commands import description
 from workbench.commands.run import comma_list, positive_int
 
 DEFAULT_POLICIES = ("constant:2", "constant:4", "constant:6", "heuristic", "threshold:0.4", "threshold:0.2",
@@ -17,7 +18,7 @@ DEFAULT_POLICIES = ("constant:2", "constant:4", "constant:6", "heuristic", "thre
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay draft-length policies offline on a recorded run (a prediction)",
-                       description=__doc__.splitlines()[0].strip("`"))
+                       description=description(__doc__))
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory from `workbench run`")
     p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")

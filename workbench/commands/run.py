@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from workbench.commands import description
 from workbench.config import RunConfig
 
 
@@ -54,7 +55,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the run's torch.Generator")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
     p.add_argument("--dtype", default=d.dtype,
-                   help="auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16")
+                   help="auto (float32 on CPU, bfloat16 on CUDA, float16 on MPS) | float32 | bfloat16 | float16")
     p.add_argument("--baseline", action="store_true", help="also run target-only decoding on every prompt")
     p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     p.add_argument("--per-category", type=int, default=None, help="only the first N prompts of each category")
@@ -77,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="speculative generation (and baseline) over a prompt set, with traces",
-                       description=__doc__.splitlines()[0].strip("`"))
+                       description=description(__doc__))
     add_run_arguments(p)
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping completed requests")

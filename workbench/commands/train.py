@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from workbench.commands import description
 from workbench.errors import WorkbenchError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `train` subcommand (its handler is run)."""
-    p = subparsers.add_parser("train", help="train the default draft/target pair from local corpora (CPU ok)")
+    p = subparsers.add_parser("train", help="train the default draft/target pair from local corpora (CPU ok)",
+                              description=description(__doc__))
     p.add_argument("--out", required=True, help="output dir (gets <target-name>/, <draft-name>/, training_log.json)")
     p.add_argument("--preset", choices=["default", "micro"], default="default", help="sizes/steps preset")
     p.add_argument("--steps-target", type=int, help="override the target's optimizer steps")
