@@ -180,6 +180,38 @@ def test_adaptive_drafts_only_what_pays(draft_ms, accepted, plan):
         assert not policy.stop_after(1, 0.9, 0.0)
 
 
+@pytest.mark.parametrize("probe_accepted", [False, True])
+def test_adaptive_probes_after_target_only_steps_so_it_can_draft_again(probe_accepted):
+    from workbench.adaptive import PROBE, Adaptive
+    from workbench.policies import StepOutcome
+
+    policy = Adaptive(4)
+    for _ in range(30):  # cheap drafts, all rejected: not worth drafting
+        policy.observe(StepOutcome(gamma=4, n=0, confidences=(0.9,) * 4))
+        policy.observe_times(4, 0.4, 10.0, 0.0)
+        policy.observe_times(0, 0.0, 9.0, 0.0)
+    plans = []
+    while len(plans) < 200 and 4 not in plans:
+        plans.append(policy.plan())
+        k = plans[-1]
+        policy.observe(StepOutcome(gamma=k, n=k if probe_accepted else 0, confidences=(0.9,) * k))
+    probes = [i for i, k in enumerate(plans) if k == 1]
+    if probe_accepted:  # one accepted probe: drafting pays again, at once
+        assert probes == [PROBE] and plans[PROBE + 1:] == [4]
+    else:  # probes keep failing: the wait doubles (16, 32, 64, …), so a useless draft costs little
+        assert probes == [PROBE, 3 * PROBE + 1, 7 * PROBE + 2] and 4 not in plans
+
+
+def test_heuristic_keeps_its_gamma_after_a_step_that_drafted_nothing():
+    from workbench.policies import StepOutcome
+
+    policy = parse_policy("heuristic:3")
+    policy.observe(StepOutcome(gamma=0, n=0))  # an n-gram drafter found no match: no evidence either way
+    assert policy.plan() == 3
+    policy.observe(StepOutcome(gamma=3, n=3))
+    assert policy.plan() == 5
+
+
 def test_every_policy_of_a_drafter_learns_the_costs_of_its_steps(model_dirs, prompts_file):
     from workbench.config import RunConfig
     from workbench.prompts import load_prompts

@@ -7,7 +7,10 @@ token i with confidence κ_i (the draft's probability of it), π_i = π_{i−1} 
 position i) (for i = 1: given whether the previous step was fully accepted), and the next token would be accepted
 with π_i · P(x_{i+1} accepted | x_i accepted, κ_i). Drafting goes on while some longer draft, up to GMAX, has a
 higher expected E / C than stopping now (the tokens beyond the next are assumed to chain at the run's conditional
-rate). Before the step the same rule decides whether to draft at all (k = 0 is a target-only step).
+rate). Before the step the same rule decides whether to draft at all (k = 0 is a target-only step). A target-only
+step teaches the estimates nothing, so after PROBE target-only steps in a row the policy drafts one token anyway (a
+probe: one draft token and one more verified position), doubling the wait after each probe that does not bring
+drafting back (up to PROBE_MAX): without it, one unlucky rejection early in a run could stop drafting for good.
 
 Every probability is a running count with a weak prior, learned online from the outcomes of this run (the
 warm-up request included). Costs are learned from the measured times of every step the session runs with this
@@ -27,6 +30,7 @@ POSITIONS = 4  # position buckets of the conditional rates: 2, 3, 4, ≥ 5 (posi
 PRIOR = 2.0  # pseudo-observations behind every estimated probability; a table cell is shrunk towards the run's
 #             overall acceptance rate (learned too, from 0.5), so sparse cells start from what is typical
 GUESS = {"t_d": 0.2, "a": 1.0, "b": 0.1, "o": 0.05}  # cost guesses (units of one target forward) before timing
+PROBE, PROBE_MAX = 16, 256  # target-only steps in a row before a one-token probe; the wait doubles up to PROBE_MAX
 
 
 class Rate:
@@ -113,16 +117,24 @@ class Adaptive:
         self._cost, self._stale = self.costs.step_ms(gmax), False  # C_0..C_GMAX, recomputed when times arrive
         self.after_full = False
         self._pi = self._e = 1.0
+        self.idle, self.wait = 0, PROBE  # target-only steps since the last draft; the current wait before a probe
 
     def begin_request(self) -> None:
         self.after_full = False
 
     def plan(self) -> int:
-        """GMAX, or 0 when no draft length is expected to beat a target-only step."""
+        """GMAX; 0 when no draft length is expected to beat a target-only step; 1 for a probe."""
         if self._stale:
             self._cost, self._stale = self.costs.step_ms(self.gmax), False
         self._pi, self._e = 1.0, 1.0
-        return self.gmax if self._worth_more(0, self._rate(self.first_any[self.after_full])) else 0
+        if self._worth_more(0, self._rate(self.first_any[self.after_full])):
+            self.idle, self.wait = 0, PROBE
+            return self.gmax
+        self.idle += 1
+        if self.idle <= self.wait:
+            return 0
+        self.idle, self.wait = 0, min(2 * self.wait, PROBE_MAX)
+        return 1
 
     def stop_after(self, i: int, confidence: float, entropy: float) -> bool:
         tier = bisect.bisect_right(EDGES, confidence)

@@ -93,8 +93,10 @@ class Heuristic(_Base):
         return self.gamma
 
     def observe(self, outcome: StepOutcome) -> None:
-        # HF compares the matches with the candidates actually drafted (a budget-cut step counts as drafted)
-        self.gamma = self.gamma + 2 if outcome.n == outcome.gamma else max(1, self.gamma - 1)
+        # HF compares the matches with the candidates actually drafted (a budget-cut step counts as drafted). A step
+        # that drafted nothing (an n-gram drafter with no match; a request's last token) says nothing: γ stays.
+        if outcome.gamma:
+            self.gamma = self.gamma + 2 if outcome.n == outcome.gamma else max(1, self.gamma - 1)
 
 
 class Threshold(_Base):
