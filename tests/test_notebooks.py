@@ -181,7 +181,8 @@ def test_cli_parser():
     parser = argparse.ArgumentParser()
     report_command.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", "a", "b", "--out", "rep"])
-    assert args.run_dirs == [Path("a"), Path("b")] and args.out == Path("rep") and args.func is report_command.main
+    assert args.run_dirs == [Path("a"), Path("b")] and args.func is report_command.main
+    assert Path(args.out) == Path("rep")  # a Path or a checked str, as the parser's type gives it
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -195,3 +196,127 @@ def test_committed_notebooks_are_clean_sources(name):
             assert cell.outputs == [] and cell.execution_count is None, f"{name}: committed with outputs"
             uses_widgets = any(f"explore.{name}(" in cell.source for name in explore.WIDGETS)
             assert uses_widgets == ("jupyterlab-only" in cell.metadata.get("tags", [])), cell.source[:60]
+
+
+# ----------------------------------------------------------------------------------------- runs without a baseline
+# A `workbench run` without --baseline and a sweep's speculative runs have no target-only requests; a sweep's baseline
+# run has no speculative ones. Reports on them must render and say what they cannot show, never make a number up.
+def _without(tr: trace.Trace, mode: str) -> trace.Trace:
+    """The run with every request of ``mode`` (and its steps and tokens) removed."""
+    keep = tr.requests[tr.requests["mode"] != mode]
+    ids = set(keep["request_id"])
+    return trace.Trace(meta=tr.meta, requests=keep.reset_index(drop=True),
+                       steps=tr.steps[tr.steps["request_id"].isin(ids)].reset_index(drop=True),
+                       tokens=tr.tokens[tr.tokens["request_id"].isin(ids)].reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return trace.load(write_synthetic_run(tmp_path_factory.mktemp("syn") / "syn", prompts=2, steps=6))
+
+
+def test_run_kind_helpers_and_notes(synthetic):
+    from workbench.analysis import notebook
+
+    spec_only, base_only = _without(synthetic, "baseline"), _without(synthetic, "speculative")
+    assert notebook.has_baseline(synthetic) and notebook.has_speculative(synthetic)
+    assert not notebook.has_baseline(spec_only) and notebook.has_speculative(spec_only)
+    assert notebook.has_baseline(base_only) and not notebook.has_speculative(base_only)
+    assert notebook.no_baseline_note([synthetic], ["/x/full"]) == ""
+    assert notebook.no_baseline_note([base_only], ["/x/base"]) == ""  # nothing speculative: no speedup to miss
+    assert notebook.no_baseline_note([spec_only], ["/x/mine"]) == (
+        "This run has no target-only baseline, so no speedup was measured: rerun with --baseline.")
+    several = notebook.no_baseline_note([synthetic, spec_only, spec_only], ["/x/full", "/x/a", "/x/b"])
+    assert several.startswith("Runs a, b have no target-only baseline") and "sweep" not in several
+    figures = notebook.key_acceptance(base_only)
+    assert figures["steps"] == 0 and all(np.isnan(figures[k]) for k in ("acceptance_rate", "alpha_mle"))
+    overall = acceptance.acceptance_by(synthetic.steps, synthetic.tokens, synthetic.requests).iloc[0]
+    assert notebook.key_acceptance(synthetic)["alpha_mle"] == pytest.approx(overall["alpha_mle"])
+
+
+def test_tuning_without_a_baseline_predicts_and_measures_nothing(synthetic):
+    spec_only = speedup.combine([_without(synthetic, "baseline")])
+    fitted = speedup.fits(spec_only)
+    assert fitted and speedup.with_baseline(fitted) == []
+    curve = speedup.gamma_curve(fitted[0])  # was: ValueError: All-NaN slice encountered
+    assert not curve["optimal"].any() and curve["predicted_position"].isna().all()
+    table = speedup.tuning_table(spec_only)
+    assert len(table) == len(fitted) and list(table.columns) == speedup.TUNING_COLUMNS
+    assert table[["optimal_gamma", "optimal_predicted", "best_measured_gamma", "best_measured"]].isna().all().all()
+    assert (table["alpha"] > 0).all()  # what needs no baseline is still there
+    full = speedup.tuning_table(speedup.combine([synthetic]))
+    assert full["optimal_gamma"].notna().all() and full["best_measured"].notna().all()
+    assert speedup.tuning_table(speedup.combine([_without(synthetic, "speculative")])).empty
+
+
+def test_report_plan_skips_what_a_baseline_only_run_cannot_show(synthetic, tmp_path):
+    runs = [tmp_path / "baseline", tmp_path / "spec"]
+    jobs, skipped = report._plan(runs, [_without(synthetic, "speculative"), _without(synthetic, "baseline")])
+    assert [(nb, stem) for nb, stem, _ in jobs] == [("latency", "latency_baseline"), ("acceptance", "acceptance_spec"),
+                                                   ("latency", "latency_spec"), ("tuning", "tuning")]
+    assert jobs[-1][2] == {"run_dirs": [str(runs[1])]}  # the tuning page compares speculative runs only
+    assert [page for page, _ in skipped] == ["acceptance_baseline"] and "target-only" in skipped[0][1]
+    _, skipped = report._plan(runs[:1], [_without(synthetic, "speculative")])
+    assert [page for page, _ in skipped] == ["acceptance_baseline", "tuning"]
+
+
+def test_a_failing_notebook_names_itself_and_the_run_not_a_temp_dir(run_dir, tmp_path):
+    out = tmp_path / ".rep.tmp-1" / "acceptance_x.ipynb"
+    out.parent.mkdir()
+    with report._this_interpreter_kernel() as kernel, pytest.raises(WorkbenchError) as err:
+        report.execute("acceptance", out, {"run_dir": str(run_dir), "request_id": "no-such-request"}, kernel)
+    msg = str(err.value)
+    assert msg.startswith(f"acceptance notebook (notebooks/acceptance.ipynb) failed on run {run_dir}: ValueError")
+    assert ".tmp-" not in msg and "no-such-request" in msg and "\n" not in msg
+
+
+@pytest.fixture(scope="module")
+def sweep_report(model_dirs, tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny real sweep (the target, one draft, γ = 2, a baseline run) and `workbench report` on it: the sweep's
+    baseline run has no speculative request and its speculative run no baseline, the two cases that failed."""
+    from test_sweep import write_sweep
+
+    from workbench.cli import main
+
+    root = tmp_path_factory.mktemp("sweep")
+    prompts = root / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "category": "prose", "prompt": "The quick brown fox"}\n'
+                       '{"id": "b", "category": "code", "prompt": "def add(a, b):"}\n')
+    grid = {"target": str(model_dirs["target"]), "draft": str(model_dirs["draft_prefix"]), "gamma": [2],
+            "prompts": str(prompts), "max_new_tokens": 6, "device": "cpu"}
+    path = write_sweep(root / "s.toml", grid, {"warmup": False})
+    assert main(["sweep", str(path), "--out", str(root / "sw"), "--no-progress"]) == 0
+    assert main(["report", str(root / "sw"), "--out", str(root / "report"), "--no-progress"]) == 0
+    return root / "sw", root / "report"
+
+
+def test_sweep_report_renders_every_page_and_says_what_it_skipped(sweep_report):
+    from workbench.analysis import notebook
+
+    sw, out = sweep_report
+    assert {p.name for p in out.glob("*.html")} == {"index.html", "latency_baseline.html", "acceptance_spec.html",
+                                                    "latency_spec.html", "tuning.html"}
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "acceptance_baseline: not built" in index and "target-only baseline run" in index
+    assert "1 speculative runs compared" in index and "href='acceptance_spec.html'" in index
+    note = ("This run has no target-only baseline, so no speedup was measured: rerun with --baseline. "
+            "(Runs of a sweep: `workbench report SWEEP_DIR` compares them")
+    for page in ("acceptance_spec", "latency_spec", "tuning"):  # tuning compares the speculative run only
+        text = (out / f"{page}.html").read_text(encoding="utf-8")
+        assert note in text, page
+        assert text.count('class="plotly-graph-div"') >= (3 if page != "tuning" else 0), page
+    assert notebook.BASELINE_ONLY in (out / "latency_baseline.html").read_text(encoding="utf-8")
+
+
+def test_sweep_report_figures_hold_measurements_only(sweep_report):
+    sw, out = sweep_report
+    spec = trace.load(sw / "runs" / "spec")
+    fig = json.loads((out / "acceptance_spec_figures.json").read_text())
+    overall = acceptance.acceptance_by(spec.steps, spec.tokens, spec.requests).iloc[0]
+    assert fig["steps"] == overall["steps"] > 0 and fig["alpha_mle"] == pytest.approx(overall["alpha_mle"])
+    (row,) = json.loads((out / "tuning_figures.json").read_text())["rows"]
+    assert row["alpha"] == pytest.approx(overall["alpha_mle"])  # one constant γ: the fit's α is the run's
+    for key in ("optimal_gamma", "optimal_predicted", "best_measured_gamma", "best_measured"):
+        assert np.isnan(row[key]), key  # no baseline in the run: nothing predicted or measured against it
+    speed = json.loads((out / "latency_spec_figures.json").read_text())["speedup"]
+    assert all(np.isnan(v) for v in speed.values())

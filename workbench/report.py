@@ -81,8 +81,17 @@ def execute(notebook: str, out_ipynb: Path, parameters: dict, kernel_name: str) 
     try:
         pm.execute_notebook(nb, str(out_ipynb), parameters=parameters, cwd=str(nb_dir), kernel_name=kernel_name,
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S)
-    except pm.PapermillExecutionError as exc:
-        raise WorkbenchError(f"{notebook} notebook failed ({out_ipynb}): {exc.ename}: {exc.evalue}") from None
+    except pm.PapermillExecutionError as exc:  # out_ipynb lies in the report's temp dir, removed on failure
+        runs = parameters.get("run_dirs") or [parameters.get("run_dir", "?")]
+        raise WorkbenchError(f"{notebook} notebook (notebooks/{notebook}.ipynb) failed on {_runs(runs)}: "
+                             f"{exc.ename}: {exc.evalue}") from None
+
+
+def _runs(run_dirs: list, shown: int = 3) -> str:
+    """"run DIR" or "runs A, B, C (+N more)" for one-line errors."""
+    head = ", ".join(str(d) for d in run_dirs[:shown]) + (f" (+{len(run_dirs) - shown} more)"
+                                                          if len(run_dirs) > shown else "")
+    return f"run{'s' * (len(run_dirs) > 1)} {head}"
 
 
 def to_offline_html(executed: Path, out_html: Path, *, exclude_input: bool = True) -> None:
@@ -117,6 +126,7 @@ def _names(run_dirs: list[Path]) -> list[str]:
 
 def _headline(traces: list[trace.Trace], names: list[str]) -> str:
     """Per run: what was measured (models, device, date) and the answer per setting (summary.summary_table)."""
+    from workbench.analysis.notebook import has_baseline, has_speculative
     from workbench.analysis.summary import summary_table
 
     parts = []
@@ -127,21 +137,36 @@ def _headline(traces: list[trace.Trace], names: list[str]) -> str:
         about = (f"target {size(models.get('target'))} params, draft models: {drafts}, "
                  f"{models.get('dtype', '?')} on {env.get('device_name', env.get('device', '?'))}, "
                  f"created {t.meta.get('created', '?')}")
-        table = summary_table(t).to_html(index=False, float_format=lambda v: f"{v:.3f}",
-                                                            border=0, classes="wb")
+        if not has_speculative(t):  # a sweep's baseline run: nothing speculative to summarise
+            table = "<p>Target-only baseline run: no speculative setting to summarise.</p>"
+        else:
+            table = summary_table(t).to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0,
+                                             classes="wb")
+            if not has_baseline(t):
+                table += "<p>No target-only baseline in this run, so no speedup was measured in it.</p>"
         parts.append(f"<h2>{html.escape(name)} <small>run {html.escape(str(t.meta.get('run_id')))}</small></h2>"
                      f"<p>{html.escape(about)}</p>{table}")
     return "".join(parts)
 
 
-def _index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str, summary: list[dict]) -> Path:
-    """index.html: the headline per run, links to every page, and the key figures each notebook recorded."""
+def _fmt(v) -> str:
+    """A key figure in the index table: floats to 3 decimals, NaN (not measured, e.g. no baseline) as a dash."""
+    if isinstance(v, float):
+        return "–" if v != v else f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def _index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str, summary: list[dict],
+           skipped: list[tuple[str, str]] = ()) -> Path:
+    """index.html: the headline per run, links to every page, the pages not built (and why), and the key figures
+    each notebook recorded."""
     cols = sorted({k for row in summary for k in row}, key=lambda k: (k != "page", k))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))  # noqa: E731
-    rows = "".join("<tr>" + "".join(f"<td>{fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in summary)
+    rows = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in summary)
     links = "".join(f'<li><a href="{html.escape(f)}">{html.escape(t)}</a> — {html.escape(d)}</li>'
                     for f, t, d in pages)
+    links += "".join(f"<li class='skipped'>{html.escape(t)}: not built — {html.escape(why)}</li>"
+                     for t, why in skipped)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Workbench report</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:1200px}td,th{border:1px solid #ccc;padding:2px 8px}"
             "table{border-collapse:collapse}small{color:#666;font-weight:normal}</style></head><body>"
@@ -198,12 +223,36 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     return final / "index.html"
 
 
+def _plan(run_dirs: list[Path], traces: list[trace.Trace]) -> tuple[list[tuple[str, str, dict]], list[tuple]]:
+    """The notebooks to execute, as (notebook, page stem, parameters), and the pages left out, as (page, why).
+
+    A run with no speculative request (a sweep's target-only baseline) gets its latency page only (the target's
+    own costs): it has no acceptance, and it is left out of the tuning page, which compares speculative runs. The
+    speedups that divide by it are in the sweep comparison. A run without a baseline gets every page; the pages
+    say which sections need a baseline (``analysis.notebook.no_baseline_note``)."""
+    from workbench.analysis.notebook import has_speculative
+
+    jobs, skipped, tuned = [], [], []
+    for d, name, t in zip(run_dirs, _names(run_dirs), traces):
+        if has_speculative(t):
+            jobs.append(("acceptance", f"acceptance_{name}", {"run_dir": str(d)}))
+            tuned.append(str(d))
+        else:
+            skipped.append((f"acceptance_{name}", f"{name} is a target-only baseline run: nothing was drafted, so "
+                                                  "it has no acceptance to show and is left out of the tuning page "
+                                                  "(its latency page shows the target's own costs)"))
+        jobs.append(("latency", f"latency_{name}", {"run_dir": str(d)}))
+    if tuned:
+        jobs.append(("tuning", "tuning", {"run_dirs": tuned}))
+    else:
+        skipped.append(("tuning", "no run has a speculative request: there is nothing to tune"))
+    return jobs, skipped
+
+
 def _write_pages(run_dirs: list[Path], traces: list[trace.Trace], out_dir: Path, progress: bool) -> Path:
     from workbench.progress import Progress
 
-    jobs = [(nb, f"{nb}_{name}", {"run_dir": str(d)})
-            for d, name in zip(run_dirs, _names(run_dirs)) for nb in ("acceptance", "latency")]
-    jobs.append(("tuning", "tuning", {"run_dirs": [str(d) for d in run_dirs]}))
+    jobs, skipped = _plan(run_dirs, traces)
     pages, summary = [], []
     bar = Progress(len(jobs), "report", unit="notebook", disable=not progress)
     with _this_interpreter_kernel() as kernel:
@@ -220,4 +269,4 @@ def _write_pages(run_dirs: list[Path], traces: list[trace.Trace], out_dir: Path,
                 summary.append(_flat(stem, figures))
             bar.update(1)
     bar.close()
-    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary)
+    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary, skipped)

@@ -1,5 +1,6 @@
 """What the report notebooks call besides the analysis functions: showing figures, picking the request to show,
-and recording key figures (the way recommenders keeps ``store_metadata`` in its library, not in notebooks).
+recording key figures (the way recommenders keeps ``store_metadata`` in its library, not in notebooks), and saying
+what a run cannot show (``has_baseline`` / ``has_speculative``, ``no_baseline_note``, ``note``).
 
 Figures are displayed as a bundle of plotly's JSON (JupyterLab renders it interactively) and an HTML ``<div>``
 that expects ``window.Plotly``: ``workbench report`` ships plotly.js once per report directory and every page loads
@@ -8,7 +9,9 @@ it from there, so pages stay small and render with no network.
 
 from __future__ import annotations
 
+import html
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,11 @@ from workbench.analysis import frames
 from workbench.trace import Trace
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# What a target-only baseline run (a sweep's, docs/SWEEP.md) cannot show, said once at the top of its page.
+NO_SPECULATIVE = ("This run has no speculative request (a target-only baseline run): nothing was drafted, so there "
+                  "is no acceptance to show.")
+BASELINE_ONLY = ("This run has no speculative request (a target-only baseline run): the page shows the target's own "
+                 "step costs and latency; nothing was drafted, so there is no speedup or gap to the prediction.")
 
 
 def show(fig) -> None:
@@ -70,11 +78,72 @@ def main_drafter(trace: Trace) -> str:
 def show_settings(rec) -> None:
     """The recommended setting (``policies.Recommendation``): the policy, its live speedup with its interval, why it
     was chosen, and one line per engine in the syntax users paste."""
-    import html
-
     from IPython.display import HTML, display
 
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>"
                    for k, v in rec.settings.items())
     display(HTML(f"<p><b>Recommended: <code>{html.escape(rec.spec)}</code></b>, measured {rec.speedup:.3f}x "
                  f"(95 % interval {rec.lo:.3f}–{rec.hi:.3f}): {html.escape(rec.why)}.</p><table>{rows}</table>"))
+
+
+def key_acceptance(trace: Trace) -> dict:
+    """The acceptance page's key figures, pooled over the run's speculative decode steps
+    (``acceptance.acceptance_by``); NaN with 0 steps when nothing was drafted (a baseline-only run)."""
+    from workbench.analysis import acceptance
+
+    pooled = acceptance.acceptance_by(trace.steps, trace.tokens, trace.requests)  # no row without speculative steps
+    keys = ("acceptance_rate", "tokens_per_step", "alpha_mle", "alpha_tv")
+    if not len(pooled):
+        return {**dict.fromkeys(keys, float("nan")), "steps": 0}
+    row = pooled.iloc[0]
+    return {**{k: float(row[k]) for k in keys}, "steps": int(row["steps"])}
+
+
+def has_requests(trace: Trace, mode: str) -> bool:
+    """Whether the run measured a request of ``mode`` (``"baseline"`` or ``"speculative"``; warm-ups never count)."""
+    return bool((frames.measured_requests(trace.requests)["mode"] == mode).any())
+
+
+def has_baseline(trace: Trace) -> bool:
+    """Whether the run measured target-only requests: every measured speedup (and every prediction of one, which
+    needs the target-only cost) divides by them. A sweep's speculative runs have none (their baseline is another
+    run of the sweep); neither has a ``workbench run`` without ``--baseline``."""
+    return has_requests(trace, "baseline")
+
+
+def has_speculative(trace: Trace) -> bool:
+    """Whether the run measured speculative requests (a sweep's baseline run has none: nothing was drafted)."""
+    return has_requests(trace, "speculative")
+
+
+def _in_sweep(run_dir: str | os.PathLike) -> bool:
+    """A run directory ``SWEEP/runs/<name>`` of a sweep (``SWEEP/manifest.json``, docs/SWEEP.md)."""
+    path = Path(run_dir).resolve()
+    return path.parent.name == "runs" and (path.parent.parent / "manifest.json").is_file()
+
+
+def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
+    """One sentence naming the speculative runs that have no target-only baseline (so no measured speedup), with
+    what to do; "" when every one has its baseline. ``run_dirs``: the directories the traces were loaded from."""
+    missing = [Path(d) for t, d in zip(traces, run_dirs) if has_speculative(t) and not has_baseline(t)]
+    if not missing:
+        return ""
+    names = [d.name for d in missing]
+    if len(traces) == 1:
+        who = "This run has"
+    else:
+        who = f"Runs {', '.join(names)} have" if len(names) > 1 else f"Run {names[0]} has"
+    text = f"{who} no target-only baseline, so no speedup was measured: rerun with --baseline."
+    if any(_in_sweep(d) for d in missing):
+        text += (" (Runs of a sweep: `workbench report SWEEP_DIR` compares them with the sweep's baseline run, "
+                 "cross-run ratios, on its index page.)")
+    return text
+
+
+def note(text: str) -> None:
+    """Show a one-paragraph note in the page (nothing when ``text`` is empty): what a section cannot show and why."""
+    from IPython.display import HTML, display
+
+    if text:
+        display(HTML(f"<p class='wb-note' style='border-left:4px solid #f08c00;padding:4px 10px'>"
+                     f"<b>Note:</b> {html.escape(text)}</p>"))

@@ -7,7 +7,7 @@ bursts real drafts show. docs/SPEEDUP_MODEL.md states the model; docs/REPORTS.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -203,32 +203,46 @@ def sweep_table(trace: Trace, fitted: list[Fit] | None = None) -> pd.DataFrame:
 
 
 def gamma_curve(f: Fit, max_gamma: int = 16) -> pd.DataFrame:
-    """Predicted speedup for γ = 1..max_gamma under both models; ``optimal`` marks the per-position argmax."""
+    """Predicted speedup for γ = 1..max_gamma under both models; ``optimal`` marks the per-position argmax (no γ
+    when nothing could be predicted: a run without a target-only baseline has no cost to divide)."""
     g = np.arange(1, max_gamma + 1)
     pos = predicted_speedup(f, g)
+    optimal = g == g[int(np.nanargmax(pos))] if np.isfinite(pos).any() else np.zeros(len(g), dtype=bool)
     return pd.DataFrame({"gamma": g, "predicted_iid": predicted_speedup(f, g, "iid"),
-                         "predicted_position": pos, "optimal": g == g[int(np.nanargmax(pos))]})
+                         "predicted_position": pos, "optimal": optimal})
+
+
+def with_baseline(fitted: list[Fit]) -> list[Fit]:
+    """The fits whose run measured a target-only baseline: the only ones a speedup can be predicted for (the
+    what-if explorers need T_t(1) and the baseline's prefill)."""
+    return [f for f in fitted if f.costs.has_baseline]
+
+
+TUNING_COLUMNS = ["run_id", "drafter", "temperature", "alpha", *(c.name for c in fields(latency.CostModel)), "c",
+                  "optimal_gamma", "optimal_predicted", "best_measured_gamma", "best_measured"]
 
 
 def tuning_table(trace: Trace, max_gamma: int = 16, fitted: list[Fit] | None = None,
                  sweep: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per run × drafter × temperature: α, the costs, the predicted-optimal constant γ (per-position model,
-    1..max_gamma) with its predicted speedup, and the best measured constant γ with its measured speedup."""
+    1..max_gamma) with its predicted speedup, and the best measured constant γ with its measured speedup. Without
+    a target-only baseline in the run, the predicted and measured columns are NaN (nothing is made up)."""
     fitted = fitted if fitted is not None else fits(trace)
     sweep = sweep if sweep is not None else sweep_table(trace, fitted)
     rows = []
     for f in fitted:
         curve = gamma_curve(f, max_gamma)
-        best = curve[curve["optimal"]].iloc[0]
+        best = curve[curve["optimal"]].iloc[0] if curve["optimal"].any() else None
         meas = sweep[(sweep["run_id"] == f.run_id) & (sweep["drafter"] == f.drafter)
                      & (sweep["temperature"] == f.temperature)].dropna(subset=["measured"])
         top = meas.loc[meas["measured"].idxmax()] if len(meas) else None
         rows.append({"run_id": f.run_id, "drafter": f.drafter, "temperature": f.temperature, "alpha": f.alpha,
-                     **f.costs.as_dict(), "optimal_gamma": int(best["gamma"]),
-                     "optimal_predicted": float(best["predicted_position"]),
+                     **f.costs.as_dict(),
+                     "optimal_gamma": int(best["gamma"]) if best is not None else np.nan,
+                     "optimal_predicted": float(best["predicted_position"]) if best is not None else np.nan,
                      "best_measured_gamma": int(top["gamma"]) if top is not None else np.nan,
                      "best_measured": float(top["measured"]) if top is not None else np.nan})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TUNING_COLUMNS)
 
 
 def _chain(alpha: float, gamma: int, costs: latency.CostModel, spec: pd.DataFrame, measured: float) -> list[float]:
