@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import defaultdict
 from numbers import Number
+
+import pytest
+from test_cli import run_args
 
 from workbench import trace
 from workbench.cli import main
@@ -103,3 +108,73 @@ def test_export_of_a_non_run_is_one_error_line(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--perfetto", str(tmp_path / "t.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and not (tmp_path / "t.json").exists()
+
+
+@pytest.fixture(scope="module")
+def small_run(model_dirs, tmp_path_factory):
+    """A finished run (baseline and one drafter), copied by each test that damages it."""
+    prompts = tmp_path_factory.mktemp("prompts") / "p.jsonl"
+    prompts.write_text('{"id": "a", "category": "prose", "prompt": "The quick brown fox"}\n')
+    run = tmp_path_factory.mktemp("small") / "run"
+    assert main(run_args(model_dirs, prompts, run, "--baseline", "--max-new-tokens", "6")) == 0
+    return run, prompts
+
+
+@pytest.mark.parametrize("command", ["replay", "export", "resume"])
+@pytest.mark.parametrize("text, why", [
+    ("{}", "no run_id"),
+    ("[]", "it holds an array, not an object"),
+    ('{"trace_version": 2}', "no run_id"),
+    ('{"run_id": "x", "trace_version": "2"}', "trace_version is a string"),
+    ('{"run_id": "x", "trace_version": 2, "config": [], "sessions": {}}', "config is an array"),
+])
+def test_a_meta_json_of_the_wrong_shape_is_one_error_line(small_run, model_dirs, tmp_path, capsys, command, text,
+                                                          why):
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    (run / "meta.json").write_text(text)
+    capsys.readouterr()
+    args = {"replay": ["replay", str(run)], "export": ["export", str(run), "--perfetto", str(tmp_path / "t.json")],
+            "resume": run_args(model_dirs, small_run[1], run, "--baseline", "--max-new-tokens", "6", "--resume")}
+    assert main(args[command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / 'meta.json'}: not a workbench meta.json (") and why in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("command", ["replay", "export"])
+def test_format_2_parts_under_a_meta_json_without_a_version_are_one_error_line(small_run, tmp_path, capsys, command):
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    (run / "meta.json").write_text('{"run_id": "x"}')  # no trace_version: format 1, which had requests.gamma
+    assert main([command, str(run), *(["--perfetto", str(tmp_path / "t.json")] if command == "export" else [])]) == 2
+    assert capsys.readouterr().err == (f"error: {run / 'meta.json'}: records no trace_version (format 1) but the "
+                                       "run's parts are format 2 (a meta.json from elsewhere, or edited?)\n")
+
+
+def test_export_checks_its_output_path_first_and_names_it(small_run, tmp_path, capsys):
+    run = small_run[0]
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    for out, message in ((tmp_path / "adir", f"--perfetto {tmp_path / 'adir'}: is a directory, not a file"),
+                         (tmp_path / "afile" / "t.json", f"{tmp_path / 'afile'}: exists and is not a directory")):
+        assert main(["export", str(tmp_path / "nope"), "--perfetto", str(out)]) == 2  # the output, before the run
+        assert capsys.readouterr().err == f"error: {message}\n"
+    assert main(["export", str(run / "meta.json"), "--perfetto", str(tmp_path / "t.json")]) == 2
+    assert capsys.readouterr().err == f"error: {run / 'meta.json'}: a file, not a run directory\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"] and not any((tmp_path / "adir").iterdir())
+
+
+def test_a_failed_write_names_the_output_given_not_its_temporary_file(small_run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from workbench import atomic
+
+    def refuse(path, text):  # what a read-only file system or a full disk does to atomic.write_text
+        raise OSError(err, os.strerror(err), f"{path}.tmp")
+
+    monkeypatch.setattr(atomic, "write_text", refuse)
+    out = tmp_path / "t.json"
+    for err, code in ((errno.EROFS, 2), (errno.ENOSPC, 1)):  # a bad place is bad input; a full disk is not
+        assert main(["export", str(small_run[0]), "--perfetto", str(out)]) == code
+        assert capsys.readouterr().err == f"error: {out}: {os.strerror(err)}\n"

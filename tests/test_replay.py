@@ -307,3 +307,67 @@ def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts
     assert [r.prompt_id for r in rec] == ["warmup0", "a", "warmup1", "b", "c"]
     check = replay.live_vs_replay(t, "draft_prefix").set_index("policy")
     assert (check["tau_error"].abs() < 1e-9).all(), check
+
+
+def _unfinished(run, modes=("speculative",)):
+    """``run`` as if killed before any measured request of ``modes`` finished (a part without requests is ignored)."""
+    req = trace.load(run).requests
+    for k in [i for i, r in req.iterrows() if r["mode"] in modes and not r["warmup"]]:
+        (run / f"requests-{k:05d}.parquet").unlink()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("killed", "no speculative requests to replay (it stopped before its first speculative request finished: "
+               "finish it with `workbench run … --resume`)"),
+    ("sweep-baseline", "no speculative requests to replay (a sweep's baseline run: replay the sweep's speculative "
+                       "runs beside it)"),
+    ("sweep-spec", "no baseline requests, and a predicted speedup needs the target-only cost measured in the same "
+                   "run (a sweep keeps its baseline in a separate run, {runs}/baseline, which replay does not read)"),
+    ("no-baseline", "no baseline requests, and a predicted speedup needs the target-only cost measured in the same "
+                    "run (it was made without --baseline)"),
+])
+def test_replay_says_why_a_run_has_nothing_to_replay(model_dirs, prompts_file, tmp_path, capsys, case, message):
+    from workbench.config import RunConfig
+    from workbench.runner import execute
+
+    runs = tmp_path / "sweep" / "runs"  # a sweep's layout (docs/SWEEP.md): runs/<name>, paired in manifest.json
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "manifest.json").write_text(json.dumps({"runs": [
+        {"name": "baseline", "kind": "baseline", "baseline": None},
+        {"name": "spec", "kind": "speculative", "baseline": "baseline"}]}))
+    run = runs / case.removeprefix("sweep-") if case.startswith("sweep-") else tmp_path / "run"
+    if case == "sweep-baseline":  # a sweep's baseline run has no drafter at all
+        execute(RunConfig(target=str(model_dirs["target"]), drafts=(), prompts=str(prompts_file), baseline=True,
+                          max_new_tokens=6, limit=1, warmup=False), run, progress=False)
+    else:
+        extra = ("--baseline",) if case == "killed" else ("--no-warmup",)
+        assert main(run_args(model_dirs, prompts_file, run, "--limit", "1", "--max-new-tokens", "6", *extra)) == 0
+    if case == "killed":
+        _unfinished(run)  # only the warm-ups and the baseline request finished
+    capsys.readouterr()
+    assert main(["replay", str(run)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: replay: {run} has {message.format(runs=runs)}") and err.count("\n") == 1, err
+    assert not out
+
+
+def test_replay_checks_its_output_and_names_the_run_s_drafters_first(model_dirs, prompts_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, run, "--baseline", "--limit", "1", "--no-warmup")
+    args[args.index("--draft") + 1] = f"{model_dirs['draft_prefix']},ngram"
+    assert main(args) == 0
+    capsys.readouterr()
+    (tmp_path / "adir").mkdir()
+    for bad, message in (([str(run), "--out", str(tmp_path / "adir")], f"--out {tmp_path / 'adir'}: is a directory, "
+                                                                        "not a file"),
+                         ([str(run / "meta.json")], f"{run / 'meta.json'}: a file, not a run directory"),
+                         ([str(run), "--drafter", "nope"], f"replay: --drafter 'nope' is not a drafter of {run} (its "
+                                                           "drafters: draft_prefix, ngram:3:1)")):
+        assert main(["replay", *bad]) == 2
+        out, err = capsys.readouterr()
+        assert err == f"error: {message}\n" and not out  # before any work: no table printed
+    assert not list(tmp_path.glob("adir*.tmp")) and not list((tmp_path / "adir").iterdir())
+    # a drafter named as --draft takes it: `ngram` is the label ngram:3:1, a model directory its folder's name
+    for given, label in (("ngram", "ngram:3:1"), (str(model_dirs["draft_prefix"]), "draft_prefix")):
+        assert main(["replay", str(run), "--drafter", given, "--policy", "constant:2"]) == 0
+        assert set(capsys.readouterr().out.split()) & {"ngram:3:1", "draft_prefix"} == {label}

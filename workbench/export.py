@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from workbench import atomic
+from workbench.errors import WorkbenchError
 
 PID = 1
 PHASES = ("draft", "verify", "other")  # order inside a step ≥ 1 (steps.draft_ms, verify_ms, other_ms)
@@ -69,10 +70,36 @@ def trace_events(run_dir: str | os.PathLike) -> dict:
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
-def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike) -> int:
-    """Write the run's trace events to ``out`` (atomically); returns the number of events."""
-    doc = trace_events(run_dir)
+def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike, flag: str = "--perfetto") -> int:
+    """Write the run's trace events to ``out`` (atomically); returns the number of events. ``out`` is checked
+    before the run is read (``check_output_file``; ``flag`` names it in errors)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out, json.dumps(doc))
+    check_output_file(out, flag)
+    doc = trace_events(run_dir)
+    write_output(out, json.dumps(doc))
     return len(doc["traceEvents"])
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, a file to write that cannot be one (also ``replay --out``): an existing
+    directory, a path under a file, or under a directory that cannot be written. Nothing is created here."""
+    if path.is_dir():
+        raise WorkbenchError(f"{flag} {path}: is a directory, not a file")
+    parent = next((p for p in path.parents if p.exists()), Path("."))  # the nearest folder that exists
+    if not parent.is_dir():
+        raise WorkbenchError(f"{parent}: exists and is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        why = "a read-only file system" if os.statvfs(parent).f_flag & os.ST_RDONLY else "permission denied"
+        raise WorkbenchError(f"{flag} {path}: cannot write in {parent} ({why})")
+
+
+def write_output(path: Path, text: str) -> None:
+    """``atomic.write_text`` into ``path`` (its folders created), with the path given named in an error, not the
+    temporary file written on the way (the CLI still tells a full disk, exit 1, from a bad path, exit 2)."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # an error here names the folder it could not make
+    try:
+        atomic.write_text(path, text)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None

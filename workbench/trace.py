@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench import atomic
-from workbench.errors import TraceError, WorkbenchError
+from workbench.errors import PATH_ERRNOS, IOFailure, TraceError, WorkbenchError
 
 META_FILE = "meta.json"
 TRACE_VERSION = 2  # 2: drafter/policy per request (requests.gamma removed), gamma_planned/draft_stop, forced table
@@ -97,8 +97,8 @@ def write_meta(run_dir: Path, meta: dict) -> None:
 def write_error(path: Path, exc: OSError) -> WorkbenchError:
     """One line for a failed write; the run stops, what is on disk stays loadable and resumable."""
     reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))  # pyarrow's strerror is verbose
-    return WorkbenchError(f"cannot write {path}: {reason} — completed requests are safe; "
-                          "free space and rerun with --resume")
+    error = WorkbenchError if exc.errno in PATH_ERRNOS else IOFailure  # exit 2 for the path's fault, else 1
+    return error(f"cannot write {path}: {reason} — completed requests are safe; free space and rerun with --resume")
 
 
 def _remove(*paths: Path) -> None:
@@ -109,14 +109,39 @@ def _remove(*paths: Path) -> None:
             pass
 
 
-def read_meta(run_dir: Path) -> dict:
+# What the readers of meta.json take from it: every run (format 1 too) names itself; trace_version is absent in
+# format 1. --resume (runner.open_run_dir, which calls read_meta with its defaults) also reads a current-format
+# run's config, models and sessions; trace.load reads only the id (the test suite's synthetic runs have no config).
+META_TYPES = {"run_id": str, "trace_version": int, "config": dict, "models": dict, "sessions": list}
+RESUME_KEYS = ("config", "models", "sessions")
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "true/false", type(None): "null"}
+
+
+def read_meta(run_dir: Path, *, resume: bool = True) -> dict:
+    """A run's meta.json, checked for the shape its readers rely on (TraceError, one line naming the file): a JSON
+    object with a run_id, and every key of ``META_TYPES`` present of its type; with ``resume`` (the default), a
+    current-format run must also hold ``RESUME_KEYS``."""
     path = Path(run_dir) / META_FILE
     if not path.is_file():
         raise TraceError(f"{run_dir}: not a workbench run directory (no {META_FILE})")
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: corrupt meta.json ({exc})") from None
+    if not isinstance(meta, dict):
+        raise TraceError(f"{path}: not a workbench meta.json (it holds {_json_type(meta)}, not an object)")
+    need = ["run_id", *(RESUME_KEYS if resume and meta.get("trace_version") == TRACE_VERSION else ())]
+    problems = [f"no {key}" for key in need if key not in meta]
+    problems += [f"{key} is {_json_type(meta[key])}" for key, kind in META_TYPES.items()
+                 if key in meta and _json_type(meta[key]) != _JSON_TYPES[kind]]  # bool is no trace_version
+    if problems:
+        raise TraceError(f"{path}: not a workbench meta.json ({', '.join(problems)})")
+    return meta
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 V1_COLUMNS = {"requests": {"drafter", "policy", "started_at", "prompt_token_ids", "output_token_ids"},
@@ -142,8 +167,9 @@ def load(run_dir: str | os.PathLike) -> Trace:
     """Load a run directory into DataFrames; raises TraceError with one clear line if anything is wrong."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise TraceError(f"{run_dir}: no such run directory")
-    meta = read_meta(run_dir)
+        what = "a file, not a run directory" if run_dir.exists() else "no such run directory"
+        raise TraceError(f"{run_dir}: {what}")
+    meta = read_meta(run_dir, resume=False)
     parts = completed_parts(run_dir)
     if not parts:
         raise TraceError(f"{run_dir}: the run has no completed request yet")
@@ -154,6 +180,9 @@ def load(run_dir: str | os.PathLike) -> Trace:
     tables = TABLES if version == TRACE_VERSION else ("requests", "steps", "tokens")
     frames = {t: [_read_table(part_path(run_dir, t, i), t, version) for i in parts] for t in tables}
     loaded = Trace(meta=meta, **{t: pd.concat(frames[t], ignore_index=True) for t in tables})
+    if version == 1 and "gamma" not in loaded.requests.columns:  # format-2 parts under a meta.json without version
+        raise TraceError(f"{run_dir / META_FILE}: records no trace_version (format 1) but the run's parts are format "
+                         f"{TRACE_VERSION} (a meta.json from elsewhere, or edited?)")
     return loaded if version == TRACE_VERSION else _upgrade_v1(loaded)
 
 

@@ -254,8 +254,8 @@ def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFra
     recorded = recorded_outputs(trace, drafter, limit)
     costs = run_costs(trace, drafter)
     if not costs[False].costs.has_baseline:
-        raise WorkbenchError("replay: the run has no baseline requests (run with --baseline): a predicted speedup "
-                             "needs the target-only cost")
+        raise WorkbenchError("replay: the run has no baseline requests (a sweep keeps its baseline in a separate run): "
+                             "a predicted speedup needs the target-only cost measured in the same run")
     greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
     if not greedy and _ngram_of(drafter) is not None:
         raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")

@@ -35,14 +35,14 @@ def main(args: argparse.Namespace) -> int:
     from workbench import trace
     from workbench.analysis import frames
     from workbench.analysis.replay import ORACLE, live_table, replay, summarize
-    from workbench.atomic import write_text
+    from workbench.export import check_output_file, write_output
     from workbench.policies import parse_policy
 
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails at once
+        check_output_file(args.out, "--out")  # before the work: a bad --out fails at once, named as given
     tr = trace.load(args.run_dir)
     req = frames.measured_requests(tr.requests)
-    drafters = [args.drafter] if args.drafter else sorted(set(req["drafter"]) - {""})
+    drafters = replay_drafters(tr, args.run_dir, args.drafter)
     tables = []
     for drafter in drafters:
         own = sorted(set(req[req["drafter"] == drafter]["policy"]))
@@ -57,5 +57,77 @@ def main(args: argparse.Namespace) -> int:
           "(measured_lo / measured_hi: its 95 % bootstrap interval over prompts):")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     if args.out:
-        write_text(args.out, out.to_csv(index=False))
+        write_output(args.out, out.to_csv(index=False))
     return 0
+
+
+def replay_drafters(tr, run_dir: Path, wanted: str | None) -> list[str]:
+    """The drafters to replay: every drafter of the run's measured speculative requests, or ``wanted`` (a label,
+    or a drafter as ``--draft`` takes it: ``ngram`` names ``ngram:3:1``, a model path its folder's name); refused
+    in one line naming the run's drafters if it is none of them (``check_replayable`` first)."""
+    from workbench.drafters import parse_drafter
+    from workbench.errors import WorkbenchError
+
+    check_replayable(tr, run_dir)
+    measured = tr.requests[~tr.requests["warmup"].astype(bool)]
+    labels = sorted(set(measured.loc[measured["mode"] == "speculative", "drafter"]))
+    if wanted is None or wanted in labels:
+        return labels if wanted is None else [wanted]
+    try:
+        label = parse_drafter(wanted).label
+    except WorkbenchError:
+        label = None  # not a drafter at all: the list below says what is
+    if label not in labels:
+        raise WorkbenchError(f"replay: --drafter {wanted!r} is not a drafter of {run_dir} "
+                             f"(its drafters: {', '.join(labels)})")
+    return [label]
+
+
+def check_replayable(tr, run_dir: Path) -> None:
+    """Refuse, in one line that says why and what to do, a run without measured speculative requests (a baseline
+    run, e.g. a sweep's; a run stopped during its warm-ups) or without baseline requests, whose target-only cost
+    replay's predicted speedup needs from the same run (a sweep keeps it in a separate run)."""
+    from workbench.errors import WorkbenchError
+
+    req = tr.requests
+    warm = req["warmup"].astype(bool)
+    spec, base = req["mode"] == "speculative", req["mode"] == "baseline"
+    sweep, config = _sweep_row(run_dir), tr.meta.get("config") or {}
+    stopped = "it stopped before its first {} request finished: " + (
+        "rerun the sweep to finish it" if sweep else "finish it with `workbench run … --resume`")
+    if not (spec & ~warm).any():  # config.drafts says whether speculative requests were planned (none: a baseline)
+        why = (stopped.format("speculative") if config.get("drafts", (spec & warm).any()) else
+               "a sweep's baseline run: replay the sweep's speculative runs beside it" if sweep else
+               "a target-only baseline run, with no drafter")
+        raise WorkbenchError(f"replay: {run_dir} has no speculative requests to replay ({why})")
+    if not (base & ~warm).any():
+        paired = sweep.get("baseline") if isinstance(sweep, dict) else None  # the sweep's baseline run beside it
+        again = "; to replay this setting, record it with `workbench run … --baseline`"
+        why, then = ((f"a sweep keeps its baseline in a separate run, {_runs_dir(run_dir) / str(paired)}, which "
+                      "replay does not read", again) if paired else
+                     (stopped.format("baseline"), "") if config.get("baseline") else
+                     ("it was made without --baseline", again))
+        raise WorkbenchError(f"replay: {run_dir} has no baseline requests, and a predicted speedup needs the "
+                             f"target-only cost measured in the same run ({why}){then}")
+
+
+def _runs_dir(run_dir: Path) -> Path:
+    return Path(run_dir).resolve().parent
+
+
+def _sweep_row(run_dir: Path) -> dict | None:
+    """The manifest row of ``run_dir`` when it is a run of a sweep (``SWEEP/runs/<name>``, listed in
+    ``SWEEP/manifest.json``; docs/SWEEP.md), else None. An unreadable manifest counts as no sweep: this only words
+    an error."""
+    import json
+
+    from workbench.sweep import MANIFEST
+
+    runs = _runs_dir(run_dir)
+    if runs.name != "runs":
+        return None
+    try:
+        manifest = json.loads((runs.parent / MANIFEST).read_text())
+        return next(r for r in manifest["runs"] if r["name"] == Path(run_dir).resolve().name)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, StopIteration):
+        return None
