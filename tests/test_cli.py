@@ -77,14 +77,18 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:0"), "expected early-exit:L"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram,ngram:3:1"), "lists ngram:3:1 more than once"),
     (lambda a, d, t: a.extend(["--max-new-tokens", "400"]), "exceeds the models' context window"),
+    (lambda a, d, t: a.extend(["--temperature", "nan"]), "need a finite --temperature"),
+    (lambda a, d, t: a.extend(["--temperature", "inf"]), "need a finite --temperature"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "empty.jsonl")), "no prompts"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "bad.jsonl")), "invalid JSON"),
+    (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "number.jsonl")), "prompt must be a string"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "busy")), "not empty"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "afile" / "run")), "afile/run: Not a directory"),
 ])
 def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsys, change, message):
     (tmp_path / "empty.jsonl").write_text("\n")
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "prompt": "x"}\n{oops\n')
+    (tmp_path / "number.jsonl").write_text('{"id": "a", "prompt": 42}\n')
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     (tmp_path / "afile").write_text("a file, not a directory")
@@ -94,6 +98,18 @@ def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--out", ""], "argument --out: an empty path"),
+    (["report", "data/sample_run", "--out", " "], "argument --out: an empty path"),
+    (["run", "--out", "x", "--policy", "constant:4,,constant:2"], "a comma-separated list without empty items"),
+])
+def test_usage_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exited.value.code == 2 and message in err and "\n" not in err
 
 
 @pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])

@@ -237,7 +237,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_resume_completes_it(model_dirs, p
     args = run_args(model_dirs, prompts_file, out, "--baseline", "--no-warmup")
     with monkeypatch.context() as patch:
         _fail_on(patch, func, table, after=2)
-        assert main(args) == 2
+        assert main(args) == 1  # not bad input: the environment failed (README)
     one_error_line(capsys, "cannot write ", f"{table}-00002.parquet", "No space left on device",
                    "completed requests are safe; free space and rerun with --resume")
     assert trace.completed_parts(out) == [0, 1]
@@ -340,3 +340,18 @@ def test_sampled_runs_are_reproducible(model_dirs, prompts_file, tmp_path, capsy
     assert tables[0][0].equals(tables[1][0])
     assert tables[0][1].equals(tables[1][1])
     assert not tables[0][1]["accepted"].all()  # sampled: some drafts rejected, so the flags mean something
+
+
+def test_nan_logits_in_a_warm_up_name_the_request_and_what_is_saved(model_dirs, prompts_file, tmp_path, capsys):
+    from tiny_models import make_model, make_tokenizer, save
+
+    tok = make_tokenizer()
+    model = make_model("llama", vocab_size=len(tok), seed=7, layers=1)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))  # every logit NaN: the first drafted token fails the check
+    args = run_args(model_dirs, prompts_file, tmp_path / "run")
+    args[args.index("--draft") + 1] = str(save(model, tok, tmp_path / "nan-draft"))
+    capsys.readouterr()  # the save's own progress bar
+    assert main(args) == 2
+    one_error_line(capsys, "the draft produced NaN/inf logits", "in request warmup0/", "stopped (every request "
+                   f"completed before it is saved in {tmp_path / 'run'})")

@@ -52,3 +52,63 @@ def test_a_directory_without_config_is_refused(tmp_path):
     (tmp_path / "weights.safetensors").write_bytes(b"")
     with pytest.raises(WorkbenchError, match="no config.json"):
         resolve_model_dir(str(tmp_path))
+
+
+def test_a_single_name_hub_id_resolves_from_the_local_cache(model_dirs, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+
+    snapshot = tmp_path / "hub" / "models--tinyllama" / "snapshots" / ("b" * 40)  # like `gpt2`: no organisation
+    shutil.copytree(model_dirs["target"], snapshot)
+    (tmp_path / "hub" / "models--tinyllama" / "refs").mkdir()
+    (tmp_path / "hub" / "models--tinyllama" / "refs" / "main").write_text("b" * 40)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_dir("tinyllama") == snapshot
+    with pytest.raises(WorkbenchError, match="not a local directory and not in the local Hugging Face cache"):
+        resolve_model_dir("absent")
+
+
+class _Vocab:
+    def __init__(self, vocab: dict):
+        self.vocab = vocab
+
+    def get_vocab(self) -> dict:
+        return dict(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+
+def test_tokenizers_that_swap_any_two_ids_are_refused():
+    from workbench.loading import check_same_vocabulary
+
+    target = {f"tok{i}": i for i in range(5000)}
+    check_same_vocabulary(_Vocab(target), _Vocab(target))
+    swapped = {**target, "tok501": 502, "tok502": 501}  # one pair, between any sampled positions
+    with pytest.raises(WorkbenchError, match="map tokens to different ids .first: 'tok501' is 501 for the target"):
+        check_same_vocabulary(_Vocab(target), _Vocab(swapped))
+
+
+def test_a_config_that_fails_validation_is_one_line(model_dirs, tmp_path):
+    import json
+
+    from workbench.loading import load_tokenizer
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dirs["target"], bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["num_attention_heads"] = config["hidden_size"] + 1  # the hidden size is not a multiple of the heads
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WorkbenchError, match="cannot load the tokenizer of") as raised:
+        load_tokenizer(bad, trust_remote_code=False)
+    assert "\n" not in str(raised.value)
+
+
+def test_two_draft_models_with_one_folder_name_get_labels_that_tell_them_apart():
+    from workbench.drafters import parse_drafters
+
+    labels = [d.label for d in parse_drafters(["/runs/x1/m", "/runs/x2/m", "ngram", "default"])]
+    assert labels == ["x1-m", "x2-m", "ngram:3:1", "default-draft"]
+    assert [d.label for d in parse_drafters(["a/m", "/x/a/m"])] == ["a-m", "x-a-m"]
+    with pytest.raises(WorkbenchError, match="lists m more than once"):  # the same place twice
+        parse_drafters(["/runs/x1/m", "/runs/x1/m"])

@@ -121,9 +121,16 @@ def test_run_config_adapter_maps_the_settings(tmp_path):
     ("[grid]\ngamma = [1]\n[[exclude]]\ngamma = 1\n", "empty grid"),
     ("[grid]\npolicy = ['sometimes']\n", "policy 'sometimes'"),
     ("[grid\n", "invalid TOML"),
+    # values no run could take: refused before the manifest exists (else every run fails and the rerun is refused)
+    ("[grid]\ntemperature = [0.0, -1.0]\n", "need a finite --temperature"),
+    ("[grid]\ndevice = 'tpu'\n", "--device 'tpu': expected auto, cpu, cuda, mps"),
+    ("[grid]\ndraft = ['ngram:0']\n", "drafter 'ngram:0'"),
+    ("[grid]\nprompts = ['/nonexistent/p.jsonl']\n", "prompts file /nonexistent/p.jsonl: no such file"),
+    ("[grid]\ngamma = [1]\n[settings]\nlimit = 0\n", "--limit and --per-category must be ≥ 1"),
+    ("[grid]\ngamma = [1]\n\xff\n", "not UTF-8 text"),
 ])
 def test_bad_sweep_file_is_one_error_line_and_exit_2(tmp_path, capsys, text, message):
-    (tmp_path / "s.toml").write_text(text)
+    (tmp_path / "s.toml").write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())
     assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and message in err, err
@@ -260,7 +267,8 @@ def test_ray_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, model_dir
 
 
 def test_report_accepts_a_sweep_directory(model_dirs, prompts_file, tmp_path, monkeypatch):
-    """build_report expands a sweep into its finished runs and adds the comparison (notebooks stubbed: fast)."""
+    """build_report expands a sweep into its finished runs and adds the comparison (notebooks stubbed: fast; the
+    real notebooks run on a sweep in test_notebooks.py). The baseline run gets its latency page only."""
     from workbench import report
 
     grid = tiny_grid(model_dirs, prompts_file, gamma=[2])
@@ -278,10 +286,11 @@ def test_report_accepts_a_sweep_directory(model_dirs, prompts_file, tmp_path, mo
     monkeypatch.setattr(report, "execute", fake_execute)
     monkeypatch.setattr(report, "to_offline_html", lambda src, dst, **kw: dst.write_text("<html></html>"))
     index = report.build_report([out], tmp_path / "report", progress=False)
-    runs = [str((out / "runs" / n).resolve()) for n in ("baseline", "spec__draft-draft_prefix")]
-    assert executed[-1] == ("tuning", runs) and ("acceptance", runs[1]) in executed
+    base, spec = [str((out / "runs" / n).resolve()) for n in ("baseline", "spec__draft-draft_prefix")]
+    assert executed == [("latency", base), ("acceptance", spec), ("latency", spec), ("tuning", [spec])]
     page = index.read_text()
     assert "1 speculative runs compared" in page and "href='latency_spec__draft-draft_prefix.html'" in page
+    assert "acceptance_baseline: not built — baseline is a target-only baseline run" in page
     assert (tmp_path / "report" / "latency_spec__draft-draft_prefix.html").is_file()
 
 

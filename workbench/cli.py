@@ -13,14 +13,13 @@ import importlib
 import os
 import sys
 
-from workbench.errors import WorkbenchError
+from workbench.errors import PATH_ERRNOS, WorkbenchError
 from workbench.interrupts import exit_code, install_sigterm_handler, interrupted_message
 
 EXIT_USAGE = 2
 # modules in workbench/commands, in --help order
 COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
 # OSErrors that mean the path given is wrong (exit 2, like other bad input); others (a full disk, I/O) exit 1
-PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST}
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
 
 
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code  # 2: bad input; 1: an environment failure such as a full disk
     except KeyboardInterrupt as exc:  # Ctrl-C → 130, SIGTERM (Terminated) → 143
         print(interrupted_message(sys.argv[1:] if argv is None else argv, getattr(args, "out", None)), file=sys.stderr)
         return exit_code(exc)

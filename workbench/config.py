@@ -7,11 +7,14 @@ so meta.json never pins an absolute path of this checkout.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from workbench.errors import WorkbenchError
 
 MAX_GAMMA = 64  # a longer draft is never useful and usually a typo
+DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: cuda, else mps, else cpu
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on CUDA, float16 on MPS
 
 
 @dataclass
@@ -46,10 +49,14 @@ class RunConfig:
         parse_drafters(self.drafts)
         if self.drafts:
             parse_policies(self.policies)
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise WorkbenchError("need --temperature ≥ 0, --top-k ≥ 0 and 0 < --top-p ≤ 1")
+        if not 0 <= self.temperature < math.inf or self.top_k < 0 or not 0 < self.top_p <= 1:  # NaN fails too
+            raise WorkbenchError("need a finite --temperature ≥ 0, --top-k ≥ 0 and 0 < --top-p ≤ 1")
         if self.max_new_tokens < 1 or any(v is not None and v < 1 for v in (self.limit, self.per_category)):
             raise WorkbenchError("--max-new-tokens, --limit and --per-category must be ≥ 1")
+        if self.device not in DEVICES:  # whether it exists is checked where the models load (workbench.loading)
+            raise WorkbenchError(f"--device {self.device!r}: expected {', '.join(DEVICES)}")
+        if self.dtype not in DTYPES:
+            raise WorkbenchError(f"--dtype {self.dtype!r}: expected {', '.join(DTYPES)}")
 
     @property
     def sampling(self):

@@ -26,7 +26,9 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
     missing = [key for key in ("id", "prompt") if key not in obj]
     if missing:
         raise WorkbenchError(f"{path}:{lineno}: missing {', '.join(missing)}")
-    if not isinstance(obj["prompt"], str) or not obj["prompt"].strip():
+    if not isinstance(obj["prompt"], str):
+        raise WorkbenchError(f"{path}:{lineno}: prompt must be a string, got {type(obj['prompt']).__name__}")
+    if not obj["prompt"].strip():
         raise WorkbenchError(f"{path}:{lineno}: empty prompt")
     return Prompt(id=str(obj["id"]), category=str(obj.get("category", "default")), prompt=obj["prompt"])
 

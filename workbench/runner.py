@@ -142,8 +142,8 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
         next_part = max(trace.completed_parts(out), default=-1) + 1
         if cfg.warmup and todo:
             for spec in warmups(cfg, prompts[0], len(run_meta["sessions"]) - 1):
-                trace.write_part(out, next_part, session.run(spec, run_meta["run_id"],
-                                                             min(WARMUP_TOKENS, cfg.max_new_tokens)))
+                trace.write_part(out, next_part, _run_one(session, spec, run_meta["run_id"],
+                                                          min(WARMUP_TOKENS, cfg.max_new_tokens), out))
                 next_part += 1
         _run_all(session, todo, out, run_meta["run_id"], next_part, progress, after_request)
         run_meta["sessions"][-1]["finished"] = meta.now_utc()
@@ -167,6 +167,15 @@ def _open_session(cfg: RunConfig, prompts: list[Prompt], old: dict | None, out: 
     return session, run_meta
 
 
+def _run_one(session, spec: RequestSpec, run_id: str, max_new: int, out: Path) -> dict:
+    """One request's trace rows; a failure (NaN logits, …) names the request and says what is saved."""
+    try:
+        return session.run(spec, run_id, max_new)
+    except WorkbenchError as exc:
+        raise WorkbenchError(f"{exc} in request {spec.request_id}; stopped (every request completed before it "
+                             f"is saved in {out})") from None
+
+
 def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part: int, progress: bool,
              after_request: Callable[[int], None] | None = None) -> None:
     from workbench.progress import Progress
@@ -174,11 +183,7 @@ def _run_all(session, todo: list[RequestSpec], out: Path, run_id: str, next_part
     stats = {"n": 0, "gamma": 0}
     bar = Progress(len(todo), "requests", unit="req", disable=not progress)
     for done, spec in enumerate(todo, start=1):
-        try:
-            rows = session.run(spec, run_id, session.cfg.max_new_tokens)
-        except WorkbenchError as exc:
-            raise WorkbenchError(f"{exc} in request {spec.request_id}; stopped (every request completed before it "
-                                 f"is saved in {out})") from None
+        rows = _run_one(session, spec, run_id, session.cfg.max_new_tokens, out)
         trace.write_part(out, next_part, rows)
         next_part += 1
         if after_request is not None:

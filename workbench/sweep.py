@@ -107,6 +107,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         data = tomllib.loads(text)
     except OSError as exc:
         raise WorkbenchError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise WorkbenchError(f"{path}: not UTF-8 text (a sweep file is TOML)") from None
     except tomllib.TOMLDecodeError as exc:
         raise WorkbenchError(f"{path}: invalid TOML ({exc})") from None
     for key in data:
@@ -272,8 +274,9 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
     plans = expand(spec)
     if cpus_per_task < 1:
         raise WorkbenchError("--cpus-per-task must be ≥ 1")
+    sweep_run.precheck_runs(plans, prompts=ray is None)  # before anything is written
     if ray not in (None, "auto"):
-        sweep_run.precheck_address(ray)  # before anything is written
+        sweep_run.precheck_address(ray)
     out = Path(out).resolve()
     manifest = open_manifest(out, plans, spec.path)
     rows = {r["name"]: r for r in manifest["runs"]}

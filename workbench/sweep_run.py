@@ -130,6 +130,22 @@ def run_local(out: Path, plans: list[RunPlan], progress: Progress) -> None:
         progress.set(plan.name, outcome.state, outcome.error)
 
 
+def precheck_runs(plans: list[RunPlan], *, prompts: bool) -> None:
+    """Every run's settings (and, with ``prompts``, its prompt file) checked before anything is written: a typo in
+    the sweep file is one error line and exit 2, not a manifest of failed runs. Models are left to the runs (on a
+    cluster they may exist only on the workers), as are prompt files for Ray runs."""
+    from workbench.paths import prompts_path
+    from workbench.prompts import load_prompts
+
+    for plan in plans:
+        try:
+            run_config_for(plan.point).validate()
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"sweep run {plan.name}: {exc}") from None
+    for path in sorted({str(plan.point["prompts"]) for plan in plans} if prompts else ()):
+        load_prompts(prompts_path(path))
+
+
 def precheck_address(address: str) -> None:
     """A TCP connect to ``host:port`` with a timeout: an unreachable cluster is one error line, not a hang."""
     hostport = address.split("://", 1)[-1]

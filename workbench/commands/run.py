@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.commands import description
+from workbench.commands import description, out_path
 from workbench.config import RunConfig
 
 
 def comma_list(text: str) -> tuple[str, ...]:
-    """An argparse type: "a, b,c" → ("a", "b", "c"); an empty list is an error."""
-    items = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    """An argparse type: "a, b,c" → ("a", "b", "c"); an empty list or an empty item ("a,,b") is an error."""
+    items = tuple(t.strip() for t in text.split(","))
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list without empty items, got {text!r}")
     return items
 
 
@@ -80,7 +80,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="speculative generation (and baseline) over a prompt set, with traces",
                        description=description(__doc__))
     add_run_arguments(p)
-    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    p.add_argument("--out", required=True, type=out_path, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping completed requests")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=main)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workbench.commands import out_path
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("sweep", help="run a grid of `workbench run`s from a TOML sweep file (docs/SWEEP.md)",
@@ -13,7 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                           "task per run with --ray. Rerunning skips finished runs and resumes "
                                           "unfinished ones.")
     p.add_argument("sweep_file", metavar="SWEEP.toml", help="sweep file (format: docs/SWEEP.md)")
-    p.add_argument("--out", required=True, metavar="DIR", help="sweep directory (shared storage on a cluster)")
+    p.add_argument("--out", required=True, type=out_path, metavar="DIR",
+                   help="sweep directory (shared storage on a cluster)")
     p.add_argument("--ray", metavar="auto|ADDRESS", default=None,
                    help="one Ray task per run: auto (an existing cluster, else a local one) or HOST:PORT")
     p.add_argument("--cpus-per-task", type=int, default=1, metavar="N",

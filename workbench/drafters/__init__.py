@@ -13,7 +13,7 @@ and the correction is drawn from p with x removed, renormalised (``rejection.res
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 from workbench.errors import WorkbenchError
@@ -54,11 +54,28 @@ def parse_drafter(spec: str) -> DrafterSpec:
 
 def parse_drafters(specs) -> list[DrafterSpec]:
     """Parse a drafter list; refuses duplicates (two entries with the same label)."""
-    out = [parse_drafter(s) for s in specs]
+    out = _distinct([parse_drafter(s) for s in specs])
     labels = [d.label for d in out]
     dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dupes:
         raise WorkbenchError(f"--draft lists {', '.join(dupes)} more than once")
+    return out
+
+
+def _distinct(drafters: list[DrafterSpec]) -> list[DrafterSpec]:
+    """Model drafters from different places that share a folder name are labelled with as many parent folders as
+    tell them apart (``a/m``, ``b/m`` → ``a-m``, ``b-m``); the same place given twice stays a duplicate."""
+    out = list(drafters)
+    for label in {d.label for d in out}:
+        group = [i for i, d in enumerate(out) if d.kind == "model" and d.label == label]
+        parts = {i: PurePath(out[i].model.rstrip("/")).parts for i in group}
+        if len({parts[i] for i in group}) < 2:
+            continue
+        for depth in range(2, max(len(p) for p in parts.values()) + 1):
+            names = {i: "-".join(part for part in parts[i][-depth:] if part != "/") for i in group}
+            if len(set(names.values())) == len(group):
+                out = [replace(d, label=names[i]) if i in names else d for i, d in enumerate(out)]
+                break
     return out
 
 
