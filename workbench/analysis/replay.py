@@ -15,6 +15,7 @@ The oracle drafts exactly the tokens that will be accepted: the bound every poli
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -113,8 +114,11 @@ def _with_times(recorded: list[Recorded], trace: Trace, drafter: str) -> list[Re
     steps = steps.sort_values(["started_at", "step"])
     at = steps["started_at"].to_numpy()
     rows = list(zip(steps["gamma"], steps["draft_ms"], steps["verify_ms"], steps["other_ms"]))
+    starts = req[warm].groupby(req[warm]["request_id"].str.split("/").str[0])["started_at"].min()
     out, begin = [], 0
     for rec in sorted(recorded, key=lambda r: last.get(r.prompt_id, np.inf)):
+        if rec.warmup:  # a new session's policies are new objects: they never saw the times of an earlier session
+            begin = max(begin, int(np.searchsorted(at, starts.get(rec.prompt_id, -np.inf), side="left")))
         end = int(np.searchsorted(at, last.get(rec.prompt_id, np.inf), side="left"))
         out.append(dataclasses.replace(rec, times_before=tuple(rows[begin:max(end, begin)])))
         begin = max(end, begin)
@@ -208,12 +212,15 @@ def replay_policy(recorded: list[Recorded], spec, costs, *, max_new: int, greedy
     ``costs``: a ``latency.StepCosts``, or ``run_costs``' pair, of which the policy's kind is taken (the oracle
     reads nothing)."""
     policy = None if spec == ORACLE else (parse_policy(spec) if isinstance(spec, str) else spec)
+    fresh = copy.deepcopy(policy)  # what a new session starts from: a resumed run's sessions each open new policies
     name = ORACLE if policy is None else policy.spec
     if isinstance(costs, dict):
         costs = costs[bool(policy is not None and policy.reads_draft)]
     c = costs.costs
     rows = []
     for i, rec in enumerate(recorded):
+        if rec.warmup and i:  # a later session's warm-up (the first record of its session): new policy objects
+            policy = copy.deepcopy(fresh)
         steps = replay_request(rec, policy, costs, len(rec.output) if rec.warmup else max_new, ngram, greedy, seed=i)
         if rec.warmup:
             continue
