@@ -82,6 +82,7 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "empty.jsonl")), "no prompts"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "bad.jsonl")), "invalid JSON"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "number.jsonl")), "prompt must be a string"),
+    (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "busy")), "busy: a directory, not a file"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "busy")), "not empty"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "afile" / "run")), "afile/run: Not a directory"),
 ])

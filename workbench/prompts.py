@@ -38,7 +38,7 @@ def load_prompts(path: str | Path, *, limit: int | None = None, per_category: in
     first N prompts."""
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(f"prompts file {path}: no such file")
+        raise WorkbenchError(f"prompts file {path}: {'a directory, not a file' if path.is_dir() else 'no such file'}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
