@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from trace_fixtures import request_rows
 
-from workbench.analysis import acceptance, frames, latency, speedup, summary, theory
+from workbench.analysis import acceptance, figures, frames, latency, speedup, summary, theory
 from workbench.trace import Trace
 
 COSTS_FOR_DP = latency.CostModel(t1=10.0, t_d=1.0, a=9.0, b=1.0, o_spec=0.5, o_base=0.5, prefill_spec=20.0,
@@ -266,3 +266,30 @@ def test_a_version_1_run_still_loads(tmp_path):
     assert set(spec["drafter"]) == {"my-draft"} and set(spec["policy"]) == {"constant:3"}
     assert (old.steps.loc[old.steps["gamma"] > 0, "draft_stop"] == "cap").all() and len(old.forced) == 0
     assert summary.summary_table(old).iloc[0]["speedup"] == pytest.approx((46 / 5) / (66 / 11))
+
+
+def test_real_acceptance_stage_is_the_measured_decode_speedup_whatever_other_policies_cost(tr):
+    # another policy of the same drafter whose drafts cost 4x as much per token: the pooled T_d moves, this γ's
+    # measured decode speedup does not, and stage 5 must stay equal to it
+    extra = request_rows("p0", "speculative", 4, [(2, 16.0, 12.0, 1.0)] * 3, category="code", policy="threshold:0.4")
+    tables = {t: pd.concat([getattr(tr, t), pd.DataFrame(extra[t])], ignore_index=True)
+              for t in ("requests", "steps", "tokens")}
+    both = Trace(meta=tr.meta, **tables)
+    gap = speedup.gap_attribution(both.steps, both.requests)
+    stage = gap[(gap["gamma"] == 3)].set_index("stage_index")["speedup"]
+    assert stage[4] == pytest.approx(9.0 / 5.6)  # mean(n + 1) · baseline ms/token ÷ mean step ms, constant:3 only
+    fig = figures.waterfall_figure(gap, "draft", 3, 0.0).data[0]
+    # the last bar stands at the measured speedup (drawn from 0), the others chain up to stage 5
+    assert fig.measure[-1] == "absolute" and fig.y[-1] == pytest.approx(stage[5])
+    assert sum(fig.y[:-1]) == pytest.approx(stage[4])
+
+
+def test_extrapolation_past_the_longest_draft_uses_the_conditional_of_its_own_steps():
+    # γ = 2 steps n = 2, 2, 1, 0 and a budget-clipped γ = 1 step n = 1: a_1 = 4/5, a_2 = 2/4, but the conditional
+    # at 2 is #(n ≥ 2) / #(n ≥ 1) over the γ = 2 steps = 2/3 (a_2 / a_1 = 0.625 mixes the clipped step in)
+    steps = [(2, 2.0, 9.0, 1.0), (2, 2.0, 9.0, 1.0), (1, 2.0, 9.0, 1.0), (0, 2.0, 9.0, 1.0), (1, 1.0, 8.0, 1.0, 1)]
+    parts = [request_rows("p0", "speculative", 2, steps), request_rows("p0", "baseline", 0, [(0, 0.0, 8.0, 1.0)] * 4)]
+    tr = Trace(meta={}, **{t: pd.DataFrame([r for p in parts for r in p[t]]) for t in ("requests", "steps", "tokens")})
+    (fit,) = speedup.fits(tr)
+    assert list(fit.a(4)) == pytest.approx([0.8, 0.5, 0.5 * 2 / 3, 0.5 * (2 / 3) ** 2])
+    assert fit.prompts[0].tail == pytest.approx(2 / 3)

@@ -149,3 +149,19 @@ def test_figures_draw_the_tables_and_say_when_there_is_nothing(trace):
     assert "no early-exit" in figures.early_exit_figure(curve.iloc[:0]).layout.annotations[0].text
     pos = figures.position_by_drafter_figure(drafters.position_by_drafter(trace.steps, trace.requests))
     assert len(pos.data) == 4
+
+
+def test_a_prompt_measured_twice_by_the_baseline_is_paired_with_its_median(trace):
+    again = base("c1", "code", verify=40.0)  # a second baseline of c1 (e.g. two runs combined): ms/token 34
+    again["requests"][0]["request_id"] = again["requests"][0]["request_id"] + "#2"
+    for table in ("steps", "tokens"):
+        for r in again[table]:
+            r["request_id"] += "#2"
+    both = make_trace([{t: [*getattr(trace, t).to_dict("records"), *again[t]]
+                        for t in ("requests", "steps", "tokens")}])
+    rank = drafters.ranking(both)
+    overall = rank[rank["category"] == "all"].set_index("drafter")
+    measured = speedup.speedup_table(both.requests).set_index("drafter")["speedup"]
+    assert (overall["prompts"] == 2).all()  # one ratio per prompt, not one per baseline row
+    for drafter, value in measured.items():
+        assert overall.loc[drafter, "speedup"] == pytest.approx(value)

@@ -32,7 +32,7 @@ def test_acceptance_and_latency_figures_carry_the_table_values(tr):
     assert box.data[0].median is not None and len(box.data[0].median) == 2  # quartiles, not raw points
     gap = speedup.gap_attribution(tr.steps, tr.requests)
     water = figures.waterfall_figure(gap, "draft", 3, 0.0).data[0]
-    assert len(water.x) == len(speedup.STAGES) and water.measure[-1] == "total"
+    assert len(water.x) == len(speedup.STAGES) and water.measure[-1] == "absolute"  # measured, drawn from 0
 
 
 def test_speedup_figure_draws_measured_beside_both_predictions(tr):

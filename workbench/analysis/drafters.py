@@ -115,7 +115,8 @@ def prompt_ratios(requests: pd.DataFrame) -> pd.DataFrame:
     Columns: drafter, policy, temperature, prompt_id, category, ratio (NaN when the prompt has no baseline)."""
     req = frames.measured_requests(requests)
     keys = ["run_id", "prompt_id", "temperature"] if "run_id" in req.columns else ["prompt_id", "temperature"]
-    base = req[req["mode"] == "baseline"][[*keys, "ms_per_token"]].rename(columns={"ms_per_token": "_base"})
+    base = (req[req["mode"] == "baseline"].groupby(keys)["ms_per_token"].median()  # a prompt's baseline may repeat:
+            .rename("_base").reset_index())                                        # its median, as frames pairs it
     spec = req[req["mode"] == "speculative"].merge(base, on=keys, how="left")
     spec["ratio"] = spec["_base"] / spec["ms_per_token"]
     return spec[[*frames.SETTING, "prompt_id", "category", "ratio"]].reset_index(drop=True)

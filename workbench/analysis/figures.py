@@ -136,7 +136,8 @@ def waterfall_figure(gap: pd.DataFrame, drafter: str, gamma: int, temperature: f
     (``speedup.gap_attribution``)."""
     g = gap[(gap["drafter"] == drafter) & (gap["gamma"] == gamma)
             & (gap["temperature"] == temperature)].sort_values("stage_index")
-    measures = ["absolute"] + ["relative"] * (len(g) - 2) + ["total"]
+    # the last bar is the measured speedup itself, drawn from 0 ("total" would draw the running sum instead)
+    measures = ["absolute"] + ["relative"] * (len(g) - 2) + ["absolute"]
     return go.Figure(go.Waterfall(x=g["stage"], y=[*g["delta"].iloc[:-1], g["speedup"].iloc[-1]],
                                   measure=measures, text=g["speedup"].map("{:.2f}x".format))
                      ).update_layout(title=f"Predicted → measured speedup, {drafter}, γ={gamma}, T={temperature:g}",

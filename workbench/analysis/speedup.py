@@ -37,11 +37,12 @@ def speedup_table(requests: pd.DataFrame) -> pd.DataFrame:
                                        "base_ms_per_token", "speedup", "speedup_of_medians"])
 
 
-def extend(a, alpha: float, max_gamma: int) -> np.ndarray:
-    """a_1..a_max_gamma from the observed a_i, extrapolated past the longest observed draft with the last
-    conditional ratio (α where there is none)."""
+def extend(a, alpha: float, max_gamma: int, tail: float = float("nan")) -> np.ndarray:
+    """a_1..a_max_gamma from the observed a_i, extrapolated past the longest observed draft G with ``tail``, the
+    conditional #(n ≥ G) / #(n ≥ G − 1) over the steps that drafted G (α where there is none). Not a_G / a_{G−1}:
+    those two rest on different steps (a budget-clipped step counts at G − 1 only)."""
     a = list(a[:max_gamma]) or [alpha]
-    ratio = min(1.0, a[-1] / a[-2]) if len(a) > 1 and a[-2] > 0 else alpha
+    ratio = min(1.0, tail) if np.isfinite(tail) else alpha
     while len(a) < max_gamma:
         a.append(a[-1] * ratio)
     return np.asarray(a, dtype=float)
@@ -56,6 +57,7 @@ class PromptFit:
     base_ms_per_token: float  # its baseline request in the same run (NaN if none)
     alpha: float  # accepted ÷ judged drafts
     positions: np.ndarray  # a_i = P(drafts 1..i accepted) over its steps that drafted ≥ i
+    tail: float = float("nan")  # conditional acceptance at its longest draft G, extrapolated past G (``extend``)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Fit:
     positions: np.ndarray  # a_i = P(drafts 1..i accepted), i = 1..max γ observed, constant-γ steps
     step: latency.StepCosts  # measured cost per k drafted, of policies that do not read drafts (constant γ)
     prompts: tuple[PromptFit, ...] = ()  # per prompt (constant-γ runs only): what ``predicted_speedup`` walks
+    tail: float = float("nan")  # conditional acceptance at the longest draft, extrapolated past it (``extend``)
 
     @property
     def costs(self) -> latency.CostModel:
@@ -77,7 +80,7 @@ class Fit:
 
     def a(self, max_gamma: int) -> np.ndarray:
         """a_1..a_max_gamma, extrapolated past the longest observed draft with the last conditional ratio."""
-        return extend(self.positions, self.alpha, max_gamma)
+        return extend(self.positions, self.alpha, max_gamma, self.tail)
 
     def expected(self, gamma, model: str = "position"):
         """Expected tokens per step at γ under the ``position`` or ``iid`` acceptance model."""
@@ -126,8 +129,8 @@ def predicted_speedup(f: Fit, gamma, model: str = "position"):
 def _prompt_speedup(f: Fit, p: PromptFit | None, gamma: int, model: str) -> float:
     c = f.costs
     tokens = max(p.tokens if p is not None else int(round(c.new_tokens)), 1)
-    alpha, positions = (p.alpha, p.positions) if p is not None else (f.alpha, f.positions)
-    a = extend(positions, alpha, gamma) if model == "position" else alpha ** np.arange(1, gamma + 1)
+    alpha, positions, tail = (p.alpha, p.positions, p.tail) if p is not None else (f.alpha, f.positions, f.tail)
+    a = extend(positions, alpha, gamma, tail) if model == "position" else alpha ** np.arange(1, gamma + 1)
     measured_base = p is not None and np.isfinite(p.base_ms_per_token)
     base = p.base_ms_per_token * tokens if measured_base else c.prefill_base + (tokens - 1) * c.base_token_ms
     return base / (c.prefill_spec + request_ms(a, gamma, tokens, f.step))
@@ -144,10 +147,11 @@ def prompt_fits(steps: pd.DataFrame, requests: pd.DataFrame, limit: int = 200) -
     keep = set(frames.sample_requests(spec, limit, key="prompt_id")["prompt_id"])
     out = []
     for pid, g in s[s["prompt_id"].isin(keep)].groupby("prompt_id"):
-        proposed, accepted, _ = acceptance.reach_counts(g["gamma"].to_numpy(), g["n_accepted"].to_numpy())
+        proposed, accepted, reached = acceptance.reach_counts(g["gamma"].to_numpy(), g["n_accepted"].to_numpy())
         judged = g["judged"].sum()
         out.append(PromptFit(str(pid), int(tokens[pid]), float(base.get(pid, np.nan)),
-                             float(g["n_accepted"].sum() / judged) if judged else 0.0, accepted / proposed))
+                             float(g["n_accepted"].sum() / judged) if judged else 0.0, accepted / proposed,
+                             accepted[-1] / reached[-1] if len(reached) and reached[-1] else float("nan")))
     return tuple(out)
 
 
@@ -168,7 +172,7 @@ def fit(run_id: str, drafter: str, temperature: float, requests: pd.DataFrame, s
         pos = acceptance.position_acceptance(steps, requests)
     return Fit(run_id=run_id, drafter=drafter, temperature=temperature, alpha=float(pos["alpha"].iloc[0]),
                positions=pos["a"].fillna(0).to_numpy(), step=latency.step_costs(steps, requests, drafter, False),
-               prompts=prompt_fits(steps, requests))
+               prompts=prompt_fits(steps, requests), tail=float(pos["conditional"].iloc[-1]) if len(pos) else np.nan)
 
 
 def fits(trace: Trace) -> list[Fit]:
@@ -249,10 +253,11 @@ def _chain(alpha: float, gamma: int, costs: latency.CostModel, spec: pd.DataFram
     """Speedup after each stage of STAGES for one γ, from that γ's speculative decode steps."""
     t1 = costs.t1
     verify, other = spec["verify_ms"].mean() / t1, spec["other_ms"].mean() / t1
+    c = spec["draft_ms"].mean() / gamma / t1  # these steps' own draft time, so stage 5 is their measured speedup
     e = float(theory.expected_tokens(alpha, gamma))
-    s1 = float(theory.predicted_speedup(alpha, gamma, costs.c))
-    s2 = float(theory.predicted_speedup(alpha, gamma, costs.c, verify))
-    s3 = float(theory.predicted_speedup(alpha, gamma, costs.c, verify, other))
+    s1 = float(theory.predicted_speedup(alpha, gamma, c))
+    s2 = float(theory.predicted_speedup(alpha, gamma, c, verify))
+    s3 = float(theory.predicted_speedup(alpha, gamma, c, verify, other))
     s4 = s3 * costs.base_token_ms / t1
     return [s1, s2, s3, s4, s4 * spec["n_emitted"].mean() / e, measured]
 
