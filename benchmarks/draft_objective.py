@@ -34,6 +34,7 @@ from transformers import AutoModelForCausalLM
 
 from workbench import trace as trace_io
 from workbench.analysis import replay
+from workbench.analysis.recorded import Recorded, recorded_outputs
 from workbench.train.loop import TrainConfig, run_loop
 from workbench.train.recipe import RecipeConfig, training_streams
 
@@ -44,7 +45,7 @@ POLICIES = ("heuristic", "adaptive:16", "threshold:0.3:8", "threshold:0.4", "thr
             "threshold:0.6:16")  # replayed beside constant γ 1..10
 
 
-def signals(model, recorded: list[replay.Recorded]) -> list[replay.Recorded]:
+def signals(model, recorded: list[Recorded]) -> list[Recorded]:
     """``recorded`` with the match, confidence and entropy of ``model`` in place of the recorded draft's, and the
     printed line of its match rate and AUCs (positions ≥ 1: position 0 is never drafted)."""
     path = along_path(model.eval(), recorded)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(2)  # the recipe's setting on this project's 2-core CPU
     t = trace_io.load(args.run)
     max_new = int(t.meta["config"]["max_new_tokens"])
-    recorded = [r for r in replay.recorded_outputs(t, args.drafter) if not r.warmup]
+    recorded = [r for r in recorded_outputs(t, args.drafter) if not r.warmup]
     costs = replay.run_costs(t, args.drafter)
 
     # 1.-2. fine-tune the default draft on the target's argmax, and save it where `workbench run --draft` loads it

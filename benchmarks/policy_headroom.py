@@ -34,6 +34,7 @@ import pandas as pd
 
 from workbench import trace as trace_io
 from workbench.analysis import acceptance, intervals, replay, speedup
+from workbench.analysis.recorded import Recorded, recorded_outputs
 from workbench.drafters.ngram import lookup
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # P of the threshold policies a signal is replayed with
@@ -58,7 +59,7 @@ def logistic(features: np.ndarray, label: np.ndarray, ridge: float = 1e-6) -> np
     return w
 
 
-def signals(trace, recorded: list[replay.Recorded], drafter: str) -> dict[str, np.ndarray]:
+def signals(trace, recorded: list[Recorded], drafter: str) -> dict[str, np.ndarray]:
     """Per recorded prompt, features at every output position: [1, confidence, entropy, n-gram agrees, n-gram
     found, agrees × confidence] (an n-gram lookup over prompt + output so far, as the n-gram drafter does)."""
     forced = trace.forced[trace.forced["drafter"] == drafter]
@@ -83,7 +84,7 @@ def best_threshold(recorded, score: dict[str, np.ndarray], costs, max_new: int) 
                for p in THRESHOLDS)
 
 
-def along_path(model, recorded: list[replay.Recorded]) -> list[dict[str, np.ndarray]]:
+def along_path(model, recorded: list[Recorded]) -> list[dict[str, np.ndarray]]:
     """One teacher-forced forward of a draft ``model`` over each recorded prompt + output: at every output position
     t, the draft's token (argmax), its confidence q1, the top-2 margin 1 − q2/q1, the entropy (nats) and the last
     hidden state it predicted from (position start + t − 1)."""
@@ -123,7 +124,7 @@ class Replayed:
 
     trace: object
     drafter: str
-    recorded: list  # replay.Recorded of the measured prompts (warm-ups left out)
+    recorded: list  # Recorded of the measured prompts (warm-ups left out)
     costs: dict  # replay.run_costs: {reads_draft: StepCosts}
     max_new: int
 
@@ -160,7 +161,7 @@ def per_prompt_and_in_sample(run: Replayed) -> float:
     print(f"replayed constant:5 {base:.3f}x; best constant per prompt in hindsight {hindsight:.3f}x")
     policy = Adaptive(16)
     for _ in range(3):
-        again = run.speedup(policy, replay.recorded_outputs(run.trace, run.drafter))
+        again = run.speedup(policy, recorded_outputs(run.trace, run.drafter))
     print(f"adaptive after two passes over the same prompts (in-sample): {again['speedup'].median():.3f}x")
     return base
 
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-probe", action="store_true", help="skip the hidden-state probe (loads the draft model)")
     args = ap.parse_args(argv)
     t = trace_io.load(args.run)
-    run = Replayed(t, args.drafter, [r for r in replay.recorded_outputs(t, args.drafter) if not r.warmup],
+    run = Replayed(t, args.drafter, [r for r in recorded_outputs(t, args.drafter) if not r.warmup],
                    replay.run_costs(t, args.drafter), int(t.meta["config"]["max_new_tokens"]))
     live_against_constant(run)
     step = run.costs[False]  # what stopping early saves and what a wrong stop costs: the run's step costs per k

@@ -12,6 +12,7 @@ from test_cli import run_args
 
 from workbench import trace
 from workbench.analysis import latency, policies, replay
+from workbench.analysis.recorded import Recorded, recorded_outputs
 from workbench.cli import main
 from workbench.policies import parse_policy
 
@@ -21,9 +22,9 @@ COSTS = latency.CostModel(t1=10.0, t_d=1.0, a=9.0, b=1.0, o_spec=0.5, o_base=0.5
                           prefill_base=15.0, new_tokens=9.0, has_baseline=True)
 
 
-def recorded() -> replay.Recorded:
+def recorded() -> Recorded:
     n = len(MATCH)
-    return replay.Recorded("p", "cat", [1, 2, 3], list(range(10, 10 + n)), np.array(MATCH), np.array(CONF),
+    return Recorded("p", "cat", [1, 2, 3], list(range(10, 10 + n)), np.array(MATCH), np.array(CONF),
                            np.zeros(n), np.full(n, 0.5))
 
 
@@ -110,7 +111,7 @@ def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_
         assert check["speedup_error"].notna().all()
     # what a clock-reading policy is fed: the warm-up first (a prefix of the same prompt's output), then every
     # prompt with the step times measured before its last request, each step once, in run order
-    rec = replay.recorded_outputs(t, "draft_prefix")
+    rec = recorded_outputs(t, "draft_prefix")
     assert [r.warmup for r in rec] == [True] + [False] * 3
     assert rec[0].output == next(r for r in rec[1:] if r.prompt_id == "a").output[: len(rec[0].output)]
     req = t.requests[t.requests["drafter"] == "draft_prefix"]
@@ -270,7 +271,7 @@ def test_draft_objective_reads_the_draft_along_the_path_and_fine_tunes_towards_t
     objective = _benchmark("draft_objective", monkeypatch)
     out = tmp_path / "run"
     assert main(run_args(model_dirs, prompts_file, out, "--policy", "constant:3")) == 0
-    recorded = [r for r in replay.recorded_outputs(trace.load(out), "draft_prefix") if not r.warmup]
+    recorded = [r for r in recorded_outputs(trace.load(out), "draft_prefix") if not r.warmup]
     load = lambda name: AutoModelForCausalLM.from_pretrained(model_dirs[name], dtype=torch.float32)  # noqa: E731
     # 1. one teacher-forced forward of the run's own draft gives what the run recorded along the path
     again = objective.signals(load("draft_prefix"), recorded)
@@ -308,7 +309,7 @@ def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts
     (out / "meta.json").write_text(json.dumps(meta))
     assert main(run_args(model_dirs, prompts_file, out, *policies, "--resume")) == 0  # session 1: its own warm-up
     t = trace.load(out)
-    rec = replay.recorded_outputs(t, "draft_prefix")
+    rec = recorded_outputs(t, "draft_prefix")
     assert [r.prompt_id for r in rec] == ["warmup0", "a", "warmup1", "b", "c"]
     check = replay.live_vs_replay(t, "draft_prefix").set_index("policy")
     assert (check["tau_error"].abs() < 1e-9).all(), check

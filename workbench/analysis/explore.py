@@ -140,8 +140,9 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     from workbench.adaptive import Adaptive
     from workbench.analysis import replay
     from workbench.analysis.notebook import show
+    from workbench.analysis.recorded import recorded_outputs
 
-    recorded = replay.recorded_outputs(trace, drafter, limit)
+    recorded = recorded_outputs(trace, drafter, limit)
     costs = replay.run_costs(trace, drafter)
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     run = lambda spec: replay.summarize(replay.replay_policy(recorded, spec, costs, max_new=max_new))  # noqa: E731

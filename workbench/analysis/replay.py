@@ -16,113 +16,18 @@ The oracle drafts exactly the tokens that will be accepted: the bound every poli
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames, latency
-from workbench.drafters import parse_drafter
+from workbench.analysis.recorded import Recorded, ngram_of, recorded_outputs
 from workbench.drafters.ngram import lookup
 from workbench.errors import WorkbenchError
 from workbench.policies import StepOutcome, parse_policy
 from workbench.trace import Trace
 
 ORACLE = "oracle"  # the bound: drafts exactly the tokens that will be accepted (never a live policy)
-
-
-@dataclass
-class Recorded:
-    """One recorded output and what the drafter proposes along it (arrays over output positions t)."""
-
-    prompt_id: str
-    category: str
-    prompt_ids: list[int]
-    output: list[int]
-    match: np.ndarray  # the draft's token at t equals the output token (on the accepted path)
-    conf: np.ndarray  # the draft's probability of its token at t (its confidence)
-    entropy: np.ndarray  # entropy of the draft's distribution at t (nats)
-    alpha: np.ndarray  # Σ min(p, q) at t
-    base_ms_per_token: float = float("nan")  # measured by the baseline request of the same prompt (NaN if none)
-    times_before: tuple = ()  # (γ, draft, verify, other ms) of the drafter's steps measured since the previous
-    #                           recorded prompt, in run order: what a policy that reads the clock had learned live
-    warmup: bool = False  # a session's warm-up (replayed for what a policy learns from it, never counted)
-
-
-def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recorded]:
-    """The recorded outputs replay walks for ``drafter`` (at most ``limit`` prompts, sampled with a fixed seed)."""
-    req = frames.measured_requests(trace.requests)
-    spec = req[(req["drafter"] == drafter) & (req["mode"] == "speculative")].drop_duplicates("prompt_id")
-    if not len(spec):
-        raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
-    spec = frames.sample_requests(spec, limit, key="prompt_id")  # the prompts speedup.prompt_fits samples
-    base_ms = frames.baseline_ms_per_token(req).to_dict()  # (prompt_id, temperature) → ms/token
-    is_ngram = _ngram_of(drafter) is not None
-    forced = trace.forced if trace.forced is not None else pd.DataFrame()
-    if not is_ngram:
-        forced = forced[forced["drafter"] == drafter] if len(forced) else forced
-        if not len(forced):
-            raise WorkbenchError(f"replay: the run has no replay data for drafter {drafter!r} (it was made with "
-                                 "--no-replay-data or by an older workbench); rerun it to replay policies")
-        by_prompt = {rid: g.sort_values("index") for rid, g in forced.groupby("request_id")}
-        req_of = forced.drop_duplicates("request_id").merge(req[["request_id", "prompt_id"]], on="request_id")
-        forced_of = dict(zip(req_of["prompt_id"], req_of["request_id"]))
-    out = []
-    for r in spec.itertuples(index=False):
-        output, prompt_ids = list(r.output_token_ids), list(r.prompt_token_ids)
-        if is_ngram:
-            n = len(output)
-            out.append(Recorded(r.prompt_id, r.category, prompt_ids, output, np.zeros(n, bool), np.ones(n),
-                                np.zeros(n), np.full(n, np.nan), base_ms.get((r.prompt_id, r.temperature), np.nan)))
-            continue
-        rows = by_prompt.get(forced_of.get(r.prompt_id))
-        if rows is None:
-            continue
-        out.append(Recorded(r.prompt_id, r.category, prompt_ids, rows["token_id"].tolist(),
-                            rows["match"].to_numpy(bool), rows["draft_conf"].to_numpy(float),
-                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float),
-                            base_ms.get((r.prompt_id, r.temperature), np.nan)))
-    return _with_times(_warmups(trace, drafter, out) + out, trace, drafter)
-
-
-def _warmups(trace: Trace, drafter: str, recorded: list[Recorded]) -> list[Recorded]:
-    """Each session's warm-up, as live policies saw it: under greedy decoding its output is the first tokens of
-    the same prompt's recorded output (at T > 0 it is another sample, with no replay data: skipped)."""
-    req = trace.requests
-    warm = req[req["warmup"].astype(bool) & (req["drafter"] == drafter) & (req["temperature"] == 0.0)]
-    full = {r.prompt_id: r for r in recorded}
-    out = []
-    for session, g in warm.groupby(warm["request_id"].str.split("/").str[0]):
-        rec, tokens = full.get(g["prompt_id"].iloc[0]), int(g["new_tokens"].max())
-        if rec is not None and tokens <= len(rec.output):
-            cut = slice(0, tokens)
-            out.append(dataclasses.replace(rec, prompt_id=session, output=rec.output[cut], match=rec.match[cut],
-                                           conf=rec.conf[cut], entropy=rec.entropy[cut], alpha=rec.alpha[cut],
-                                           warmup=True))
-    return out
-
-
-def _with_times(recorded: list[Recorded], trace: Trace, drafter: str) -> list[Recorded]:
-    """``recorded`` in run order, each with the step times the run measured with ``drafter`` (warm-ups included)
-    after the previous one's last request and before its own last request."""
-    req = trace.requests[(trace.requests["drafter"] == drafter) & (trace.requests["mode"] == "speculative")]
-    warm = req["warmup"].astype(bool)
-    last = pd.concat([req[~warm].groupby("prompt_id")["started_at"].max(),
-                      req[warm].groupby(req[warm]["request_id"].str.split("/").str[0])["started_at"].max()])
-    steps = trace.steps[trace.steps["step"] >= 1].merge(req[["request_id", "started_at"]], on="request_id")
-    steps = steps.sort_values(["started_at", "step"])
-    at = steps["started_at"].to_numpy()
-    rows = list(zip(steps["gamma"], steps["draft_ms"], steps["verify_ms"], steps["other_ms"]))
-    starts = req[warm].groupby(req[warm]["request_id"].str.split("/").str[0])["started_at"].min()
-    out, begin = [], 0
-    for rec in sorted(recorded, key=lambda r: last.get(r.prompt_id, np.inf)):
-        if rec.warmup:  # a new session's policies are new objects: they never saw the times of an earlier session
-            begin = max(begin, int(np.searchsorted(at, starts.get(rec.prompt_id, -np.inf), side="left")))
-        end = int(np.searchsorted(at, last.get(rec.prompt_id, np.inf), side="left"))
-        out.append(dataclasses.replace(rec, times_before=tuple(rows[begin:max(end, begin)])))
-        begin = max(end, begin)
-    return out
 
 
 def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, rng, greedy: bool):
@@ -250,12 +155,6 @@ def summarize(per_prompt: pd.DataFrame, by=("policy",)) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _ngram_of(drafter: str) -> tuple[int, int] | None:
-    """(N, M) of an n-gram drafter's label, None for any other drafter."""
-    spec = parse_drafter(drafter)
-    return (spec.n_max, spec.n_min) if spec.kind == "ngram" else None
-
-
 def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
     """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``."""
     recorded = recorded_outputs(trace, drafter, limit)
@@ -264,10 +163,10 @@ def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFra
         raise WorkbenchError("replay: the run has no baseline requests (a sweep keeps its baseline in a separate run): "
                              "a predicted speedup needs the target-only cost measured in the same run")
     greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
-    if not greedy and _ngram_of(drafter) is not None:
+    if not greedy and ngram_of(drafter) is not None:
         raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
-    return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=_ngram_of(drafter))
+    return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=ngram_of(drafter))
                       for s in specs], ignore_index=True)
 
 
@@ -304,4 +203,4 @@ def replayable(trace: Trace, drafter: str) -> bool:
     """Whether ``replay`` can run for ``drafter``: a baseline, and teacher-forced data (or an n-gram drafter)."""
     req = frames.measured_requests(trace.requests)
     has_forced = trace.forced is not None and len(trace.forced) and drafter in set(trace.forced["drafter"])
-    return bool((req["mode"] == "baseline").any() and (has_forced or _ngram_of(drafter) is not None))
+    return bool((req["mode"] == "baseline").any() and (has_forced or ngram_of(drafter) is not None))
