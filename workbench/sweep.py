@@ -261,6 +261,17 @@ def read_manifest(sweep_dir: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def manifest_row(run_dir: str | os.PathLike) -> dict | None:
+    """The manifest row of ``run_dir`` when it is a run of a sweep (``SWEEP/runs/<name>``), else None (an unreadable
+    manifest too: the callers only word a message or a note with it)."""
+    path = Path(run_dir).resolve()
+    try:
+        rows = (read_manifest(path.parent.parent) or {}).get("runs", []) if path.parent.name == "runs" else []
+        return next((r for r in rows if r.get("name") == path.name), None)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
 # ---------------------------------------------------------------------------------------------------------- a sweep
 def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str | None = None,
               cpus_per_task: int = 1, progress: bool = True) -> list[dict]:

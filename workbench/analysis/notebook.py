@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from workbench.analysis import frames
+from workbench.sweep import manifest_row
 from workbench.trace import Trace
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -116,12 +116,6 @@ def has_speculative(trace: Trace) -> bool:
     return has_requests(trace, "speculative")
 
 
-def _in_sweep(run_dir: str | os.PathLike) -> bool:
-    """A run directory ``SWEEP/runs/<name>`` of a sweep (``SWEEP/manifest.json``, docs/SWEEP.md)."""
-    path = Path(run_dir).resolve()
-    return path.parent.name == "runs" and (path.parent.parent / "manifest.json").is_file()
-
-
 def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
     """One sentence naming the speculative runs that have no target-only baseline (so no measured speedup), with
     what to do; "" when every one has its baseline. ``run_dirs``: the directories the traces were loaded from."""
@@ -134,7 +128,7 @@ def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
     else:
         who = f"Runs {', '.join(names)} have" if len(names) > 1 else f"Run {names[0]} has"
     text = f"{who} no target-only baseline, so no speedup was measured: rerun with --baseline."
-    if any(_in_sweep(d) for d in missing):
+    if any(manifest_row(d) is not None for d in missing):
         text += (" (Runs of a sweep: `workbench report SWEEP_DIR` compares them with the sweep's baseline run, "
                  "cross-run ratios, on its index page.)")
     return text

@@ -88,11 +88,12 @@ def check_replayable(tr, run_dir: Path) -> None:
     run, e.g. a sweep's; a run stopped during its warm-ups) or without baseline requests, whose target-only cost
     replay's predicted speedup needs from the same run (a sweep keeps it in a separate run)."""
     from workbench.errors import WorkbenchError
+    from workbench.sweep import manifest_row
 
     req = tr.requests
     warm = req["warmup"].astype(bool)
     spec, base = req["mode"] == "speculative", req["mode"] == "baseline"
-    sweep, config = _sweep_row(run_dir), tr.meta.get("config") or {}
+    sweep, config = manifest_row(run_dir), tr.meta.get("config") or {}
     stopped = "it stopped before its first {} request finished: " + (
         "rerun the sweep to finish it" if sweep else "finish it with `workbench run … --resume`")
     if not (spec & ~warm).any():  # config.drafts says whether speculative requests were planned (none: a baseline)
@@ -101,33 +102,12 @@ def check_replayable(tr, run_dir: Path) -> None:
                "a target-only baseline run, with no drafter")
         raise WorkbenchError(f"replay: {run_dir} has no speculative requests to replay ({why})")
     if not (base & ~warm).any():
-        paired = sweep.get("baseline") if isinstance(sweep, dict) else None  # the sweep's baseline run beside it
+        paired = sweep.get("baseline") if sweep else None  # the sweep's baseline run beside it
+        paired_dir = Path(run_dir).resolve().parent / str(paired)
         again = "; to replay this setting, record it with `workbench run … --baseline`"
-        why, then = ((f"a sweep keeps its baseline in a separate run, {_runs_dir(run_dir) / str(paired)}, which "
+        why, then = ((f"a sweep keeps its baseline in a separate run, {paired_dir}, which "
                       "replay does not read", again) if paired else
                      (stopped.format("baseline"), "") if config.get("baseline") else
                      ("it was made without --baseline", again))
         raise WorkbenchError(f"replay: {run_dir} has no baseline requests, and a predicted speedup needs the "
                              f"target-only cost measured in the same run ({why}){then}")
-
-
-def _runs_dir(run_dir: Path) -> Path:
-    return Path(run_dir).resolve().parent
-
-
-def _sweep_row(run_dir: Path) -> dict | None:
-    """The manifest row of ``run_dir`` when it is a run of a sweep (``SWEEP/runs/<name>``, listed in
-    ``SWEEP/manifest.json``; docs/SWEEP.md), else None. An unreadable manifest counts as no sweep: this only words
-    an error."""
-    import json
-
-    from workbench.sweep import MANIFEST
-
-    runs = _runs_dir(run_dir)
-    if runs.name != "runs":
-        return None
-    try:
-        manifest = json.loads((runs.parent / MANIFEST).read_text())
-        return next(r for r in manifest["runs"] if r["name"] == Path(run_dir).resolve().name)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, StopIteration):
-        return None
