@@ -19,7 +19,6 @@ from workbench.interrupts import exit_code, install_sigterm_handler, interrupted
 EXIT_USAGE = 2
 # modules in workbench/commands, in --help order
 COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
-# OSErrors that mean the path given is wrong (exit 2, like other bad input); others (a full disk, I/O) exit 1
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
 
 

@@ -111,15 +111,11 @@ def early_exit_curve(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
 
 
 def prompt_ratios(requests: pd.DataFrame) -> pd.DataFrame:
-    """Per speculative request: its prompt's baseline ms/token ÷ its own (same run, prompt and temperature).
-    Columns: drafter, policy, temperature, prompt_id, category, ratio (NaN when the prompt has no baseline)."""
-    req = frames.measured_requests(requests)
-    keys = ["run_id", "prompt_id", "temperature"] if "run_id" in req.columns else ["prompt_id", "temperature"]
-    base = (req[req["mode"] == "baseline"].groupby(keys)["ms_per_token"].median()  # a prompt's baseline may repeat:
-            .rename("_base").reset_index())                                        # its median, as frames pairs it
-    spec = req[req["mode"] == "speculative"].merge(base, on=keys, how="left")
-    spec["ratio"] = spec["_base"] / spec["ms_per_token"]
-    return spec[[*frames.SETTING, "prompt_id", "category", "ratio"]].reset_index(drop=True)
+    """Per speculative request: its prompt's baseline ms/token ÷ its own (same run, prompt and temperature;
+    ``frames.paired_speedups``, as ``speedup.speedup_table`` pairs them). Columns: drafter, policy, temperature,
+    prompt_id, category, ratio (NaN when the prompt has no baseline)."""
+    paired = frames.paired_speedups(requests).rename(columns={"speedup": "ratio"})
+    return paired[[*frames.SETTING, "prompt_id", "category", "ratio"]].reset_index(drop=True)
 
 
 def _rank(ratios: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
