@@ -9,13 +9,14 @@ import pytest
 from workbench.analysis import intervals, speedup
 
 
-def requests(spec_ms: dict[str, list[float]], base_ms: list[float], temperature: float = 0.0) -> pd.DataFrame:
+def requests(spec_ms: dict[str, list[float]], base_ms: list[float], temperature: float = 0.0,
+             run_id: str = "r") -> pd.DataFrame:
     """One baseline request per prompt (``base_ms``) and one request per prompt of each policy (``spec_ms``)."""
-    rows = [{"request_id": f"p{i}/baseline", "prompt_id": f"p{i}", "mode": "baseline", "drafter": "", "policy": "",
+    rows = [{"run_id": run_id, "request_id": f"p{i}/baseline", "prompt_id": f"p{i}", "mode": "baseline", "drafter": "", "policy": "",
              "temperature": temperature, "warmup": False, "ms_per_token": ms, "category": "c"}
             for i, ms in enumerate(base_ms)]
     for policy, values in spec_ms.items():
-        rows += [{"request_id": f"p{i}/d/{policy}", "prompt_id": f"p{i}", "mode": "speculative", "drafter": "d",
+        rows += [{"run_id": run_id, "request_id": f"p{i}/d/{policy}", "prompt_id": f"p{i}", "mode": "speculative", "drafter": "d",
                   "policy": policy, "temperature": temperature, "warmup": False, "ms_per_token": ms,
                   "category": "c"} for i, ms in enumerate(values)]
     return pd.DataFrame(rows)
@@ -32,6 +33,18 @@ def test_the_interval_brackets_the_measured_speedup_and_collapses_when_every_pro
     lo, mid, hi = row.loc["heuristic", ["speedup_lo", "speedup", "speedup_hi"]]
     assert lo < mid < hi and hi - lo > 0.05  # prompts disagree: the median is uncertain
     assert intervals.speedup_intervals(requests({"constant:4": [1.0]}, [])).empty  # no baseline, no interval
+
+
+def test_a_request_pairs_only_with_the_baseline_of_its_own_run():
+    # Two runs of the same prompts on machines 2x apart, each 1.5x faster speculative than its own baseline. Paired
+    # across runs the ratios would be 0.75x and 3x; within each run they are 1.5x.
+    slow = requests({"constant:4": [12.0, 12.0, 12.0]}, [18.0, 18.0, 18.0], run_id="slow")
+    fast = requests({"constant:4": [6.0, 6.0, 6.0]}, [9.0, 9.0, 9.0], run_id="fast")
+    both = pd.concat([slow, fast], ignore_index=True)
+    assert speedup.speedup_table(both)["speedup"].tolist() == pytest.approx([1.5])
+    row = speedup.speedup_table(pd.concat([slow, fast[fast["mode"] == "speculative"]])).iloc[0]
+    assert (row["requests"], row["paired"]) == (6, 3)  # the fast run's requests have no baseline of their own
+    assert row["speedup"] == pytest.approx(1.5)
 
 
 def test_a_policy_compared_with_the_best_constant_is_resampled_prompt_by_prompt():

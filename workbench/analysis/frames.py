@@ -21,11 +21,16 @@ def measured_requests(requests: pd.DataFrame) -> pd.DataFrame:
     return requests[~requests["warmup"].astype(bool)]
 
 
+BASELINE_KEY = ["run_id", "prompt_id", "temperature"]  # a speculative request pairs with this baseline
+
+
 def baseline_ms_per_token(requests: pd.DataFrame) -> pd.Series:
-    """ms/token of each prompt's baseline request, indexed by (prompt_id, temperature) (the median where a prompt's
-    baseline ran more than once): what every measured and predicted speedup divides."""
+    """ms/token of each prompt's baseline request, indexed by BASELINE_KEY (the median where a prompt's baseline
+    ran more than once in a run): what every measured and predicted speedup divides. The run is part of the key: in
+    a combined trace (several runs, perhaps several machines or targets) a request pairs only with its own run's
+    baseline."""
     req = measured_requests(requests)
-    return req[req["mode"] == "baseline"].groupby(["prompt_id", "temperature"])["ms_per_token"].median()
+    return req[req["mode"] == "baseline"].groupby(BASELINE_KEY)["ms_per_token"].median()
 
 
 def paired_speedups(requests: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +39,7 @@ def paired_speedups(requests: pd.DataFrame) -> pd.DataFrame:
     req = measured_requests(requests)
     spec = req[req["mode"] == "speculative"]
     base = baseline_ms_per_token(requests)
-    keys = pd.MultiIndex.from_arrays([spec["prompt_id"], spec["temperature"]])
+    keys = pd.MultiIndex.from_arrays([spec[c] for c in BASELINE_KEY])
     paired = base.reindex(keys).to_numpy(float) if len(base) else np.full(len(spec), np.nan)
     return spec.assign(base_ms_per_token=paired, speedup=paired / spec["ms_per_token"].to_numpy(float))
 

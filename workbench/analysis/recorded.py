@@ -45,7 +45,7 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
     if not len(spec):
         raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
     spec = frames.sample_requests(spec, limit, key="prompt_id")  # the prompts speedup.prompt_fits samples
-    base_ms = frames.baseline_ms_per_token(req).to_dict()  # (prompt_id, temperature) → ms/token
+    base_ms = frames.baseline_ms_per_token(req).to_dict()  # (run_id, prompt_id, temperature) → ms/token
     is_ngram = ngram_of(drafter) is not None
     forced = trace.forced if trace.forced is not None else pd.DataFrame()
     if not is_ngram:
@@ -59,18 +59,18 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
     out = []
     for r in spec.itertuples(index=False):
         output, prompt_ids = list(r.output_token_ids), list(r.prompt_token_ids)
+        base = base_ms.get((r.run_id, r.prompt_id, r.temperature), np.nan)
         if is_ngram:
             n = len(output)
             out.append(Recorded(r.prompt_id, r.category, prompt_ids, output, np.zeros(n, bool), np.ones(n),
-                                np.zeros(n), np.full(n, np.nan), base_ms.get((r.prompt_id, r.temperature), np.nan)))
+                                np.zeros(n), np.full(n, np.nan), base))
             continue
         rows = by_prompt.get(forced_of.get(r.prompt_id))
         if rows is None:
             continue
         out.append(Recorded(r.prompt_id, r.category, prompt_ids, rows["token_id"].tolist(),
                             rows["match"].to_numpy(bool), rows["draft_conf"].to_numpy(float),
-                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float),
-                            base_ms.get((r.prompt_id, r.temperature), np.nan)))
+                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float), base))
     return _with_times(_warmups(trace, drafter, out) + out, trace, drafter)
 
 

@@ -23,17 +23,19 @@ STAGES = ("ideal E/(γc+1)", "real verify cost T_t(γ+1)", "speculative overhead
 def speedup_table(requests: pd.DataFrame) -> pd.DataFrame:
     """Per drafter × policy × temperature: median ms/token of speculative and baseline and the measured speedup
     = median over prompts of (baseline ms/token ÷ speculative ms/token), both measured in the same run on the same
-    prompt; ``speedup_of_medians`` is the ratio of the two medians, for reference."""
+    prompt; ``speedup_of_medians`` is the ratio of the two medians, for reference. ``requests`` counts the
+    setting's measured requests, ``paired`` those with a baseline of their own (the speedup's sample)."""
     rows = []
     for (drafter, policy, temp), group in frames.paired_speedups(requests).groupby(frames.SETTING):
-        paired, ratio = group["base_ms_per_token"].to_numpy(), group["speedup"].to_numpy()
-        base_med = float(np.nanmedian(paired)) if np.isfinite(paired).any() else float("nan")
+        base, ratio = group["base_ms_per_token"].to_numpy(), group["speedup"].to_numpy()
+        base_med = float(np.nanmedian(base)) if np.isfinite(base).any() else float("nan")
         spec_med = float(group["ms_per_token"].median())
         rows.append({"drafter": drafter, "policy": policy, "temperature": float(temp), "requests": len(group),
+                     "paired": int(np.isfinite(ratio).sum()),
                      "spec_ms_per_token": spec_med, "base_ms_per_token": base_med,
                      "speedup": float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else float("nan"),
                      "speedup_of_medians": base_med / spec_med})
-    return pd.DataFrame(rows, columns=["drafter", "policy", "temperature", "requests", "spec_ms_per_token",
+    return pd.DataFrame(rows, columns=["drafter", "policy", "temperature", "requests", "paired", "spec_ms_per_token",
                                        "base_ms_per_token", "speedup", "speedup_of_medians"])
 
 
@@ -141,7 +143,7 @@ def prompt_fits(steps: pd.DataFrame, requests: pd.DataFrame, limit: int = 200) -
     baseline ms/token. ``requests`` hold one drafter's requests and the baseline's."""
     s = frames.constant_steps(steps, requests)
     req = frames.measured_requests(requests)
-    base = frames.baseline_ms_per_token(requests).droplevel("temperature")  # one temperature per fit
+    base = frames.baseline_ms_per_token(requests).droplevel(["run_id", "temperature"])  # one run and T per fit
     spec = req[(req["mode"] == "speculative") & frames.policy_gamma(req["policy"]).notna()]
     tokens = spec.groupby("prompt_id")["new_tokens"].median()
     keep = set(frames.sample_requests(spec, limit, key="prompt_id")["prompt_id"])
