@@ -12,12 +12,13 @@ from workbench.analysis import intervals, speedup
 def requests(spec_ms: dict[str, list[float]], base_ms: list[float], temperature: float = 0.0,
              run_id: str = "r") -> pd.DataFrame:
     """One baseline request per prompt (``base_ms``) and one request per prompt of each policy (``spec_ms``)."""
-    rows = [{"run_id": run_id, "request_id": f"p{i}/baseline", "prompt_id": f"p{i}", "mode": "baseline", "drafter": "", "policy": "",
-             "temperature": temperature, "warmup": False, "ms_per_token": ms, "category": "c"}
+    rows = [{"run_id": run_id, "request_id": f"p{i}/baseline", "prompt_id": f"p{i}", "mode": "baseline",
+             "drafter": "", "policy": "", "temperature": temperature, "warmup": False, "ms_per_token": ms,
+             "category": "c"}
             for i, ms in enumerate(base_ms)]
     for policy, values in spec_ms.items():
-        rows += [{"run_id": run_id, "request_id": f"p{i}/d/{policy}", "prompt_id": f"p{i}", "mode": "speculative", "drafter": "d",
-                  "policy": policy, "temperature": temperature, "warmup": False, "ms_per_token": ms,
+        rows += [{"run_id": run_id, "request_id": f"p{i}/d/{policy}", "prompt_id": f"p{i}", "mode": "speculative",
+                  "drafter": "d", "policy": policy, "temperature": temperature, "warmup": False, "ms_per_token": ms,
                   "category": "c"} for i, ms in enumerate(values)]
     return pd.DataFrame(rows)
 
