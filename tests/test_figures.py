@@ -56,6 +56,8 @@ def test_static_explorer_and_optimal_gamma_map(tr):
     for a, rows in grid.groupby("alpha"):  # a costlier draft never makes a longer draft optimal
         assert rows.sort_values("c")["optimal_gamma"].is_monotonic_decreasing, a
     assert explore.with_draft_cost(fit.costs, c=0.5).t_d == pytest.approx(0.5 * fit.costs.t1)
+    heat = explore.optimal_gamma_map(grid, 0.8, 0.213)  # rows are categories 0.01 … 0.5: the marker on row "0.2"
+    assert heat.layout.yaxis.type == "category" and heat.data[0].y[heat.layout.annotations[0].y] == "0.2"
 
 
 def test_policy_and_replay_slider_figures():

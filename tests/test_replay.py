@@ -88,6 +88,12 @@ def test_the_recommended_setting_prefers_the_best_constant_unless_a_policy_gain_
     assert policies.best_setting(table, t, "draft").why == "the fastest policy measured in this run"
 
 
+def test_the_gap_to_the_oracle_is_closed_only_where_the_oracle_lies_above_the_best_constant():
+    measured = pd.Series([1.4, 1.5, 1.6])
+    assert policies.gap_closed(measured, 1.4, 2.4).tolist() == pytest.approx([0.0, 0.1, 0.2])
+    assert policies.gap_closed(measured, 1.4, 1.2).isna().all()  # a bound below the measured best: no gap
+
+
 def test_measured_step_costs_come_before_the_lines():
     step = latency.StepCosts(0.5, 1.0, COSTS, draft_by_k={2: 4.0}, verify_by_k={3: 30.0})
     assert step.step_ms(2, 2) == (4.0, 30.0, 0.5)                    # both measured at this k

@@ -126,6 +126,7 @@ def _names(run_dirs: list[Path]) -> list[str]:
 
 def _headline(traces: list[trace.Trace], names: list[str]) -> str:
     """Per run: what was measured (models, device, date) and the answer per setting (summary.summary_table)."""
+    from workbench.analysis.latency import clock_note
     from workbench.analysis.notebook import has_baseline, has_speculative
     from workbench.analysis.summary import summary_table
 
@@ -144,9 +145,17 @@ def _headline(traces: list[trace.Trace], names: list[str]) -> str:
                                              classes="wb")
             if not has_baseline(t):
                 table += "<p>No target-only baseline in this run, so no speedup was measured in it.</p>"
+        disturbed = clock_note(t.steps, t.requests)
+        if disturbed:
+            table += f"<p class='wb-note'><b>Warning:</b> {html.escape(disturbed)}</p>"
         parts.append(f"<h2>{html.escape(name)} <small>run {html.escape(str(t.meta.get('run_id')))}</small></h2>"
                      f"<p>{html.escape(about)}</p>{table}")
     return "".join(parts)
+
+
+# Units of the key figures in index.html's table (the notebooks record the bare numbers).
+UNITS = {**dict.fromkeys(("t1", "t_d", "a", "o_spec", "o_base", "prefill_spec", "prefill_base"), " (ms)"),
+         "b": " (ms per k)"}
 
 
 def _fmt(v) -> str:
@@ -161,7 +170,7 @@ def _index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str, summ
     """index.html: the headline per run, links to every page, the pages not built (and why), and the key figures
     each notebook recorded."""
     cols = sorted({k for row in summary for k in row}, key=lambda k: (k != "page", k))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    head = "".join(f"<th>{html.escape(c + UNITS.get(c, ''))}</th>" for c in cols)
     rows = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in summary)
     links = "".join(f'<li><a href="{html.escape(f)}">{html.escape(t)}</a> — {html.escape(d)}</li>'
                     for f, t, d in pages)
@@ -172,9 +181,15 @@ def _index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str, summ
             "table{border-collapse:collapse}small{color:#666;font-weight:normal}</style></head><body>"
             "<h1>Speculative decoding report</h1><p>Measured speedup = per-prompt median of baseline ÷ speculative "
             "ms/token, both measured in the same run; acceptance rate = Σn/Σγ; tokens per step τ = mean(n+1); "
-            "drafter · policy name each speculative setting.</p>"
+            "drafter · policy name each speculative setting. spec_ms_per_token and base_ms_per_token are medians "
+            "over requests: their ratio is not the speedup, which is the median of the per-prompt ratios.</p>"
             f"{headline}<h2>Pages</h2><ul>{links}</ul><h2>Key figures recorded by each page</h2>"
             f"<div style='overflow-x:auto'><table><tr>{head}</tr>{rows}</table></div>"
+            "<p>Costs (ms, means over decode steps without the stalls, docs/SPEEDUP_MODEL.md): t1 = T_t(1), a target "
+            "forward over one token; t_d = draft time per drafted token; c = t_d / t1; a + b·k = the verify line "
+            "T_t(k); o_spec / o_base = other time per speculative / baseline step; prefill_* = time to first token. "
+            "The latency page's costs pool every drafter of its run (its <i>drafter</i> column says whose); the "
+            "tuning rows are per drafter.</p>"
             "<p>How to read the pages: docs/REPORTS.md in the workbench repository.</p></body></html>")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")

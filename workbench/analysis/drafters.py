@@ -21,6 +21,13 @@ from workbench.trace import Trace
 EARLY_EXIT = re.compile(r"^early-exit:(\d+)$")
 
 
+def is_ngram(drafter: str) -> bool:
+    """Whether ``drafter`` (a trace's drafter label) is an n-gram prompt lookup."""
+    from workbench.analysis.recorded import ngram_of
+
+    return bool(drafter) and ngram_of(drafter) is not None
+
+
 def acceptance_by_drafter(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd.DataFrame,
                           by: list[str] | None = None) -> pd.DataFrame:
     """``acceptance.acceptance_by`` per drafter (× ``by``, e.g. ["category"] or ["policy"])."""

@@ -81,9 +81,10 @@ def optimal_gamma_map(grid: pd.DataFrame, alpha: float, c: float) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=z.to_numpy(), x=z.columns, y=[str(v) for v in z.index], customdata=s.to_numpy(),
                                colorbar=dict(title="best γ"), text=z.to_numpy(), texttemplate="%{text}",
                                hovertemplate="α=%{x} c=%{y}: γ*=%{z}, %{customdata:.2f}x<extra></extra>"))
-    fig.add_annotation(x=alpha, y=str(min(z.index, key=lambda v: abs(v - c))), text="this run", showarrow=True)
-    return fig.update_layout(title="Predicted-optimal γ by acceptance α and draft cost c (i.i.d. model)",
-                             xaxis_title="α", yaxis_title="c = T_d / T_t(1)")
+    nearest = min(range(len(z.index)), key=lambda i: abs(z.index[i] - c))  # rows are categories: y is a row number
+    fig.add_annotation(x=alpha, y=nearest, text=f"this run (c = {c:.2f})", showarrow=True)
+    return fig.update_layout(title="Predicted-optimal γ by acceptance α and draft cost c (i.i.d. model: a prediction)",
+                             xaxis_title="α", yaxis=dict(title="c = T_d / T_t(1)", type="category"))
 
 
 def widget_explorer(fits: list, max_gamma: int = 16, measured: pd.DataFrame | None = None):

@@ -58,25 +58,28 @@ def carry_over_figure(carry: pd.DataFrame) -> go.Figure:
                              barmode="group", yaxis_title="P(first draft accepted)", yaxis_range=[0, 1.05])
 
 
-def alpha_figure(by: pd.DataFrame, key: str) -> go.Figure:
-    """Acceptance rate (Wilson bars), alpha_mle and mean alpha_tv per group of ``acceptance.acceptance_by``."""
+def alpha_figure(by: pd.DataFrame, key: str, label: str | None = None) -> go.Figure:
+    """Acceptance rate (Wilson bars), alpha_mle and mean alpha_tv per group of ``acceptance.acceptance_by``;
+    ``label`` names the groups in the title (default: ``key``)."""
     x = by[key].astype(str)
     fig = go.Figure()
     fig.add_bar(x=x, y=by["acceptance_rate"], name="acceptance rate Σn/Σγ",
                 error_y=_err(by, "acceptance_rate", "rate_lo", "rate_hi"))
     fig.add_bar(x=x, y=by["alpha_mle"], name="α (i.i.d. MLE: accepted/evaluated)")
     fig.add_bar(x=x, y=by["alpha_tv"], name="α from mean Σmin(p,q)")
-    return fig.update_layout(title=f"Acceptance by {key}", barmode="group", yaxis_range=[0, 1.05])
+    return fig.update_layout(title=f"Acceptance by {label or key}", barmode="group", yaxis_range=[0, 1.05],
+                             yaxis_title="probability (Wilson 95 % bars on the rate)")
 
 
 def rejected_figure(rej: pd.DataFrame) -> go.Figure:
     """Horizontal bars: the draft tokens rejected most often (``acceptance.most_rejected``)."""
     r = rej.iloc[::-1]
     return go.Figure(go.Bar(x=r["rejected"], y=r["token_text"].map(repr), orientation="h",
-                            customdata=r[["evaluated", "reject_rate"]],
-                            hovertemplate="%{y}: %{x} rejected of %{customdata[0]} judged<extra></extra>")
+                            customdata=r[["evaluated", "reject_rate", "mean_q", "mean_p"]],
+                            hovertemplate="%{y}: %{x} rejected of %{customdata[0]} judged; at its rejections mean "
+                                          "q = %{customdata[2]:.2f}, mean p = %{customdata[3]:.2f}<extra></extra>")
                      ).update_layout(title="Draft tokens rejected most often", xaxis_title="rejections",
-                                     height=max(300, 22 * len(r) + 120))
+                                     yaxis_title="draft token (as text)", height=max(300, 22 * len(r) + 120))
 
 
 def phase_figure(phases: pd.DataFrame, key) -> go.Figure:
@@ -86,8 +89,8 @@ def phase_figure(phases: pd.DataFrame, key) -> go.Figure:
     fig = go.Figure()
     for ph, colour in PHASE_COLOURS.items():
         fig.add_bar(x=x, y=phases[f"{ph}_ms_per_token"], name=ph, marker_color=colour)
-    return fig.update_layout(title="Decode time per emitted token, by phase", barmode="stack",
-                             yaxis_title="ms / token")
+    return fig.update_layout(title="Decode time per emitted token, by phase (pooled: Σ phase ms ÷ Σ tokens, "
+                                   "token-weighted)", barmode="stack", yaxis_title="ms / token")
 
 
 def verify_cost_figure(verify: pd.DataFrame, a: float, b: float) -> go.Figure:
@@ -201,7 +204,8 @@ def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: floa
              for i, spec in enumerate(settings)]
     return fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="setting: "),
                                            pad=dict(t=50))],
-                             title=f"Replayed (predicted) speedup with {settings[0]}", yaxis_title="speedup",
+                             title=f"Replayed (predicted) speedup with {settings[0]}",
+                             yaxis_title="predicted speedup over baseline",
                              yaxis_rangemode="tozero")
 
 

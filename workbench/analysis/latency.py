@@ -3,7 +3,11 @@ costs (``CostModel``) that every speedup prediction uses.
 
 Pure functions over the trace tables of docs/TRACE.md. A step's target forward covers k = γ + 1 tokens (k = 1 for a
 baseline step or a step that drafted nothing). Costs are *means* over decode steps (not medians) so that the
-per-phase terms add up exactly to the measured decode time (``speedup.gap_attribution``).
+per-phase terms add up exactly to the measured decode time (``speedup.gap_attribution``), except that the costs a
+prediction uses (``CostModel``, ``StepCosts``, the verify line) leave out *spikes*: a phase time above SPIKE × the
+median of its cell (mode × drafter × γ) is another process taking the CPU or GPU, not the model's cost (``calm``).
+On a quiet machine there are next to none; on a loaded one a few stalls of 100× the median would otherwise set the
+mean, and every prediction with it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,40 @@ import pandas as pd
 from workbench.analysis import frames
 
 PHASES = ("draft_ms", "verify_ms", "other_ms")
+SPIKE = 3.0  # a phase time (or TTFT) above SPIKE × its cell's median is a stall, left out of the costs (``calm``)
+DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
+CELL = ["mode", "drafter", "gamma"]  # steps whose phases should take the same time
+
+
+def calm(frame: pd.DataFrame, columns, by) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` set to NaN where it is a spike: above SPIKE × the median of its ``by``
+    group (means skip NaN; ``spikes`` counts them)."""
+    out = frame.copy()
+    for col in columns:
+        median = out.groupby(by)[col].transform("median")
+        out[col] = out[col].where(~(out[col] > SPIKE * median))
+    return out
+
+
+def calm_steps(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
+    """``frames.decode_steps`` with spikes set to NaN in every phase; ``step_ms`` and ``ms_per_token`` are left as
+    measured."""
+    return calm(frames.decode_steps(steps, requests), PHASES, CELL)
+
+
+def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
+    """Per phase: how many decode steps' times were spikes, their share, and the largest time ÷ its cell's median
+    (what a report shows to say the clock was disturbed). Columns: phase, steps, spikes, share, worst."""
+    s = frames.decode_steps(steps, requests)
+    rows = []
+    for col in PHASES:
+        median = s.groupby(CELL)[col].transform("median")
+        ratio = (s[col] / median.where(median > 0)).to_numpy(float)
+        n = int((s[col] > SPIKE * median).sum())
+        rows.append({"phase": col.removesuffix("_ms"), "steps": len(s), "spikes": n,
+                     "share": n / len(s) if len(s) else np.nan,
+                     "worst": float(np.nanmax(ratio)) if np.isfinite(ratio).any() else np.nan})
+    return pd.DataFrame(rows, columns=["phase", "steps", "spikes", "share", "worst"])
 
 
 @dataclass(frozen=True)
@@ -87,8 +125,8 @@ def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_
     baseline (the target's cost does not depend on who drafted). ``reads_draft`` True / False prefers the draft
     times of policies that do / do not read each drafted token (a confidence read is a host sync per token: ~4 %
     more draft time on this project's CPU), the other steps filling the k they lack; None pools all. ``costs``:
-    the drafter's ``cost_model`` when the caller has it already."""
-    s = frames.decode_steps(steps, requests)
+    the drafter's ``cost_model`` when the caller has it already. Spikes are left out (``calm``)."""
+    s = calm_steps(steps, requests)
     mine = s[(s["drafter"] == drafter) & (s["gamma_planned"] > 0)]
     if reads_draft is not None and len(mine):
         kinds = {spec: _reads_draft(spec) for spec in mine["policy"].unique()}
@@ -96,7 +134,7 @@ def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_
     else:
         same = mine
     costs = costs if costs is not None else cost_model(steps, requests, drafter)
-    fit_on = same if same["gamma"].nunique() > 1 else mine
+    fit_on = (same if same["gamma"].nunique() > 1 else mine).dropna(subset=["draft_ms"])
     if len(fit_on) and fit_on["gamma"].nunique() > 1:
         d1, d0 = np.polyfit(fit_on["gamma"].to_numpy(float), fit_on["draft_ms"].to_numpy(float), 1)
     else:
@@ -137,9 +175,13 @@ def phase_breakdown(steps: pd.DataFrame, requests: pd.DataFrame, by=("mode", "dr
 
 def verify_cost(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     """T_t(k): verify time per target forward vs k, over the decode steps of every mode and drafter. Columns: k,
-    steps, mean, median, p10, p90 (ms), ratio = mean / mean at k = 1 (NaN without k = 1 steps)."""
-    g = frames.decode_steps(steps, requests).groupby("k")["verify_ms"]
-    out = pd.DataFrame({"steps": g.size(), "mean": g.mean(), "median": g.median(),
+    steps, spikes (left out of the mean, ``calm``), mean (of the other steps), median, p10, p90 (ms), ratio = mean /
+    mean at k = 1 (NaN without k = 1 steps)."""
+    s = frames.decode_steps(steps, requests)
+    calm_ms = calm(s, ["verify_ms"], CELL)["verify_ms"]
+    g = s.groupby("k")["verify_ms"]
+    out = pd.DataFrame({"steps": g.size(), "spikes": calm_ms.isna().groupby(s["k"]).sum(),
+                        "mean": calm_ms.groupby(s["k"]).mean(), "median": g.median(),
                         "p10": g.quantile(0.1), "p90": g.quantile(0.9)}).reset_index()
     t1 = out.loc[out["k"] == 1, "mean"]
     out["ratio"] = out["mean"] / (float(t1.iloc[0]) if len(t1) else np.nan)
@@ -159,20 +201,41 @@ def fit_verify_cost(verify: pd.DataFrame) -> tuple[float, float]:
 
 def cost_model(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str | None = None) -> CostModel:
     """The measured costs the speedup model needs; T_d, O_s and the speculative prefill of ``drafter`` only (all
-    drafters pooled when None). T_t(1) is the baseline's (the fitted a + b when the run has no baseline)."""
-    s = frames.decode_steps(steps, requests)
+    drafters pooled when None). T_t(1) is the baseline's (the fitted a + b when the run has no baseline). Spikes
+    are left out of every mean (``calm``)."""
+    s = calm_steps(steps, requests)
     base = s[s["mode"] == "baseline"]
     spec = s[(s["mode"] == "speculative") & ((s["drafter"] == drafter) if drafter is not None else True)]
     a, b = fit_verify_cost(verify_cost(steps, requests))
-    req = frames.measured_requests(requests)
+    req = calm(frames.measured_requests(requests), ["ttft_ms"], ["mode", "drafter"])
     spec_req = req[(req["mode"] == "speculative") & ((req["drafter"] == drafter) if drafter is not None else True)]
     mean = lambda col: float(col.mean()) if len(col) else float("nan")  # noqa: E731
     return CostModel(t1=mean(base["verify_ms"]) if len(base) else a + b,
-                     t_d=float(spec["draft_ms"].sum() / spec["gamma"].sum()) if spec["gamma"].sum() else np.nan,
+                     t_d=_per_token(spec.dropna(subset=["draft_ms"])),
                      a=a, b=b, o_spec=mean(spec["other_ms"]), o_base=mean(base["other_ms"]) if len(base) else 0.0,
                      prefill_spec=mean(spec_req["ttft_ms"]),
                      prefill_base=mean(req[req["mode"] == "baseline"]["ttft_ms"]),
                      new_tokens=mean(req["new_tokens"]), has_baseline=bool(len(base)))
+
+
+def clock_note(steps: pd.DataFrame, requests: pd.DataFrame, name: str = "this run") -> str:
+    """One sentence when the clock of ``name`` was disturbed (a phase with ≥ DISTURBED of its times spikes), with
+    what still holds; "" on a quiet run."""
+    table = spikes(steps, requests)
+    bad = table[table["share"] >= DISTURBED]
+    if not len(bad):
+        return ""
+    worst = bad.loc[bad["share"].idxmax()]
+    return (f"The clock of {name} was disturbed: {worst['share']:.0%} of its {worst['phase']} times were over "
+            f"{SPIKE:g}× their median (the worst {worst['worst']:.0f}×), so another process was using the machine. "
+            "The measured speedups divide each request by its own prompt's baseline, run next to it, so they hold "
+            "up best; absolute times and the predictions (which leave the spikes out) do not. Rerun on a quiet "
+            "machine before trusting them.")
+
+
+def _per_token(spec: pd.DataFrame) -> float:
+    """Σ draft_ms / Σ γ over speculative steps (NaN when nothing was drafted)."""
+    return float(spec["draft_ms"].sum() / spec["gamma"].sum()) if spec["gamma"].sum() else np.nan
 
 
 def token_latency(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:

@@ -42,6 +42,8 @@ def show_table(frame: pd.DataFrame, rows: int = 40) -> None:
     display(frames.head_rows(frame, rows))
     if len(frame) > rows:
         print(f"… {len(frame) - rows} more rows (the full table is a DataFrame in the notebook)")
+    if frame.isna().to_numpy().any():
+        print("NaN: not measured in this run (no such steps, or no baseline to divide by).")
 
 
 def shown_request(trace: Trace, request_id: str = "") -> str:
@@ -66,6 +68,19 @@ def record(key_figures: dict, figures_out: str = "") -> None:
     display(table.style.format(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
     if figures_out:
         Path(figures_out).write_text(json.dumps(key_figures, indent=2, default=float) + "\n")
+
+
+def drafter_count(trace: Trace) -> int:
+    """How many drafters the run measured speculative requests with."""
+    req = frames.measured_requests(trace.requests)
+    return int(req.loc[req["mode"] == "speculative", "drafter"].nunique())
+
+
+def drafters_label(trace: Trace) -> str:
+    """Whose costs a run-wide cost model holds: the one drafter, or "pooled: a, b" (empty for a baseline-only run)."""
+    req = frames.measured_requests(trace.requests)
+    names = sorted(set(req.loc[req["mode"] == "speculative", "drafter"]))
+    return names[0] if len(names) == 1 else ("pooled: " + ", ".join(names) if names else "")
 
 
 def main_drafter(trace: Trace) -> str:
@@ -132,6 +147,16 @@ def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
         text += (" (Runs of a sweep: `workbench report SWEEP_DIR` compares them with the sweep's baseline run, "
                  "cross-run ratios, on its index page.)")
     return text
+
+
+def clock_notes(traces: list[Trace], run_dirs: list) -> str:
+    """``latency.clock_note`` of every run whose clock was disturbed, naming the run when there are several."""
+    from workbench.analysis.latency import clock_note
+
+    if len(traces) == 1:
+        return clock_note(traces[0].steps, traces[0].requests)
+    notes = (clock_note(t.steps, t.requests, f"run {Path(d).name}") for t, d in zip(traces, run_dirs))
+    return " ".join(n for n in notes if n)
 
 
 def note(text: str) -> None:

@@ -17,20 +17,27 @@ THRESHOLDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 HEURISTIC_STARTS = (1, 2, 3, 4, 5, 6, 8)
 
 
+def gap_closed(speedup, best: float, oracle: float):
+    """(speedup − best constant γ) ÷ (oracle − best constant γ). The gap exists only where the oracle's bound lies
+    above the best constant γ: a bound at or below it (a replay far off its run, e.g. on a disturbed clock,
+    ``latency.clock_note``) leaves nothing to close, NaN."""
+    return (speedup - best) / (oracle - best) if oracle > best else speedup * np.nan
+
+
 def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     """One row per policy the run measured live with ``drafter`` plus the oracle: measured speedup and tokens per
     step beside the replayed ones, draft tokens wasted per emitted token, target calls per 100 tokens, and the
-    fraction of the gap from the best constant γ to the oracle that each policy closes (measured; replayed for
-    the oracle row, which never runs live); the replay's errors against live (``replay.live_vs_replay``); the 95 %
-    bootstrap interval of each live speedup (measured_lo / measured_hi) and of its ratio to the best constant γ
-    (vs_best_constant, vs_best_lo, vs_best_hi; ``intervals``)."""
+    fraction of the gap from the best constant γ to the oracle that each policy closes (``gap_closed``; measured,
+    replayed for the oracle row, which never runs live); the replay's errors against live
+    (``replay.live_vs_replay``); the 95 % bootstrap interval of each live speedup (measured_lo / measured_hi) and
+    of its ratio to the best constant γ (vs_best_constant, vs_best_lo, vs_best_hi; ``intervals``)."""
     table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)  # measured_lo / _hi included
     table = table.merge(intervals.against_best_constant(trace.requests, drafter).drop(columns="temperature"),
                         on="policy", how="left")
     constant = table[table["policy"].str.startswith("constant:")]
     best = constant["measured_speedup"].max() if len(constant) else float("nan")
     oracle = float(table.loc[table["policy"] == replay.ORACLE, "predicted_speedup"].iloc[0])
-    table["gap_closed"] = (table["measured_speedup"] - best) / (oracle - best)
+    table["gap_closed"] = gap_closed(table["measured_speedup"], best, oracle)
     table["best_constant"] = table["policy"] == (constant.loc[constant["measured_speedup"].idxmax(), "policy"]
                                                  if len(constant) else "")
     return table

@@ -28,6 +28,9 @@ from workbench.policies import StepOutcome, parse_policy
 from workbench.trace import Trace
 
 ORACLE = "oracle"  # the bound: drafts exactly the tokens that will be accepted (never a live policy)
+# What the "replay against live" table shows: each figure replayed (a prediction) beside the same one measured live
+AGREEMENT = ["policy", "prompts", "tokens_per_step", "measured_tokens_per_step", "tau_error", "predicted_speedup",
+             "measured_speedup", "speedup_error"]
 
 
 def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, rng, greedy: bool):

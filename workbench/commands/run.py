@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.commands import description, out_path
 from workbench.config import RunConfig
@@ -89,6 +90,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from workbench import trace
+    from workbench.analysis.latency import clock_note
     from workbench.analysis.summary import summary_table
     from workbench.runner import execute
 
@@ -96,4 +98,7 @@ def main(args: argparse.Namespace) -> int:
     loaded = trace.load(out)
     print(f"run {loaded.meta['run_id']} → {out}")
     print(summary_table(loaded).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    disturbed = clock_note(loaded.steps, loaded.requests)
+    if disturbed:
+        print(f"warning: {disturbed}", file=sys.stderr)
     return 0

@@ -1,0 +1,53 @@
+"""A disturbed clock: stalls from another process must not set the costs a prediction uses (``latency.calm``), the
+reports must say the clock was disturbed (``latency.clock_note``), and the measured figures stay as measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from trace_fixtures import write_synthetic_run
+
+from workbench import trace
+from workbench.analysis import latency, speedup
+from workbench.trace import Trace
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Trace:
+    return trace.load(write_synthetic_run(tmp_path_factory.mktemp("clock") / "run", prompts=6))
+
+
+def stalled(t: Trace, every: int = 8, factor: float = 100.0) -> Trace:
+    """Every ``every``-th decode step's verify and draft, and every 7th request's TTFT (one baseline request of six),
+    ``factor`` × longer (only the times: the tokens and decisions are the run's own)."""
+    steps, requests = t.steps.copy(), t.requests.copy()
+    hit = (steps["step"] >= 1) & (np.arange(len(steps)) % every == 0)
+    steps.loc[hit, ["verify_ms", "draft_ms"]] *= factor
+    requests.loc[np.arange(len(requests)) % 7 == 1, "ttft_ms"] *= factor
+    return Trace(meta=t.meta, requests=requests, steps=steps, tokens=t.tokens, forced=t.forced)
+
+
+def test_stalls_leave_the_costs_and_the_predictions_where_a_quiet_run_puts_them(clean):
+    noisy = stalled(clean)
+    quiet, loud = (latency.cost_model(t.steps, t.requests, "draft") for t in (clean, noisy))
+    for name in ("t1", "t_d", "a", "o_spec", "prefill_spec", "prefill_base"):
+        assert getattr(loud, name) == pytest.approx(getattr(quiet, name), rel=0.05), name
+    before, after = (speedup.sweep_table(t)["predicted_position"].to_numpy() for t in (clean, noisy))
+    assert after == pytest.approx(before, rel=0.05)
+    # the verify table counts what it left out; the quiet run has no spike at all
+    assert latency.verify_cost(noisy.steps, noisy.requests)["spikes"].sum() > 0
+    assert latency.verify_cost(clean.steps, clean.requests)["spikes"].sum() == 0
+
+
+def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_not_filtered(clean):
+    noisy = stalled(clean)
+    assert latency.clock_note(clean.steps, clean.requests) == ""
+    note = latency.clock_note(noisy.steps, noisy.requests, "run x")
+    assert note.startswith("The clock of run x was disturbed") and "(the worst 1" in note
+    table = latency.spikes(noisy.steps, noisy.requests).set_index("phase")
+    assert table.loc["verify", "share"] == pytest.approx(1 / 8, abs=0.03) and table.loc["other", "spikes"] == 0
+    # what was measured stays measured: the phase means include the stalls
+    raw = latency.phase_breakdown(noisy.steps, noisy.requests, by="mode").set_index("mode")
+    steps = noisy.steps[noisy.steps["step"] >= 1].merge(noisy.requests[["request_id", "mode", "warmup"]])
+    steps = steps[~steps["warmup"]]
+    assert raw.loc["baseline", "verify_ms"] == pytest.approx(steps[steps["mode"] == "baseline"]["verify_ms"].mean())
