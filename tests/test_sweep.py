@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import sweep, trace
+from workbench import sweep, sweep_file, trace
 from workbench.cli import main
 
 
@@ -53,7 +53,9 @@ def check_complete(run_dir: Path, plan: sweep.RunPlan, prompts: str = "abc") -> 
 
 
 def snapshot(out: Path) -> dict:
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file()}
+    """mtime of every file of a sweep directory but the driver's lock (each driver start records itself in it)."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*"))
+            if p.is_file() and p != out / ".lock"}
 
 
 # ------------------------------------------------------------------------------------------------ expansion, no runs
@@ -61,7 +63,7 @@ def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(
     path = write_sweep(tmp_path / "s.toml", {"target": ["t1", "t2"], "draft": ["d/a", "d/b"], "gamma": [2, 4],
                                               "temperature": [0, 0.7], "seed": 1},
                        exclude=[{"target": "t2", "draft": "d/b"}, {"gamma": 4, "temperature": 0.7}])
-    plans = sweep.expand(sweep.load_spec(path))
+    plans = sweep.expand(sweep_file.load_spec(path))
     spec = [p for p in plans if p.kind == "speculative"]
     base = [p for p in plans if p.kind == "baseline"]
     assert len(spec) == 2 * 2 * 2 * 2 - 4 - 3  # t2×d/b removes 4; γ=4×T=0.7 removes 3 more (one overlaps)
@@ -75,12 +77,12 @@ def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(
     for p in spec:  # each speculative run is paired with the baseline of its target and temperature
         b = by_name[p.baseline].point
         assert (b["target"], b["temperature"]) == (p.point["target"], p.point["temperature"])
-    again = sweep.expand(sweep.load_spec(path))
+    again = sweep.expand(sweep_file.load_spec(path))
     assert [p.name for p in again] == names and sweep.grid_hash(again) == sweep.grid_hash(plans)
 
 
 def test_names_that_would_collide_get_a_hash_of_their_settings(tmp_path):
-    plans = sweep.expand(sweep.load_spec(write_sweep(tmp_path / "s.toml", {
+    plans = sweep.expand(sweep_file.load_spec(write_sweep(tmp_path / "s.toml", {
         "target": ["/m/a/model", "/m/b/model"], "gamma": [2, 4]})))
     names = [p.name for p in plans]
     assert len(set(names)) == len(names) == 6
@@ -89,7 +91,7 @@ def test_names_that_would_collide_get_a_hash_of_their_settings(tmp_path):
 
 
 def test_the_commented_example_sweep_file_is_valid():
-    plans = sweep.expand(sweep.load_spec(Path(__file__).parent.parent / "data" / "sweep.example.toml"))
+    plans = sweep.expand(sweep_file.load_spec(Path(__file__).parent.parent / "data" / "sweep.example.toml"))
     assert [p.name for p in plans] == [
         "baseline__temperature-0.0", "baseline__temperature-0.7", "spec__policy-constant-2__temperature-0.0",
         "spec__policy-constant-2__temperature-0.7", "spec__policy-constant-4__temperature-0.0",
@@ -98,7 +100,7 @@ def test_the_commented_example_sweep_file_is_valid():
 
 
 def test_run_config_adapter_maps_the_settings(tmp_path):
-    plans = sweep.expand(sweep.load_spec(write_sweep(tmp_path / "s.toml", {
+    plans = sweep.expand(sweep_file.load_spec(write_sweep(tmp_path / "s.toml", {
         "draft": ["d1"], "gamma": [3], "temperature": 0.5, "max_new_tokens": 9, "seed": 7, "device": "cpu"},
         {"limit": 2})))
     base, spec = plans
@@ -156,7 +158,7 @@ def test_local_sweep_completes_reruns_as_a_no_op_resumes_and_refuses_another_swe
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
     manifest = sweep.read_manifest(out)
-    plans = sweep.expand(sweep.load_spec(path))
+    plans = sweep.expand(sweep_file.load_spec(path))
     assert [r["name"] for r in manifest["runs"]] == [p.name for p in plans] and len(plans) == 5  # 1 baseline + 2×2
     assert all(r["state"] == "done" and r["error"] is None for r in manifest["runs"])
     for plan in plans:
@@ -238,7 +240,7 @@ def test_ray_sweep_2x2_completes(ray_cluster, model_dirs, prompts_file, tmp_path
     path = write_sweep(tmp_path / "s.toml", tiny_grid(model_dirs, prompts_file), {"warmup": False})
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--ray", "auto", "--no-progress"]) == 0
-    plans = sweep.expand(sweep.load_spec(path))
+    plans = sweep.expand(sweep_file.load_spec(path))
     assert all(r["state"] == "done" for r in sweep.read_manifest(out)["runs"])
     for plan in plans:
         check_complete(out / "runs" / plan.name, plan)
@@ -259,7 +261,7 @@ def test_ray_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, model_dir
     assert sorted(r["name"] for r in failed) == ["spec__draft-nope__policy-constant-1",
                                                  "spec__draft-nope__policy-constant-3"]
     assert all("no such directory" in r["error"] for r in failed)
-    for plan in [p for p in sweep.expand(sweep.load_spec(path)) if "nope" not in p.name]:
+    for plan in [p for p in sweep.expand(sweep_file.load_spec(path)) if "nope" not in p.name]:
         assert (out / ".faults" / plan.name).is_file()  # the worker was killed once
         run = trace.load(out / "runs" / plan.name)
         assert len(run.meta["sessions"]) == 2  # and the retry resumed the run

@@ -223,6 +223,9 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     from workbench import sweep_report  # a sweep directory stands for its finished runs (+ a comparison section)
 
     run_dirs, sweep_dirs = sweep_report.expand_dirs([Path(d).resolve() for d in run_dirs])
+    if not run_dirs and sweep_dirs:
+        raise WorkbenchError(f"report: sweep {sweep_dirs[0]} has no finished run yet; "
+                             f"{sweep_report.resume_command(sweep_dirs[0])} runs it")
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
@@ -232,7 +235,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
         write_plotly_js(tmp)
         index = _write_pages(run_dirs, traces, tmp, progress)
         if sweep_dirs:
-            sweep_report.add_to_index(index, sweep_dirs)
+            sweep_report.add_to_index(index, sweep_dirs, dict(zip(run_dirs, _names(run_dirs))))
         for nb in tmp.glob("*.ipynb"):  # parameters name the final paths, so the notebooks rerun as they are
             nb.write_text(nb.read_text(encoding="utf-8").replace(str(tmp), str(final)), encoding="utf-8")
     return final / "index.html"

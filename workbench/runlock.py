@@ -32,9 +32,11 @@ def _describe_holder(path: Path) -> str:
 class RunLock:
     """``with RunLock(run_dir):`` — raises WorkbenchError at entry if another process writes ``run_dir``."""
 
-    def __init__(self, run_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, kind: str = "run directory",
+                 holder: str = "another `workbench run` is writing it"):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
+        self.kind, self.holder = kind, holder  # what the directory is and who the other process is, for the message
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -45,8 +47,8 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise WorkbenchError(f"run directory {self.run_dir} is in use by {_describe_holder(self.path)} "
-                                 "(another `workbench run` is writing it)") from None
+            raise WorkbenchError(f"{self.kind} {self.run_dir} is in use by {_describe_holder(self.path)} "
+                                 f"({self.holder})") from None
         # Ours now; any old content is from a dead process (stale): overwrite it.
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})

@@ -15,28 +15,18 @@ import itertools
 import json
 import os
 import re
-import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workbench import atomic
 from workbench.errors import WorkbenchError
+from workbench.runlock import LOCK_FILE, RunLock
+from workbench.sweep_file import GRID_DEFAULTS, PATH_KEYS, SETTING_TYPES, SweepSpec, load_spec
 
 MANIFEST = "manifest.json"
 FORMAT = "workbench-sweep/1"
-# Grid keys → element type (float accepts ints). Every point carries all of them (defaults filled in).
-GRID_TYPES: dict[str, type] = {"target": str, "draft": str, "policy": str, "gamma": int, "temperature": float,
-                               "top_k": int, "top_p": float, "prompts": str, "max_new_tokens": int, "seed": int,
-                               "device": str, "dtype": str}
-GRID_DEFAULTS = {"target": "default", "draft": "default", "policy": "constant:4", "temperature": 0.0, "top_k": 0,
-                 "top_p": 1.0, "prompts": "heldout", "max_new_tokens": 64, "seed": 0, "device": "auto",
-                 "dtype": "auto"}
-# [settings]: scalars applied to every run (absent = RunConfig's default).
-SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category": int, "warmup": bool,
-                                  "ignore_eos": bool, "trust_remote_code": bool}
 # The settings that change a baseline run: one baseline per distinct combination of these.
 BASELINE_KEYS = ("target", "temperature", "top_k", "top_p", "prompts", "max_new_tokens", "seed", "device", "dtype")
-PATH_KEYS = ("target", "draft", "prompts")  # values that may be paths (resolved against the sweep file's folder)
 
 
 @dataclass(frozen=True)
@@ -47,98 +37,6 @@ class RunPlan:
     kind: str  # speculative | baseline
     point: dict
     baseline: str | None = None  # name of the baseline run a speculative run is compared with
-
-
-@dataclass
-class SweepSpec:
-    path: Path
-    grid: dict[str, list]
-    settings: dict = field(default_factory=dict)
-    exclude: list[dict] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------------------- parsing
-def _line_of(text: str, table: str, key: str, index: int = 0) -> int | None:
-    """1-based line of ``key = …`` in ``[table]`` (in the index-th ``[[table]]``; "" = top level), else None."""
-    current, count = "", {}
-    key_re = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
-    for no, line in enumerate(text.splitlines(), 1):
-        head = re.match(r"\s*\[(\[)?\s*([\w.-]+)\s*\]", line)
-        if head:
-            current = head.group(2)
-            count[current] = count.get(current, -1) + 1 if head.group(1) else 0
-        elif current == table and count.get(table, 0) == index and key_re.match(line):
-            return no
-    return None
-
-
-def _bad(path: Path, text: str, table: str, key: str, what: str, index: int = 0) -> WorkbenchError:
-    line = _line_of(text, table, key, index) or _line_of(text, "", key)
-    where = f"{path}:{line}" if line else str(path)
-    return WorkbenchError(f"{where}: {what}")
-
-
-def _check_type(value, want: type) -> bool:
-    if isinstance(value, bool):
-        return want is bool
-    return isinstance(value, want) or (want is float and isinstance(value, int))
-
-
-def _as_list(value, want: type, bad) -> list:
-    values = value if isinstance(value, list) else [value]
-    for v in values:
-        if not _check_type(v, want):
-            raise bad(f"expected {want.__name__} or a list of {want.__name__}, got {type(v).__name__} {v!r}")
-    return [float(v) if want is float else v for v in values]
-
-
-def _resolve(sweep_file: Path, value: str) -> str:
-    """A relative path that exists next to the sweep file → absolute (workers may run in another directory)."""
-    candidate = sweep_file.parent / value
-    return str(candidate.resolve()) if value != "default" and not Path(value).is_absolute() and \
-        candidate.exists() else value
-
-
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Parse and type-check a sweep file; raises WorkbenchError naming the key and its line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise WorkbenchError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise WorkbenchError(f"{path}: not UTF-8 text (a sweep file is TOML)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise WorkbenchError(f"{path}: invalid TOML ({exc})") from None
-    for key in data:
-        if key not in ("grid", "settings", "exclude"):
-            raise _bad(path, text, "", key, f"unknown key {key!r} (expected [grid], [settings], [[exclude]])")
-    grid, settings, exclude = data.get("grid", {}), data.get("settings", {}), data.get("exclude", [])
-    if not isinstance(grid, dict) or not isinstance(settings, dict) or not isinstance(exclude, list):
-        raise WorkbenchError(f"{path}: grid and settings must be tables and exclude an array of tables [[exclude]]")
-    spec = SweepSpec(path, {}, {}, [])
-    for key, value in grid.items():
-        bad = lambda what, k=key: _bad(path, text, "grid", k, f"[grid] {k}: {what}")  # noqa: E731
-        if key not in GRID_TYPES:
-            raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
-        spec.grid[key] = [_resolve(path, v) if key in PATH_KEYS else v for v in _as_list(value, GRID_TYPES[key], bad)]
-    for key, value in settings.items():
-        if key not in SETTING_TYPES or not _check_type(value, SETTING_TYPES[key]):
-            what = "unknown key" if key not in SETTING_TYPES else f"expected {SETTING_TYPES[key].__name__}"
-            raise _bad(path, text, "settings", key, f"[settings] {key}: {what}, got {value!r}")
-        spec.settings[key] = value
-    for i, table in enumerate(exclude):
-        if not isinstance(table, dict):
-            raise _bad(path, text, "", "exclude", "exclude must be an array of tables [[exclude]]")
-        for key, value in table.items():
-            bad = lambda what, k=key, n=i: _bad(path, text, "exclude", k, f"[[exclude]] {k}: {what}", n)  # noqa: E731
-            if key not in GRID_TYPES:
-                raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
-            _as_list(value, GRID_TYPES[key], bad)
-        spec.exclude.append({k: [_resolve(path, x) if k in PATH_KEYS else x for x in _as_list(v, GRID_TYPES[k], None)]
-                             for k, v in table.items()})
-    return spec
 
 
 # ---------------------------------------------------------------------------------------------------------- the grid
@@ -212,10 +110,24 @@ def _valid_policy(text: str) -> bool:
     return True
 
 
-def grid_hash(plans: list[RunPlan]) -> str:
-    """Identity of an expanded grid (names, kinds, settings): a directory holds one sweep only."""
-    blob = json.dumps([[p.name, p.kind, p.point] for p in plans], sort_keys=True)
+def grid_hash(plans: list[RunPlan], base: Path | None = None) -> str:
+    """Identity of an expanded grid (names, kinds, settings): a directory holds one sweep only. A path under
+    ``base`` (the sweep file's folder) counts as relative to it: a relative path is made absolute only once it
+    exists (``_resolve``), and a model created after a failed run must not turn the sweep into another one."""
+    def same(point: dict) -> dict:
+        return {k: _relative(v, base) if k in PATH_KEYS else v for k, v in point.items()}
+
+    blob = json.dumps([[p.name, p.kind, same(p.point)] for p in plans], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _relative(value, base: Path | None):
+    if base is None or not isinstance(value, str) or not Path(value).is_absolute():
+        return value
+    try:
+        return Path(value).relative_to(base).as_posix()
+    except ValueError:
+        return value
 
 
 # ------------------------------------------------------------------------------------------------- RunConfig adapter
@@ -240,14 +152,16 @@ def _write_json(path: Path, data: dict) -> None:
 
 def open_manifest(out: Path, plans: list[RunPlan], sweep_file: Path) -> dict:
     """The manifest of ``out`` (created for a new sweep); refuses a directory holding another sweep."""
-    path, digest = out / MANIFEST, grid_hash(plans)
+    path, digest = out / MANIFEST, grid_hash(plans, sweep_file.resolve().parent)
     if path.is_file():
-        manifest = json.loads(path.read_text())
+        manifest = read_manifest(out)
         if manifest.get("grid_hash") != digest:
             raise WorkbenchError(f"--out {out} holds a different sweep (grid hash {manifest.get('grid_hash')} ≠ "
                                  f"{digest}); choose another --out")
         return manifest
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise WorkbenchError(f"--out {out}: is a file, not a directory")
+    if out.exists() and not _unstarted(out):
         raise WorkbenchError(f"--out {out}: exists, is not empty and holds no sweep manifest")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     manifest = {"format": FORMAT, "grid_hash": digest, "sweep_file": str(sweep_file),
@@ -256,9 +170,34 @@ def open_manifest(out: Path, plans: list[RunPlan], sweep_file: Path) -> dict:
     return manifest
 
 
+def _unstarted(out: Path) -> bool:
+    """Whether ``out`` holds nothing but what a sweep leaves before its first manifest is written (its lock, an
+    empty runs/, the manifest's temp file): a sweep killed there is started again, not refused."""
+    for entry in out.iterdir():
+        if entry.name == "runs" and entry.is_dir() and not any(entry.iterdir()):
+            continue
+        if entry.name not in (LOCK_FILE, MANIFEST + ".tmp"):
+            return False
+    return True
+
+
 def read_manifest(sweep_dir: str | os.PathLike) -> dict | None:
+    """The manifest of ``sweep_dir`` (None when it has none); WorkbenchError when it is not one this workbench
+    wrote (corrupt, or edited by hand)."""
     path = Path(sweep_dir) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"{path}: cannot read the sweep manifest ({exc}); move it away to start the sweep "
+                             "again in this directory") from None
+    rows = manifest.get("runs") if isinstance(manifest, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"name", "kind", "state", "point"} <= set(r)
+                                             for r in rows):
+        raise WorkbenchError(f"{path}: not a sweep manifest ({FORMAT}: an object whose runs each have a name, "
+                             "kind, state and point); move it away to start the sweep again in this directory")
+    return manifest
 
 
 def manifest_row(run_dir: str | os.PathLike) -> dict | None:
@@ -268,7 +207,7 @@ def manifest_row(run_dir: str | os.PathLike) -> dict | None:
     try:
         rows = (read_manifest(path.parent.parent) or {}).get("runs", []) if path.parent.name == "runs" else []
         return next((r for r in rows if r.get("name") == path.name), None)
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (OSError, ValueError, AttributeError, TypeError, WorkbenchError):
         return None
 
 
@@ -289,7 +228,17 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
     if ray not in (None, "auto"):
         sweep_run.precheck_address(ray)
     out = Path(out).resolve()
-    manifest = open_manifest(out, plans, spec.path)
+    if out.exists() and not out.is_dir():
+        raise WorkbenchError(f"--out {out}: is a file, not a directory")
+    with RunLock(out, "sweep directory", "another `workbench sweep` is driving it"):  # one driver per sweep directory
+        return _drive(out, open_manifest(out, plans, spec.path), plans, ray, cpus_per_task, progress)
+
+
+def _drive(out: Path, manifest: dict, plans: list[RunPlan], ray: str | None, cpus_per_task: int,
+           progress: bool) -> list[dict]:
+    """Run the unfinished runs of ``manifest`` (the lock on ``out`` held); returns the failed rows."""
+    from workbench import sweep_run
+
     rows = {r["name"]: r for r in manifest["runs"]}
     todo = [p for p in plans if rows[p.name]["state"] != "done"]
     for plan in todo:  # a driver killed earlier may have left "running" rows

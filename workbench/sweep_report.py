@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.sweep import BASELINE_KEYS, GRID_DEFAULTS, _label, read_manifest
+from workbench.sweep import BASELINE_KEYS, _label, read_manifest
+from workbench.sweep_file import GRID_DEFAULTS
 
 SHOWN = ("target", "draft", "policy", "temperature")  # always shown; other settings only when they vary
 
@@ -78,24 +79,45 @@ def best_per_category(per_category: pd.DataFrame) -> pd.DataFrame:
     return best.sort_values(["target", "category"]).reset_index(drop=True)
 
 
-def _table(frame: pd.DataFrame, columns: list[str]) -> str:
+def _table(frame: pd.DataFrame, columns: list[str], pages: dict[str, str]) -> str:
+    """Rows of ``frame`` with links to each run's pages (``pages``: run name → its page stem in this report)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns + ["pages"])
     body = []
     for rec in frame.to_dict("records"):
         cells = [f"{v:.3f}" if isinstance(v, float) else html.escape(_label(v) if k in ("target", "draft")
                                                                        else str(v)) for k, v in
                  ((c, rec[c]) for c in columns)]
-        run = html.escape(rec["run"])
+        run = html.escape(pages.get(rec["run"], rec["run"]))
         links = f"<a href='acceptance_{run}.html'>acceptance</a> · <a href='latency_{run}.html'>latency</a>"
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{links}</td></tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def sweep_index_html(sweep_dir: str | os.PathLike) -> str:
-    """The index section of one sweep: the comparison per draft × policy × temperature and the best settings."""
+def unfinished_note(sweep_dir: str | os.PathLike) -> str:
+    """"" when every run of the sweep is done; else how many are not (by state), left out, and how to finish them."""
+    manifest = read_manifest(sweep_dir)
+    states = pd.Series([r["state"] for r in manifest["runs"] if r["state"] != "done"], dtype=object)
+    if not len(states):
+        return ""
+    counts = ", ".join(f"{n} {state}" for state, n in states.value_counts().items())
+    return (f"{len(states)} of {len(manifest['runs'])} runs of this sweep are not finished ({counts}) and are left "
+            f"out: {resume_command(sweep_dir)} runs them.")
+
+
+def resume_command(sweep_dir: str | os.PathLike) -> str:
+    """The command that runs a sweep's unfinished runs."""
+    return f"`workbench sweep {read_manifest(sweep_dir).get('sweep_file', 'SWEEP_FILE')} --out {sweep_dir}`"
+
+
+def sweep_index_html(sweep_dir: str | os.PathLike, pages: dict[str, str] | None = None) -> str:
+    """The index section of one sweep: the comparison per draft × policy × temperature and the best settings.
+    ``pages``: run name → the stem of its pages in this report (the run name unless made unique)."""
+    pages = pages or {}
     runs, cats = comparison(sweep_dir)
+    left_out = unfinished_note(sweep_dir)
+    left_out = f"<p class='wb-note'>{html.escape(left_out)}</p>" if left_out else ""
     if runs.empty:
-        return f"<h2>Sweep {html.escape(str(sweep_dir))}</h2><p>No finished speculative run yet.</p>"
+        return f"<h2>Sweep {html.escape(str(sweep_dir))}</h2><p>No finished speculative run yet.</p>{left_out}"
     varying = [k for k in GRID_DEFAULTS if k not in SHOWN and runs[k].astype(str).nunique() > 1]
     settings = list(SHOWN) + varying
     runs = runs.sort_values(settings, key=lambda s: s.astype(str))
@@ -104,16 +126,18 @@ def sweep_index_html(sweep_dir: str | os.PathLike) -> str:
             f"paired with the sweep's baseline run of the same {', '.join(BASELINE_KEYS)}: cross-run ratios "
             "measured on the same machine, one run after the other (not interleaved within a run, so slow drifts "
             "of the machine are not cancelled). Acceptance = Σn/Σγ; tokens per step τ = mean(n+1).")
-    best_html = _table(best, ["target", "category", "run", *settings[1:], "speedup", "acceptance", "n_prompts"]) \
-        if not best.empty else "<p>No baseline to compare with (baseline = false in the sweep file).</p>"
+    best_html = (_table(best, ["target", "category", "run", *settings[1:], "speedup", "acceptance", "n_prompts"], pages)
+                 if not best.empty else "<p>No baseline to compare with (baseline = false in the sweep file).</p>")
     return (f"<h2>Sweep {html.escape(Path(sweep_dir).name)}: {len(runs)} speculative runs compared</h2>"
-            f"<p>{html.escape(note)}</p>"
-            f"{_table(runs, settings + ['speedup', 'acceptance', 'tokens_per_step'])}"
+            f"<p>{html.escape(note)}</p>{left_out}"
+            f"{_table(runs, settings + ['speedup', 'acceptance', 'tokens_per_step'], pages)}"
             f"<h3>Best setting per target and prompt category</h3>{best_html}")
 
 
-def add_to_index(index: Path, sweep_dirs: list[Path]) -> None:
-    """Insert each sweep's section into a report's index.html, right after its title."""
-    sections = "".join(sweep_index_html(d) for d in sweep_dirs)
+def add_to_index(index: Path, sweep_dirs: list[Path], pages: dict[Path, str]) -> None:
+    """Insert each sweep's section into a report's index.html, right after its title. ``pages``: run directory →
+    the stem of its pages in this report (``report._names``: unique across every run reported)."""
+    sections = "".join(sweep_index_html(d, {r.name: stem for r, stem in pages.items() if r.parent == Path(d) / "runs"})
+                       for d in sweep_dirs)
     page = index.read_text(encoding="utf-8")
     index.write_text(page.replace("</h1>", "</h1>" + sections, 1), encoding="utf-8")

@@ -1,0 +1,77 @@
+"""The sweep directory without running models: a sweep killed during its first manifest write starts again, a
+corrupt manifest is one error line, one driver at a time (the lock), a model created after a failed run keeps the
+sweep's identity, and the report links each run to its own pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_sweep import write_sweep
+
+from workbench import sweep, sweep_file, sweep_report
+from workbench.cli import main
+from workbench.errors import WorkbenchError
+from workbench.runlock import RunLock
+
+GRID = {"target": "default", "draft": ["models/later", "default"], "gamma": [2], "prompts": "heldout"}
+
+
+def plans_of(path: Path) -> list[sweep.RunPlan]:
+    return sweep.expand(sweep_file.load_spec(path))
+
+
+def test_a_sweep_killed_during_its_first_manifest_write_starts_again(tmp_path):
+    path = write_sweep(tmp_path / "s.toml", GRID)
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)  # what a kill during the first write leaves: lock, empty runs/, a temp file
+    (out / ".lock").write_text("")
+    (out / "manifest.json.tmp").write_text('{"format": "workbench-sw')
+    manifest = sweep.open_manifest(out, plans_of(path), path)
+    assert [r["state"] for r in manifest["runs"]] == ["pending"] * 3 and sweep.read_manifest(out) == manifest
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")  # anything else is someone's directory: refused
+    with pytest.raises(WorkbenchError, match="exists, is not empty and holds no sweep manifest"):
+        sweep.open_manifest(tmp_path / "other", plans_of(path), path)
+
+
+@pytest.mark.parametrize("text", ['{"grid_hash": ', "[1, 2]", '{"runs": [{"name": "a"}]}'])
+def test_a_corrupt_or_hand_edited_manifest_is_one_error_line(tmp_path, capsys, text):
+    path = write_sweep(tmp_path / "s.toml", GRID)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "manifest.json").write_text(text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "manifest.json" in err[0], err
+    assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "rep")]) == 2
+    assert "manifest.json" in capsys.readouterr().err and not (tmp_path / "rep").exists()
+
+
+def test_one_driver_per_sweep_directory(tmp_path, capsys):
+    path = write_sweep(tmp_path / "s.toml", GRID)
+    out = tmp_path / "out"
+    with RunLock(out, "sweep directory", "another `workbench sweep` is driving it"):  # a driver at work
+        assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"sweep directory {out.resolve()} is in use by pid" in err and "driving it" in err
+    assert not (out / "manifest.json").exists()  # the second driver wrote nothing
+
+
+def test_a_model_created_after_a_failed_run_keeps_the_sweep_the_same(tmp_path):
+    path = write_sweep(tmp_path / "s.toml", GRID)
+    before = plans_of(path)
+    (tmp_path / "models" / "later").mkdir(parents=True)  # relative paths resolve once they exist
+    after = plans_of(path)
+    assert before[1].point["draft"] == "models/later" and Path(after[1].point["draft"]).is_absolute()
+    assert [p.name for p in before] == [p.name for p in after]
+    base = path.resolve().parent
+    assert sweep.grid_hash(before, base) == sweep.grid_hash(after, base)
+    other = write_sweep(tmp_path / "t.toml", {**GRID, "draft": ["models/other", "default"]})
+    assert sweep.grid_hash(plans_of(other), base) != sweep.grid_hash(after, base)
+
+
+def test_sweep_tables_link_each_run_to_its_own_pages():
+    frame = pd.DataFrame({"run": ["spec__a", "spec__b"], "speedup": [1.2, 1.3]})
+    table = sweep_report._table(frame, ["run", "speedup"], {"spec__a": "spec__a_4"})
+    assert "href='acceptance_spec__a_4.html'" in table and "href='latency_spec__b.html'" in table

@@ -1,0 +1,117 @@
+"""The sweep file (TOML, docs/SWEEP.md): the keys it may hold, their types and defaults, and its parser, which
+names the key and line of every mistake. ``workbench.sweep`` expands what it reads into runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+# Grid keys → element type (float accepts ints). Every point carries all of them (defaults filled in).
+GRID_TYPES: dict[str, type] = {"target": str, "draft": str, "policy": str, "gamma": int, "temperature": float,
+                               "top_k": int, "top_p": float, "prompts": str, "max_new_tokens": int, "seed": int,
+                               "device": str, "dtype": str}
+GRID_DEFAULTS = {"target": "default", "draft": "default", "policy": "constant:4", "temperature": 0.0, "top_k": 0,
+                 "top_p": 1.0, "prompts": "heldout", "max_new_tokens": 64, "seed": 0, "device": "auto",
+                 "dtype": "auto"}
+# [settings]: scalars applied to every run (absent = RunConfig's default).
+SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category": int, "warmup": bool,
+                                  "ignore_eos": bool, "trust_remote_code": bool}
+PATH_KEYS = ("target", "draft", "prompts")  # values that may be paths (resolved against the sweep file's folder)
+
+
+@dataclass
+class SweepSpec:
+    """A sweep file as read: each grid key's values (paths resolved where they exist), settings, exclude rules."""
+
+    path: Path
+    grid: dict[str, list]
+    settings: dict = field(default_factory=dict)
+    exclude: list[dict] = field(default_factory=list)
+
+
+def _line_of(text: str, table: str, key: str, index: int = 0) -> int | None:
+    """1-based line of ``key = …`` in ``[table]`` (in the index-th ``[[table]]``; "" = top level), else None."""
+    current, count = "", {}
+    key_re = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for no, line in enumerate(text.splitlines(), 1):
+        head = re.match(r"\s*\[(\[)?\s*([\w.-]+)\s*\]", line)
+        if head:
+            current = head.group(2)
+            count[current] = count.get(current, -1) + 1 if head.group(1) else 0
+        elif current == table and count.get(table, 0) == index and key_re.match(line):
+            return no
+    return None
+
+
+def _bad(path: Path, text: str, table: str, key: str, what: str, index: int = 0) -> WorkbenchError:
+    line = _line_of(text, table, key, index) or _line_of(text, "", key)
+    where = f"{path}:{line}" if line else str(path)
+    return WorkbenchError(f"{where}: {what}")
+
+
+def _check_type(value, want: type) -> bool:
+    if isinstance(value, bool):
+        return want is bool
+    return isinstance(value, want) or (want is float and isinstance(value, int))
+
+
+def _as_list(value, want: type, bad) -> list:
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not _check_type(v, want):
+            raise bad(f"expected {want.__name__} or a list of {want.__name__}, got {type(v).__name__} {v!r}")
+    return [float(v) if want is float else v for v in values]
+
+
+def _resolve(sweep_file: Path, value: str) -> str:
+    """A relative path that exists next to the sweep file → absolute (workers may run in another directory)."""
+    candidate = sweep_file.parent / value
+    return str(candidate.resolve()) if value != "default" and not Path(value).is_absolute() and \
+        candidate.exists() else value
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Parse and type-check a sweep file; raises WorkbenchError naming the key and its line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise WorkbenchError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise WorkbenchError(f"{path}: not UTF-8 text (a sweep file is TOML)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkbenchError(f"{path}: invalid TOML ({exc})") from None
+    for key in data:
+        if key not in ("grid", "settings", "exclude"):
+            raise _bad(path, text, "", key, f"unknown key {key!r} (expected [grid], [settings], [[exclude]])")
+    grid, settings, exclude = data.get("grid", {}), data.get("settings", {}), data.get("exclude", [])
+    if not isinstance(grid, dict) or not isinstance(settings, dict) or not isinstance(exclude, list):
+        raise WorkbenchError(f"{path}: grid and settings must be tables and exclude an array of tables [[exclude]]")
+    spec = SweepSpec(path, {}, {}, [])
+    for key, value in grid.items():
+        bad = lambda what, k=key: _bad(path, text, "grid", k, f"[grid] {k}: {what}")  # noqa: E731
+        if key not in GRID_TYPES:
+            raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
+        spec.grid[key] = [_resolve(path, v) if key in PATH_KEYS else v for v in _as_list(value, GRID_TYPES[key], bad)]
+    for key, value in settings.items():
+        if key not in SETTING_TYPES or not _check_type(value, SETTING_TYPES[key]):
+            what = "unknown key" if key not in SETTING_TYPES else f"expected {SETTING_TYPES[key].__name__}"
+            raise _bad(path, text, "settings", key, f"[settings] {key}: {what}, got {value!r}")
+        spec.settings[key] = value
+    for i, table in enumerate(exclude):
+        if not isinstance(table, dict):
+            raise _bad(path, text, "", "exclude", "exclude must be an array of tables [[exclude]]")
+        for key, value in table.items():
+            bad = lambda what, k=key, n=i: _bad(path, text, "exclude", k, f"[[exclude]] {k}: {what}", n)  # noqa: E731
+            if key not in GRID_TYPES:
+                raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
+            _as_list(value, GRID_TYPES[key], bad)
+        spec.exclude.append({k: [_resolve(path, x) if k in PATH_KEYS else x for x in _as_list(v, GRID_TYPES[k], None)]
+                             for k, v in table.items()})
+    return spec
