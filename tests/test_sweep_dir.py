@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_sweep import write_sweep
 
-from workbench import sweep, sweep_file, sweep_report
+from workbench import sweep, sweep_file, sweep_report, sweep_run
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.runlock import RunLock
@@ -75,3 +75,21 @@ def test_sweep_tables_link_each_run_to_its_own_pages():
     frame = pd.DataFrame({"run": ["spec__a", "spec__b"], "speedup": [1.2, 1.3]})
     table = sweep_report._table(frame, ["run", "speedup"], {"spec__a": "spec__a_4"})
     assert "href='acceptance_spec__a_4.html'" in table and "href='latency_spec__b.html'" in table
+
+
+def test_long_names_are_cut_with_a_hash_and_an_empty_gamma_list_is_refused(tmp_path):
+    long = "p" * 240  # two prompt files with 240-character names: each run name would be too long for a directory
+    for name in ("a", "b"):
+        (tmp_path / f"{long}{name}.jsonl").write_text('{"id": "x", "prompt": "hi", "category": "c"}\n')
+    plans = plans_of(write_sweep(tmp_path / "s.toml", {"prompts": [f"{long}a.jsonl", f"{long}b.jsonl"]}))
+    names = [p.name for p in plans]
+    assert len(set(names)) == len(names) and all(len(n) <= sweep.MAX_NAME for n in names)
+    with pytest.raises(WorkbenchError, match=r"\[grid\] gamma is an empty list"):
+        plans_of(write_sweep(tmp_path / "g.toml", {"policy": ["heuristic"], "gamma": []}))
+
+
+def test_a_ray_task_no_node_can_place_is_named_not_left_to_hang():
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 16.0, "GPU": 1.0}}]
+    assert sweep_run.unplaceable(nodes, {"num_cpus": 2, "num_gpus": 0}) == ""
+    assert "the largest node has 2 CPUs" in sweep_run.unplaceable(nodes, {"num_cpus": 8, "num_gpus": 0})
+    assert "the most GPUs on a node are 0" in sweep_run.unplaceable(nodes, {"num_cpus": 1, "num_gpus": 1})

@@ -25,6 +25,7 @@ from workbench.sweep_file import GRID_DEFAULTS, PATH_KEYS, SETTING_TYPES, SweepS
 
 MANIFEST = "manifest.json"
 FORMAT = "workbench-sweep/1"
+MAX_NAME = 120  # longest run name (a directory name, and part of each report page's file name)
 # The settings that change a baseline run: one baseline per distinct combination of these.
 BASELINE_KEYS = ("target", "temperature", "top_k", "top_p", "prompts", "max_new_tokens", "seed", "device", "dtype")
 
@@ -43,6 +44,9 @@ class RunPlan:
 def _axes(spec: SweepSpec) -> dict[str, list]:
     """Values of each grid key; γ values join the policies as constant:G."""
     axes = {k: spec.grid.get(k, [v]) for k, v in GRID_DEFAULTS.items()}
+    empty = [k for k, values in spec.grid.items() if not values]  # gamma = [] beside a policy list included
+    if empty:
+        raise WorkbenchError(f"{spec.path}: empty grid ([grid] {empty[0]} is an empty list)")
     if "gamma" in spec.grid:
         axes["policy"] = (spec.grid.get("policy", [])) + [f"constant:{g}" for g in spec.grid["gamma"]]
     for key, values in axes.items():
@@ -75,7 +79,9 @@ def _names(points: list[dict], keys: tuple[str, ...], prefix: str) -> list[str]:
     names = ["__".join([prefix] + [f"{k}-{_label(p[k])}" for k in varying]) for p in points]
     clash = {n for n in names if names.count(n) > 1}  # e.g. two paths ending in the same folder name
     digest = lambda p: hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8]  # noqa: E731
-    return [f"{n}__{digest(p)}" if n in clash else n for n, p in zip(names, points)]
+    # a name is a directory name: over MAX_NAME characters (file systems allow 255 bytes) it is cut, with a hash
+    return [f"{n[:MAX_NAME - 10]}__{digest(p)}" if n in clash or len(n) > MAX_NAME else n
+            for n, p in zip(names, points)]
 
 
 def expand(spec: SweepSpec) -> list[RunPlan]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,18 @@ def _resources(ray, point: dict, cpus_per_task: int) -> tuple[dict, int | None]:
     return {"num_cpus": cpus_per_task, "num_gpus": 0}, cpus_per_task
 
 
+def unplaceable(nodes: list[dict], options: dict) -> str:
+    """Why no alive node of ``nodes`` (``ray.nodes()``) can run a task with ``options`` now ("" when one can): Ray
+    would keep it pending, silently, until such a node joins (an autoscaling cluster may add one)."""
+    need = {"CPU": options.get("num_cpus", 0), "GPU": options.get("num_gpus", 0)}
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
+    if any(all(r.get(k, 0) >= v for k, v in need.items()) for r in alive):
+        return ""
+    most = {k: max((r.get(k, 0) for r in alive), default=0) for k in need}
+    return (f"needs {need['CPU']:g} CPUs and {need['GPU']:g} GPUs on one node; the largest node has "
+            f"{most['CPU']:g} CPUs, the most GPUs on a node are {most['GPU']:g}")
+
+
 def run_ray(out: Path, plans: list[RunPlan], progress: Progress, *, address: str, cpus_per_task: int) -> None:
     """One Ray task per run (retried when its worker dies); results are collected as they finish."""
     ray = connect_ray(address)
@@ -191,6 +204,10 @@ def run_ray(out: Path, plans: list[RunPlan], progress: Progress, *, address: str
     pending = {}
     for plan in plans:
         options, threads = _resources(ray, plan.point, cpus_per_task)
+        why = unplaceable(ray.nodes(), options)
+        if why:  # one line, not a silent hang: a node may still join, so the run waits rather than fails
+            print(f"warning: run {plan.name} waits: no node of the Ray cluster can place it now ({why}); "
+                  "add such a node, or stop with Ctrl-C and lower --cpus-per-task / set device", file=sys.stderr)
         if env:
             options["runtime_env"] = {"env_vars": env}
         pending[remote.options(**options).remote(_task(out, plan, threads))] = plan.name
