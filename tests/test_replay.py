@@ -345,8 +345,8 @@ def test_replay_says_why_a_run_has_nothing_to_replay(model_dirs, prompts_file, t
     runs = tmp_path / "sweep" / "runs"  # a sweep's layout (docs/SWEEP.md): runs/<name>, paired in manifest.json
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "manifest.json").write_text(json.dumps({"runs": [
-        {"name": "baseline", "kind": "baseline", "baseline": None},
-        {"name": "spec", "kind": "speculative", "baseline": "baseline"}]}))
+        {"name": "baseline", "kind": "baseline", "baseline": None, "state": "done", "point": {}},
+        {"name": "spec", "kind": "speculative", "baseline": "baseline", "state": "done", "point": {}}]}))
     run = runs / case.removeprefix("sweep-") if case.startswith("sweep-") else tmp_path / "run"
     if case == "sweep-baseline":  # a sweep's baseline run has no drafter at all
         execute(RunConfig(target=str(model_dirs["target"]), drafts=(), prompts=str(prompts_file), baseline=True,
