@@ -72,9 +72,11 @@ def test_a_model_created_after_a_failed_run_keeps_the_sweep_the_same(tmp_path):
 
 
 def test_sweep_tables_link_each_run_to_its_own_pages():
-    frame = pd.DataFrame({"run": ["spec__a", "spec__b"], "speedup": [1.2, 1.3]})
-    table = sweep_report._table(frame, ["run", "speedup"], {"spec__a": "spec__a_4"})
+    frame = pd.DataFrame({"run": ["spec__a", "spec__b"], "speedup": [1.2, float("nan")],
+                          "prompts": ["/data/sets/heldout.jsonl"] * 2})
+    table = sweep_report._table(frame, ["run", "speedup", "prompts"], {"spec__a": "spec__a_4"})
     assert "href='acceptance_spec__a_4.html'" in table and "href='latency_spec__b.html'" in table
+    assert "<td>–</td>" in table and "nan" not in table and "/data/sets" not in table  # a dash; the file's name
 
 
 def test_long_names_are_cut_with_a_hash_and_an_empty_gamma_list_is_refused(tmp_path):

@@ -84,9 +84,9 @@ def _table(frame: pd.DataFrame, columns: list[str], pages: dict[str, str]) -> st
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns + ["pages"])
     body = []
     for rec in frame.to_dict("records"):
-        cells = [f"{v:.3f}" if isinstance(v, float) else html.escape(_label(v) if k in ("target", "draft")
-                                                                       else str(v)) for k, v in
-                 ((c, rec[c]) for c in columns)]
+        cells = [("–" if v != v else f"{v:.3f}") if isinstance(v, float)  # NaN: not measured (no baseline run)
+                 else html.escape(_label(v) if k in ("target", "draft", "prompts") else str(v))
+                 for k, v in ((c, rec[c]) for c in columns)]
         run = html.escape(pages.get(rec["run"], rec["run"]))
         links = f"<a href='acceptance_{run}.html'>acceptance</a> · <a href='latency_{run}.html'>latency</a>"
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{links}</td></tr>")
