@@ -22,13 +22,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a sibling temp file renamed into place: readers see the old file or the
     new one, never half of it; on failure the temp file is removed and the error re-raised."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = text_temp(path)
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def text_temp(path: Path) -> Path:
+    """The sibling temp file ``write_text`` writes before renaming it into place (a killed writer may leave it)."""
+    return path.with_name(path.name + ".tmp")
 
 
 def temp_path(final: Path, tag: str = "tmp") -> Path:

@@ -182,7 +182,7 @@ def _unstarted(out: Path) -> bool:
     for entry in out.iterdir():
         if entry.name == "runs" and entry.is_dir() and not any(entry.iterdir()):
             continue
-        if entry.name not in (LOCK_FILE, MANIFEST + ".tmp"):
+        if entry.name not in (LOCK_FILE, atomic.text_temp(out / MANIFEST).name):
             return False
     return True
 

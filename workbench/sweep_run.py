@@ -201,10 +201,10 @@ def run_ray(out: Path, plans: list[RunPlan], progress: Progress, *, address: str
     ray = connect_ray(address)
     remote = ray.remote(max_retries=MAX_RETRIES)(ray_task)
     env = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else None
-    pending = {}
+    pending, nodes = {}, ray.nodes()
     for plan in plans:
         options, threads = _resources(ray, plan.point, cpus_per_task)
-        why = unplaceable(ray.nodes(), options)
+        why = unplaceable(nodes, options)
         if why:  # one line, not a silent hang: a node may still join, so the run waits rather than fails
             print(f"warning: run {plan.name} waits: no node of the Ray cluster can place it now ({why}); "
                   "add such a node, or stop with Ctrl-C and lower --cpus-per-task / set device", file=sys.stderr)

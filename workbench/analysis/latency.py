@@ -25,13 +25,17 @@ DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a
 CELL = ["mode", "drafter", "gamma"]  # steps whose phases should take the same time
 
 
+def _cell_median(frame: pd.DataFrame, col: str, by) -> pd.Series:
+    """Each row's ``by`` group median of ``col``: what a time is compared with to call it a spike."""
+    return frame.groupby(by)[col].transform("median")
+
+
 def calm(frame: pd.DataFrame, columns, by) -> pd.DataFrame:
     """``frame`` with each of ``columns`` set to NaN where it is a spike: above SPIKE × the median of its ``by``
     group (means skip NaN; ``spikes`` counts them)."""
     out = frame.copy()
     for col in columns:
-        median = out.groupby(by)[col].transform("median")
-        out[col] = out[col].where(~(out[col] > SPIKE * median))
+        out[col] = out[col].where(~(out[col] > SPIKE * _cell_median(out, col, by)))
     return out
 
 
@@ -47,7 +51,7 @@ def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     s = frames.decode_steps(steps, requests)
     rows = []
     for col in PHASES:
-        median = s.groupby(CELL)[col].transform("median")
+        median = _cell_median(s, col, CELL)
         ratio = (s[col] / median.where(median > 0)).to_numpy(float)
         n = int((s[col] > SPIKE * median).sum())
         rows.append({"phase": col.removesuffix("_ms"), "steps": len(s), "spikes": n,

@@ -70,22 +70,26 @@ def record(key_figures: dict, figures_out: str = "") -> None:
         Path(figures_out).write_text(json.dumps(key_figures, indent=2, default=float) + "\n")
 
 
+def speculative_drafters(trace: Trace) -> list[str]:
+    """The drafters the run measured speculative requests with, in the order they first ran."""
+    req = frames.measured_requests(trace.requests)
+    return list(dict.fromkeys(req.loc[req["mode"] == "speculative", "drafter"]))
+
+
 def drafter_count(trace: Trace) -> int:
     """How many drafters the run measured speculative requests with."""
-    req = frames.measured_requests(trace.requests)
-    return int(req.loc[req["mode"] == "speculative", "drafter"].nunique())
+    return len(speculative_drafters(trace))
 
 
 def drafters_label(trace: Trace) -> str:
     """Whose costs a run-wide cost model holds: the one drafter, or "pooled: a, b" (empty for a baseline-only run)."""
-    req = frames.measured_requests(trace.requests)
-    names = sorted(set(req.loc[req["mode"] == "speculative", "drafter"]))
+    names = sorted(speculative_drafters(trace))
     return names[0] if len(names) == 1 else ("pooled: " + ", ".join(names) if names else "")
 
 
 def main_drafter(trace: Trace) -> str:
     """The drafter the policy sections look at: the first model drafter of the run (else the first drafter)."""
-    drafters = [d for d in dict.fromkeys(frames.measured_requests(trace.requests)["drafter"]) if d]
+    drafters = speculative_drafters(trace)
     models = [d for d in drafters if not d.startswith(("ngram", "early-exit"))]
     return (models or drafters or [""])[0]
 
