@@ -17,6 +17,26 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: cuda, else mps, else cpu
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on CUDA, float16 on MPS
 
 
+# What a valid value of a scalar setting is: field → (test, its wording). RunConfig.validate names the CLI flag,
+# the sweep file (workbench.sweep_file) its key and line; the rules live here once.
+RULES = {
+    "temperature": (lambda v: 0 <= v < math.inf, "expected a finite number ≥ 0"),  # NaN fails too
+    "top_k": (lambda v: v >= 0, "expected ≥ 0"),
+    "top_p": (lambda v: 0 < v <= 1, "expected a number in (0, 1]"),
+    "max_new_tokens": (lambda v: v >= 1, "expected ≥ 1"),
+    "limit": (lambda v: v is None or v >= 1, "expected ≥ 1"),
+    "per_category": (lambda v: v is None or v >= 1, "expected ≥ 1"),
+    "device": (lambda v: v in DEVICES, f"expected {', '.join(DEVICES)}"),
+    "dtype": (lambda v: v in DTYPES, f"expected {', '.join(DTYPES)}"),
+}
+
+
+def setting_problem(name: str, value) -> str | None:
+    """What is wrong with ``value`` for the setting ``name`` (None: nothing, or no rule for that setting)."""
+    rule = RULES.get(name)
+    return None if rule is None or rule[0](value) else rule[1]
+
+
 @dataclass
 class RunConfig:
     target: str = "default"  # target model (p): local HF dir, cached hub id, or "default" (the embedded target)
@@ -49,14 +69,10 @@ class RunConfig:
         parse_drafters(self.drafts)
         if self.drafts:
             parse_policies(self.policies)
-        if not 0 <= self.temperature < math.inf or self.top_k < 0 or not 0 < self.top_p <= 1:  # NaN fails too
-            raise WorkbenchError("need a finite --temperature ≥ 0, --top-k ≥ 0 and 0 < --top-p ≤ 1")
-        if self.max_new_tokens < 1 or any(v is not None and v < 1 for v in (self.limit, self.per_category)):
-            raise WorkbenchError("--max-new-tokens, --limit and --per-category must be ≥ 1")
-        if self.device not in DEVICES:  # whether it exists is checked where the models load (workbench.loading)
-            raise WorkbenchError(f"--device {self.device!r}: expected {', '.join(DEVICES)}")
-        if self.dtype not in DTYPES:
-            raise WorkbenchError(f"--dtype {self.dtype!r}: expected {', '.join(DTYPES)}")
+        for name in RULES:  # whether a device exists is checked where the models load (workbench.loading)
+            problem = setting_problem(name, getattr(self, name))
+            if problem:
+                raise WorkbenchError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: {problem}")
 
     @property
     def sampling(self):

@@ -53,10 +53,6 @@ def _axes(spec: SweepSpec) -> dict[str, list]:
         if not values:
             raise WorkbenchError(f"{spec.path}: empty grid ([grid] {key} is an empty list)")
         axes[key] = list(dict.fromkeys(values))  # drop repeats, keep order
-    for policy in axes["policy"]:
-        if not _valid_policy(policy):
-            raise WorkbenchError(f"{spec.path}: [grid] policy {policy!r}: expected constant:G, heuristic[:G0], "
-                                 "threshold:P[:GMAX], entropy:H[:GMAX] or adaptive[:GMAX]")
     return axes
 
 
@@ -104,16 +100,6 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     base_names = dict(zip((base_of(b) for b in bases), _names(bases, BASELINE_KEYS, "baseline")))
     return [RunPlan(base_names[base_of(b)], "baseline", b) for b in bases] + \
         [RunPlan(n, "speculative", p, base_names[base_of(p)]) for n, p in zip(spec_names, points)]
-
-
-def _valid_policy(text: str) -> bool:
-    from workbench.policies import parse_policy
-
-    try:
-        parse_policy(text)
-    except WorkbenchError:
-        return False
-    return True
 
 
 def grid_hash(plans: list[RunPlan], base: Path | None = None) -> str:

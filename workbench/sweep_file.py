@@ -75,6 +75,22 @@ def _resolve(sweep_file: Path, value: str) -> str:
         candidate.exists() else value
 
 
+def value_problem(key: str, value) -> str | None:
+    """What no run could take in one value of a grid key or setting (the rules of RunConfig, the policy and the
+    drafter parsers), else None. Whether a model or prompt file exists is left to the runs."""
+    from workbench.config import setting_problem
+    from workbench.drafters import parse_drafter
+    from workbench.policies import parse_policy
+
+    parse = {"policy": parse_policy, "gamma": lambda g: parse_policy(f"constant:{g}"), "draft": parse_drafter}
+    try:
+        if key in parse:
+            parse[key](value)
+    except WorkbenchError as exc:
+        return str(exc)
+    return setting_problem(key, value)
+
+
 def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Parse and type-check a sweep file; raises WorkbenchError naming the key and its line."""
     path = Path(path)
@@ -99,9 +115,14 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         if key not in GRID_TYPES:
             raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
         spec.grid[key] = [_resolve(path, v) if key in PATH_KEYS else v for v in _as_list(value, GRID_TYPES[key], bad)]
+        for v in spec.grid[key]:
+            problem = value_problem(key, v)
+            if problem:
+                raise bad(f"{v!r}: {problem}")
     for key, value in settings.items():
-        if key not in SETTING_TYPES or not _check_type(value, SETTING_TYPES[key]):
-            what = "unknown key" if key not in SETTING_TYPES else f"expected {SETTING_TYPES[key].__name__}"
+        if key not in SETTING_TYPES or not _check_type(value, SETTING_TYPES[key]) or value_problem(key, value):
+            what = "unknown key" if key not in SETTING_TYPES else value_problem(key, value) or \
+                f"expected {SETTING_TYPES[key].__name__}"
             raise _bad(path, text, "settings", key, f"[settings] {key}: {what}, got {value!r}")
         spec.settings[key] = value
     for i, table in enumerate(exclude):
