@@ -12,6 +12,7 @@ Ray's retry must resume the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -169,9 +170,14 @@ def connect_ray(address: str):
         raise WorkbenchError("--ray needs the ray extra: WORKBENCH_EXTRAS=ray bash scripts/setup.sh") from None
     if not ray.is_initialized():
         try:
-            ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False)
+            # Ray's own INFO/WARNING lines (instance started, token auth) would interleave with the progress
+            # bar; its errors still show. The line below says where the sweep runs instead.
+            ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError) as exc:
             raise WorkbenchError(f"--ray {address}: {str(exc).splitlines()[0]}") from None
+        cpus, gpus = (int(ray.cluster_resources().get(k, 0)) for k in ("CPU", "GPU"))
+        print(f"sweep: on Ray ({len(ray.nodes())} node(s), {cpus} CPU(s), {gpus} GPU(s))", file=sys.stderr)
     return ray
 
 
