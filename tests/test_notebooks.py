@@ -257,12 +257,13 @@ def test_tuning_without_a_baseline_predicts_and_measures_nothing(synthetic):
 
 def test_report_plan_skips_what_a_baseline_only_run_cannot_show(synthetic, tmp_path):
     runs = [tmp_path / "baseline", tmp_path / "spec"]
-    jobs, skipped = report._plan(runs, [_without(synthetic, "speculative"), _without(synthetic, "baseline")])
+    traces = [_without(synthetic, "speculative"), _without(synthetic, "baseline")]
+    jobs, skipped = report._plan(runs, ["baseline", "spec"], traces)
     assert [(nb, stem) for nb, stem, _ in jobs] == [("latency", "latency_baseline"), ("acceptance", "acceptance_spec"),
                                                    ("latency", "latency_spec"), ("tuning", "tuning")]
     assert jobs[-1][2] == {"run_dirs": [str(runs[1])]}  # the tuning page compares speculative runs only
     assert [page for page, _ in skipped] == ["acceptance_baseline"] and "target-only" in skipped[0][1]
-    _, skipped = report._plan(runs[:1], [_without(synthetic, "speculative")])
+    _, skipped = report._plan(runs[:1], ["baseline"], [_without(synthetic, "speculative")])
     assert [page for page, _ in skipped] == ["acceptance_baseline", "tuning"]
 
 

@@ -233,15 +233,17 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     final = Path(out_dir).resolve()
     with atomic.publish_dir(final, marker="index.html") as tmp:  # built aside, renamed into place only when complete
         write_plotly_js(tmp)
-        index = _write_pages(run_dirs, traces, tmp, progress)
+        names = _names(run_dirs)  # each run's page stem, unique across the report
+        index = _write_pages(run_dirs, names, traces, tmp, progress)
         if sweep_dirs:
-            sweep_report.add_to_index(index, sweep_dirs, dict(zip(run_dirs, _names(run_dirs))))
+            sweep_report.add_to_index(index, sweep_dirs, dict(zip(run_dirs, names)))
         for nb in tmp.glob("*.ipynb"):  # parameters name the final paths, so the notebooks rerun as they are
             nb.write_text(nb.read_text(encoding="utf-8").replace(str(tmp), str(final)), encoding="utf-8")
     return final / "index.html"
 
 
-def _plan(run_dirs: list[Path], traces: list[trace.Trace]) -> tuple[list[tuple[str, str, dict]], list[tuple]]:
+def _plan(run_dirs: list[Path], names: list[str],
+          traces: list[trace.Trace]) -> tuple[list[tuple[str, str, dict]], list[tuple]]:
     """The notebooks to execute, as (notebook, page stem, parameters), and the pages left out, as (page, why).
 
     A run with no speculative request (a sweep's target-only baseline) gets its latency page only (the target's
@@ -251,7 +253,7 @@ def _plan(run_dirs: list[Path], traces: list[trace.Trace]) -> tuple[list[tuple[s
     from workbench.analysis.notebook import has_speculative
 
     jobs, skipped, tuned = [], [], []
-    for d, name, t in zip(run_dirs, _names(run_dirs), traces):
+    for d, name, t in zip(run_dirs, names, traces):
         if has_speculative(t):
             jobs.append(("acceptance", f"acceptance_{name}", {"run_dir": str(d)}))
             tuned.append(str(d))
@@ -267,10 +269,11 @@ def _plan(run_dirs: list[Path], traces: list[trace.Trace]) -> tuple[list[tuple[s
     return jobs, skipped
 
 
-def _write_pages(run_dirs: list[Path], traces: list[trace.Trace], out_dir: Path, progress: bool) -> Path:
+def _write_pages(run_dirs: list[Path], names: list[str], traces: list[trace.Trace], out_dir: Path,
+                 progress: bool) -> Path:
     from workbench.progress import Progress
 
-    jobs, skipped = _plan(run_dirs, traces)
+    jobs, skipped = _plan(run_dirs, names, traces)
     pages, summary = [], []
     bar = Progress(len(jobs), "report", unit="notebook", disable=not progress)
     with _this_interpreter_kernel() as kernel:
@@ -287,4 +290,4 @@ def _write_pages(run_dirs: list[Path], traces: list[trace.Trace], out_dir: Path,
                 summary.append(_flat(stem, figures))
             bar.update(1)
     bar.close()
-    return _index(out_dir, pages, _headline(traces, _names(run_dirs)), summary, skipped)
+    return _index(out_dir, pages, _headline(traces, names), summary, skipped)
