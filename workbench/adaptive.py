@@ -51,7 +51,9 @@ class Costs:
     """Running measured costs in ms: the mean draft time of steps that drafted k tokens, the mean verify time of
     target forwards over k tokens, and the mean other time per step. An unseen k is read off a line through the
     per-k means (each k weighted equally): d0 + d1·k for the draft, a + b·k for the verify. On CPU the verify cost is
-    far from a line (k = 1 → 2 costs more than 5 → 9), so the per-k means come first."""
+    far from a line (k = 1 → 2 costs more than 5 → 9), so the per-k means come first. The online, in-loop
+    counterpart of ``analysis.latency.StepCosts``, which fits the same shape offline from a whole run's trace (and
+    leaves stalls out); this one sees only the steps so far and needs no pandas."""
 
     def __init__(self) -> None:
         self.draft: dict[int, list[float]] = {}  # k drafted → [Σ ms, count]

@@ -102,7 +102,8 @@ class StepCosts:
     mean draft time of the drafter's steps that drafted k (of those that planned a draft) and the mean verify time
     of target forwards over k + 1 tokens, where the run has them; elsewhere the lines d0 + d1·k (per drafter: an
     n-gram search costs per step, not per token) and a + b·(k + 1); other time O_s. On CPU the verify cost is far
-    from a line (k = 1 → 2 costs more than k = 5 → 9), which is why the measured means come first."""
+    from a line (k = 1 → 2 costs more than k = 5 → 9), which is why the measured means come first. The running
+    ``adaptive`` policy keeps its own online estimate of the same shape (``workbench.adaptive.Costs``)."""
 
     d0: float
     d1: float
