@@ -43,6 +43,24 @@ def test_the_oracle_drafts_exactly_what_will_be_accepted():
     assert steps_of(replay.ORACLE) == [(3, 3, 4), (2, 2, 3), (0, 0, 1)]
 
 
+@pytest.mark.parametrize("alpha", [0.45, 0.8])
+def test_at_t_above_0_the_oracle_bounds_every_policy_on_the_same_draws(alpha):
+    # T > 0: acceptance is drawn with the recorded α per position. The oracle must see the draws the policies see,
+    # or it is no bound (it once drafted only where α > 0.5: 1.06x against 1.45x for constant:2 at α = 0.45).
+    n = 64
+    outputs = [Recorded(f"p{i}", "cat", [1, 2, 3], list(range(10, 10 + n)), np.zeros(n, bool), np.full(n, 0.5),
+                        np.zeros(n), np.full(n, alpha)) for i in range(20)]
+    costs = latency.StepCosts(0.0, 1.0, COSTS)
+    per = {spec: replay.replay_policy(outputs, spec, costs, max_new=n, greedy=False).set_index("prompt_id")
+           for spec in (replay.ORACLE, "constant:1", "constant:2", "constant:4", "heuristic:2", "adaptive:8")}
+    for spec, table in per.items():
+        assert (per[replay.ORACLE]["speedup"] >= table["speedup"] - 1e-12).all(), spec
+        assert (per[replay.ORACLE]["steps"] <= table["steps"]).all(), spec
+    # expected acceptance, drawn: constant:1 accepts about α of its drafts
+    c1 = per["constant:1"]
+    assert c1["accepted"].sum() / c1["drafted"].sum() == pytest.approx(alpha, abs=0.05)
+
+
 def test_threshold_stops_after_a_low_confidence_token_and_keeps_it():
     # g=1: token 1 (conf .9) then token 2 (conf .1 < .5): stop after it → 2 drafted, both accepted
     assert steps_of("threshold:0.5:4")[0] == (2, 2, 3)

@@ -9,7 +9,8 @@ on the accepted path; the confidences of drafts *after* a rejection are not obse
 replay uses the confidence recorded at the same output position in their place. Time comes from the run's measured
 step costs (``latency.StepCosts``: mean draft and verify time per k); the predicted speedup divides the baseline
 measured on the same prompt by the replayed speculative time. At T > 0 acceptance is drawn with the recorded
-α = Σ min(p, q) of each position (expected acceptance, one seeded draw per position) along the one recorded path.
+α = Σ min(p, q) of each position (expected acceptance: one seeded draw per position, shared by every policy and the
+oracle) along the one recorded path.
 The oracle drafts exactly the tokens that will be accepted: the bound every policy is measured against.
 """
 
@@ -33,8 +34,9 @@ AGREEMENT = ["policy", "prompts", "tokens_per_step", "measured_tokens_per_step",
              "measured_speedup", "speedup_error"]
 
 
-def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, rng, greedy: bool):
-    """Drafted count k, accepted n and the confidences of one step starting at output position g."""
+def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, accept: np.ndarray):
+    """Drafted count k, accepted n and the confidences of one step starting at output position g; ``accept[t]``:
+    whether a draft at output position t is accepted (``_accepts``)."""
     if ngram:
         tokens = lookup(rec.prompt_ids + rec.output[:g], gamma, *ngram)
         if policy is not None and policy.reads_draft:
@@ -49,10 +51,8 @@ def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] |
     for i in range(1, gamma + 1):
         t = min(g + i - 1, len(rec.output) - 1)
         k += 1
-        ok = bool(rec.match[t]) if greedy else bool(rng.random() < rec.alpha[t])
-        if on_path and ok:
-            n += 1
-        on_path = on_path and ok
+        on_path = on_path and bool(accept[t])
+        n += on_path
         confs.append(float(rec.conf[t]))
         if policy is not None and policy.reads_draft and i < gamma and policy.stop_after(i, rec.conf[t],
                                                                                          rec.entropy[t]):
@@ -60,15 +60,24 @@ def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] |
     return k, n, tuple(confs)
 
 
-def _oracle_k(rec: Recorded, g: int, gamma: int, ngram, greedy: bool) -> int:
+def _oracle_k(rec: Recorded, g: int, gamma: int, ngram, accept: np.ndarray) -> int:
     if ngram:
         tokens = lookup(rec.prompt_ids + rec.output[:g], gamma, *ngram)
         truth = rec.output[g:g + len(tokens)]
         return next((i for i, (x, o) in enumerate(zip(tokens, truth)) if x != o), min(len(tokens), len(truth)))
     k = 0
-    while k < gamma and g + k < len(rec.output) and (rec.match[g + k] if greedy else rec.alpha[g + k] > 0.5):
+    while k < gamma and g + k < len(rec.output) and accept[g + k]:
         k += 1
     return k
+
+
+def _accepts(rec: Recorded, greedy: bool, seed: int) -> np.ndarray:
+    """Whether a draft at each output position is accepted: under greedy decoding the recorded match; at T > 0 one
+    seeded draw per position with probability α (expected acceptance), the same draws for every policy and the
+    oracle, so the oracle bounds every policy on the same outcomes."""
+    if greedy:
+        return np.asarray(rec.match, dtype=bool)
+    return np.random.default_rng(seed).random(len(rec.alpha)) < np.asarray(rec.alpha, dtype=float)
 
 
 def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int, ngram=None, greedy: bool = True,
@@ -79,7 +88,7 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
     if policy is not None and policy.reads_clock:
         for row in rec.times_before:
             policy.observe_times(*row)
-    rng = np.random.default_rng(seed)
+    accept = _accepts(rec, greedy, seed)
     if policy is not None:
         policy.begin_request()
     rows, g, total = [], 1, len(rec.output)
@@ -88,10 +97,10 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
         planned = policy.plan() if policy is not None else budget
         gamma = max(0, min(planned, budget))
         if policy is None:
-            k = n = _oracle_k(rec, g, gamma, ngram, greedy)
+            k = n = _oracle_k(rec, g, gamma, ngram, accept)
             confs = ()
         else:
-            k, n, confs = _propose(rec, g, gamma, policy, ngram, rng, greedy)
+            k, n, confs = _propose(rec, g, gamma, policy, ngram, accept)
         emitted = min(n + 1, total - g)
         draft_ms, verify_ms, other_ms = costs.step_ms(planned, k)
         if policy is not None:
