@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,11 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
         raise WorkbenchError(f"{path}:{lineno}: prompt must be a string, got {type(obj['prompt']).__name__}")
     if not obj["prompt"].strip():
         raise WorkbenchError(f"{path}:{lineno}: empty prompt")
-    return Prompt(id=str(obj["id"]), category=str(obj.get("category", "default")), prompt=obj["prompt"])
+    pid = str(obj["id"])
+    if not pid.strip() or "/" in pid or re.fullmatch(r"warmup\d+", pid):  # request ids are <prompt id>/<drafter>/…
+        raise WorkbenchError(f"{path}:{lineno}: id {pid!r}: give a non-empty id without '/' that is not warmupN "
+                             "(request ids are built from it; warmupN names a warm-up request)")
+    return Prompt(id=pid, category=str(obj.get("category", "default")), prompt=obj["prompt"])
 
 
 def load_prompts(path: str | Path, *, limit: int | None = None, per_category: int | None = None) -> list[Prompt]:
