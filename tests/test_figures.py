@@ -78,3 +78,8 @@ def test_policy_and_replay_slider_figures():
     fig = figures.replay_slider_figure(sweep, best_measured=1.5, oracle=2.2, measured_by_category=measured)
     assert list(fig.data[2].x) == ["all", "code"] and list(fig.data[2].y) == [1.5, 1.6]
     assert all(step.args[0]["visible"][2] for step in fig.layout.sliders[0].steps)
+    lines = lambda f: [a.text for a in f.layout.annotations]  # noqa: E731
+    assert any("best constant γ, measured 1.50x" in t for t in lines(fig))
+    # a run that measured no constant γ draws no "measured" line (it drew a made-up 1.00x once)
+    fig = figures.replay_slider_figure(sweep, best_measured=None, oracle=2.2)
+    assert not any("measured" in t for t in lines(fig)) and any("oracle" in t for t in lines(fig))

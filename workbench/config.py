@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from workbench.errors import WorkbenchError
 
-MAX_GAMMA = 64  # a longer draft is never useful and usually a typo
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: cuda, else mps, else cpu
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on CUDA, float16 on MPS
 

@@ -28,6 +28,9 @@ from typing import Protocol
 from workbench.errors import WorkbenchError
 
 DEFAULT_GMAX = 16  # cap of the early-stopping policies: long enough not to bind on this project's pair
+MAX_GAMMA = 64  # the longest draft a spec may ask for: a longer one is never useful and usually a typo
+HEURISTIC_START = 5  # heuristic's G0 when not given (HF's num_assistant_tokens default)
+HF_THRESHOLD = 0.4  # HF's default assistant_confidence_threshold (the replay widgets start there)
 SYNTAX = "constant:G, heuristic[:G0], threshold:P[:GMAX], entropy:H[:GMAX], adaptive[:GMAX]"
 
 
@@ -83,7 +86,7 @@ class Constant(_Base):
 class Heuristic(_Base):
     """HF's schedule; restarts at G0 in every request, like HF's ``heuristic_transient`` (benchmarks/compare_hf.py)."""
 
-    def __init__(self, start: int = 5):
+    def __init__(self, start: int = HEURISTIC_START):
         self.start, self.spec, self.gamma, self.cap = start, f"heuristic:{start}", start, None
 
     def begin_request(self) -> None:
@@ -162,7 +165,8 @@ def _number(spec: str, text: str, kind: type, ok, what: str):
 
 
 def _gamma(spec: str, text: str) -> int:
-    return _number(spec, text, int, lambda v: 1 <= v <= 64, "a whole number of draft tokens from 1 to 64")
+    return _number(spec, text, int, lambda v: 1 <= v <= MAX_GAMMA,
+                   f"a whole number of draft tokens from 1 to {MAX_GAMMA}")
 
 
 def _prob(spec: str, text: str) -> float:

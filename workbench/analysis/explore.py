@@ -3,7 +3,7 @@
 * ``static_explorer`` / ``optimal_gamma_map``: plain plotly figures whose sliders run in the browser, so they work in
   an exported HTML report with no kernel and no network;
 * ``widget_explorer``: ipywidgets sliders for a live JupyterLab kernel (reports drop that cell; the policy replay
-  widgets are in ``workbench.analysis.replay_views``).
+  widgets are ``replay_explorer``, below).
 """
 
 from __future__ import annotations
@@ -138,10 +138,11 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     constant γ and the oracle. Returns the widget box (display it)."""
     import ipywidgets as w
 
-    from workbench.adaptive import Adaptive
+    from workbench.adaptive import PRIOR, Adaptive
     from workbench.analysis import replay
     from workbench.analysis.notebook import show
     from workbench.analysis.recorded import recorded_outputs
+    from workbench.policies import DEFAULT_GMAX, HEURISTIC_START, HF_THRESHOLD, MAX_GAMMA
 
     recorded = recorded_outputs(trace, drafter, limit)
     costs = replay.run_costs(trace, drafter)
@@ -151,15 +152,15 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     measured = speedup.speedup_table(trace.requests)  # the live figure drawn beside every prediction
     measured = measured[measured["drafter"] == drafter]
     best = measured.loc[measured["speedup"].idxmax()] if measured["speedup"].notna().any() else None
-    p_min = w.FloatSlider(value=0.4, min=0.01, max=0.95, step=0.01, description="threshold P")
-    start = w.IntSlider(value=5, min=1, max=16, description="heuristic G0")
-    gmax = w.IntSlider(value=16, min=1, max=32, description="GMAX")
-    prior = w.FloatSlider(value=2.0, min=0.5, max=50.0, step=0.5, description="adaptive prior")
+    p_min = w.FloatSlider(value=HF_THRESHOLD, min=0.01, max=0.95, step=0.01, description="threshold P")
+    start = w.IntSlider(value=HEURISTIC_START, min=1, max=16, description="heuristic G0")
+    gmax = w.IntSlider(value=DEFAULT_GMAX, min=1, max=32, description="GMAX")
+    prior = w.FloatSlider(value=PRIOR, min=0.5, max=50.0, step=0.5, description="adaptive prior")
     out = w.Output()
 
     def redraw(*_):
         rows = pd.concat([run(f"threshold:{p_min.value:g}:{gmax.value}"), run(f"heuristic:{start.value}"),
-                          run(f"constant:{min(gmax.value, 64)}"), run(Adaptive(gmax.value, prior.value))])
+                          run(f"constant:{min(gmax.value, MAX_GAMMA)}"), run(Adaptive(gmax.value, prior.value))])
         fig = go.Figure(go.Bar(x=rows["policy"], y=rows["predicted_speedup"], name="replayed (prediction)",
                                text=rows["tokens_per_step"].map("τ={:.2f}".format)))
         fig.add_hline(y=oracle, line=dict(dash="dot"), annotation_text=f"oracle {oracle:.2f}x")

@@ -179,11 +179,12 @@ def policy_figure(table: pd.DataFrame) -> go.Figure:
                              barmode="group", yaxis_title="speedup over baseline")
 
 
-def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: float,
+def replay_slider_figure(sweep: pd.DataFrame, best_measured: float | None, oracle: float,
                          measured_by_category: pd.Series | None = None) -> go.Figure:
     """Replayed (predicted) speedup per category for each precomputed setting, one slider step per setting; the
     best measured constant γ and the oracle as reference lines (``policies.threshold_sweep``), and the best
-    constant γ measured in each category as markers (``measured_by_category``: category → speedup)."""
+    constant γ measured in each category as markers (``measured_by_category``: category → speedup). No line where
+    ``best_measured`` is None (the run measured no constant γ)."""
     settings = list(dict.fromkeys(sweep["policy"]))
     fig = go.Figure()
     for i, spec in enumerate(settings):
@@ -191,8 +192,9 @@ def replay_slider_figure(sweep: pd.DataFrame, best_measured: float, oracle: floa
         fig.add_bar(x=rows["category"], y=rows["predicted_speedup"], name=spec, visible=i == 0,
                     customdata=rows[["tokens_per_step"]],
                     hovertemplate="%{x}: %{y:.2f}x predicted, τ=%{customdata[0]:.2f}<extra>" + spec + "</extra>")
-    fig.add_hline(y=best_measured, line=dict(color="#1971c2", dash="dash"),
-                  annotation_text=f"best constant γ, measured {best_measured:.2f}x")
+    if best_measured is not None:
+        fig.add_hline(y=best_measured, line=dict(color="#1971c2", dash="dash"),
+                      annotation_text=f"best constant γ, measured {best_measured:.2f}x")
     if measured_by_category is not None and len(measured_by_category):
         fig.add_scatter(x=list(measured_by_category.index), y=list(measured_by_category.values), mode="markers",
                         name="best constant γ, measured", marker=dict(size=12, symbol="diamond", color="#1971c2"))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames, intervals, replay
-from workbench.policies import parse_policy
+from workbench.policies import DEFAULT_GMAX, parse_policy
 from workbench.trace import Trace
 
 # Settings the report's HTML slider precomputes by replay (the widgets in JupyterLab replay any value live).
@@ -49,7 +49,7 @@ def best_constant_by_category(ranking: pd.DataFrame, drafter: str) -> pd.Series:
     return rows.groupby("category", sort=False)["speedup"].max()
 
 
-def threshold_sweep(trace: Trace, drafter: str, gmax: int = 16, limit: int = 200) -> pd.DataFrame:
+def threshold_sweep(trace: Trace, drafter: str, gmax: int = DEFAULT_GMAX, limit: int = 200) -> pd.DataFrame:
     """Replayed (predicted) speedup and tokens per step per category for threshold:P:GMAX over THRESHOLDS, plus
     heuristic over HEURISTIC_STARTS: what the HTML slider shows."""
     specs = [f"threshold:{p}:{gmax}" for p in THRESHOLDS] + [f"heuristic:{g}" for g in HEURISTIC_STARTS]
