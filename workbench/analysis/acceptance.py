@@ -92,7 +92,7 @@ def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: floa
     """
     s = frames.constant_steps(steps, requests) if constant_only else frames.speculative_steps(steps, requests)
     if alpha is None:
-        alpha = float(s["n_accepted"].sum() / s["judged"].sum()) if len(s) else np.nan
+        alpha = alpha_mle(s)
     proposed, accepted, reached = reach_counts(s["gamma"].to_numpy(), s["n_accepted"].to_numpy())
     out = pd.DataFrame({"position": np.arange(1, len(proposed) + 1), "proposed": proposed, "accepted": accepted,
                         "reached": reached})
@@ -105,6 +105,12 @@ def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: floa
     return out
 
 
+def alpha_mle(steps: pd.DataFrame) -> float:
+    """accepted ÷ judged drafts of ``steps`` (frames' step rows), pooled; NaN when nothing was judged."""
+    judged = steps["judged"].sum()
+    return float(steps["n_accepted"].sum() / judged) if judged else float("nan")
+
+
 def n_distribution(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
     """Per drafter and constant γ: observed distribution of n (accepted drafts per step) vs the truncated geometric.
 
@@ -115,7 +121,7 @@ def n_distribution(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | N
     s = s[s["gamma"] == s["policy_gamma"]]  # steps cut short by the token budget or EOS are not this γ's shape
     frames_out = []
     for (drafter, g), grp in s.groupby(["drafter", "gamma"]):
-        a = alpha if alpha is not None else grp["n_accepted"].sum() / grp["judged"].sum()
+        a = alpha if alpha is not None else alpha_mle(grp)
         counts = grp["n_accepted"].value_counts().reindex(range(int(g) + 1), fill_value=0)
         frames_out.append(pd.DataFrame({"drafter": drafter, "gamma": int(g), "n": counts.index,
                                         "count": counts.to_numpy(), "observed": counts.to_numpy() / len(grp),

@@ -150,9 +150,8 @@ def prompt_fits(steps: pd.DataFrame, requests: pd.DataFrame, limit: int = 200) -
     out = []
     for pid, g in s[s["prompt_id"].isin(keep)].groupby("prompt_id"):
         proposed, accepted, reached = acceptance.reach_counts(g["gamma"].to_numpy(), g["n_accepted"].to_numpy())
-        judged = g["judged"].sum()
         out.append(PromptFit(str(pid), int(tokens[pid]), float(base.get(pid, np.nan)),
-                             float(g["n_accepted"].sum() / judged) if judged else 0.0, accepted / proposed,
+                             acceptance.alpha_mle(g), accepted / proposed,
                              accepted[-1] / reached[-1] if len(reached) and reached[-1] else float("nan")))
     return tuple(out)
 
@@ -280,7 +279,7 @@ def gap_attribution(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame
         if not costs.has_baseline:
             continue
         gamma = int(spec["policy_gamma"].iloc[0])
-        alpha = spec["n_accepted"].sum() / spec["judged"].sum()
+        alpha = acceptance.alpha_mle(spec)
         chain = _chain(alpha, gamma, costs, spec, float(measured.get((drafter, policy, temp), np.nan)))
         for i, (stage, value) in enumerate(zip(STAGES, chain)):
             rows.append({"drafter": drafter, "gamma": gamma, "temperature": float(temp), "stage_index": i,
