@@ -21,6 +21,7 @@ import pandas as pd
 from workbench import trace
 from workbench.analysis import drafters, theory
 from workbench.cli import main as workbench_main
+from workbench.drafters import kind_of
 
 DRAFTERS = "default,ngram,early-exit:2,early-exit:4,early-exit:8,early-exit:12"
 FLOAT = lambda v: f"{v:.3f}"  # noqa: E731
@@ -57,7 +58,7 @@ def print_costs_and_hits(t: trace.Trace) -> None:
     cols = ["drafter", "steps", "drafted", "t_d", "c", "draft_ms_per_step", "empty_steps", "draft_ms_empty"]
     print(costs[cols].to_string(index=False, float_format=FLOAT))
     hits = drafters.hit_rate(t.steps, t.requests)
-    hits = hits[hits["drafter"].str.startswith("ngram")]
+    hits = hits[hits["drafter"].map(kind_of) == "ngram"]
     if len(hits):
         print("\nn-gram hit rate (steps proposing ≥ 1 token / steps asked) and mean proposal length when hit:")
         print(hits.pivot_table(index="category", columns="drafter", values=["hit_rate", "mean_proposal"])

@@ -165,3 +165,20 @@ def test_a_prompt_measured_twice_by_the_baseline_is_paired_with_its_median(trace
     assert (overall["prompts"] == 2).all()  # one ratio per prompt, not one per baseline row
     for drafter, value in measured.items():
         assert overall.loc[drafter, "speedup"] == pytest.approx(value)
+
+
+def test_a_drafter_s_kind_is_read_from_its_label_alone():
+    from workbench.analysis import notebook
+    from workbench.analysis.recorded import ngram_of
+    from workbench.drafters import kind_of, parse_drafter
+
+    # labels as the run writes them: n-gram and early-exit labels are canonical; a model is its folder name
+    for spec in ("ngram", "ngram:4:2", "early-exit:3", "default", "models/ngram", "models/ngram-small", "x/early-exit"):
+        d = parse_drafter(spec)
+        assert kind_of(d.label) == d.kind, spec
+    assert ngram_of("ngram") is None and ngram_of("ngram:4:2") == (4, 2)  # a model folder named "ngram"
+    assert not drafters.is_ngram("ngram-small") and drafters.is_ngram("ngram:3:1")
+    # the policy sections look at the first *model* drafter, whatever its folder is called
+    reqs = [base("c1", "code")] + [request_rows("c1", "speculative", 4, [(2, 8.0, 24.0, 0.0)], drafter=d)
+                                   for d in ("ngram:3:1", "ngram-small")]
+    assert notebook.main_drafter(make_trace(reqs)) == "ngram-small"

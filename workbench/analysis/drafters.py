@@ -10,22 +10,17 @@ of the baseline's decode steps at the same temperature.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from workbench.analysis import acceptance, frames, latency, speedup
+from workbench.drafters import kind_of, parse_drafter
 from workbench.trace import Trace
-
-EARLY_EXIT = re.compile(r"^early-exit:(\d+)$")
 
 
 def is_ngram(drafter: str) -> bool:
     """Whether ``drafter`` (a trace's drafter label) is an n-gram prompt lookup."""
-    from workbench.analysis.recorded import ngram_of
-
-    return bool(drafter) and ngram_of(drafter) is not None
+    return kind_of(drafter) == "ngram"
 
 
 def acceptance_by_drafter(steps: pd.DataFrame, tokens: pd.DataFrame | None, requests: pd.DataFrame,
@@ -107,13 +102,14 @@ def early_exit_curve(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
     forward (c rises): the best L balances the two."""
     cols = ["layers", "drafter", "policy", "temperature", "steps", "acceptance_rate", "alpha_mle",
             "tokens_per_step", "t_d", "c", "speedup"]
-    req = requests[requests["drafter"].astype(str).str.match(EARLY_EXIT) | (requests["mode"] == "baseline")]
+    early = requests["drafter"].astype(str).map(kind_of) == "early-exit"
+    req = requests[early | (requests["mode"] == "baseline")]
     if not (req["mode"] == "speculative").any():
         return pd.DataFrame(columns=cols)
     acc = acceptance.acceptance_by(steps, None, req, frames.SETTING)
     out = acc.merge(_temperature_costs(steps, req), on=["drafter", "temperature"], how="left")
     out = out.merge(speedup.speedup_table(req)[[*frames.SETTING, "speedup"]], on=frames.SETTING, how="left")
-    out["layers"] = out["drafter"].str.extract(EARLY_EXIT)[0].astype(int)
+    out["layers"] = out["drafter"].map(lambda d: parse_drafter(d).layers).astype(int)
     return out[cols].sort_values(["layers", "policy", "temperature"]).reset_index(drop=True)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.analysis import frames
+from workbench.drafters import kind_of
 from workbench.sweep import manifest_row
 from workbench.trace import Trace
 
@@ -90,7 +91,7 @@ def drafters_label(trace: Trace) -> str:
 def main_drafter(trace: Trace) -> str:
     """The drafter the policy sections look at: the first model drafter of the run (else the first drafter)."""
     drafters = speculative_drafters(trace)
-    models = [d for d in drafters if not d.startswith(("ngram", "early-exit"))]
+    models = [d for d in drafters if kind_of(d) == "model"]
     return (models or drafters or [""])[0]
 
 

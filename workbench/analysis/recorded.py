@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames
-from workbench.drafters import parse_drafter
+from workbench.drafters import kind_of, parse_drafter
 from workbench.errors import WorkbenchError
 from workbench.trace import Trace
 
@@ -115,5 +115,7 @@ def _with_times(recorded: list[Recorded], trace: Trace, drafter: str) -> list[Re
 
 def ngram_of(drafter: str) -> tuple[int, int] | None:
     """(N, M) of an n-gram drafter's label, None for any other drafter."""
+    if kind_of(drafter) != "ngram":
+        return None
     spec = parse_drafter(drafter)
-    return (spec.n_max, spec.n_min) if spec.kind == "ngram" else None
+    return spec.n_max, spec.n_min

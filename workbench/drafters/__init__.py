@@ -13,6 +13,7 @@ and the correction is drawn from p with x removed, renormalised (``rejection.res
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
@@ -50,6 +51,15 @@ def parse_drafter(spec: str) -> DrafterSpec:
         raise WorkbenchError(f"--draft: empty drafter (expected {SYNTAX})")
     label = "default-draft" if text == "default" else PurePath(text.rstrip("/")).name
     return DrafterSpec("model", label, model=text)
+
+
+def kind_of(label: str) -> str:
+    """The kind of drafter a label (in request ids, traces and reports) names: n-gram and early-exit labels are
+    canonical (``ngram:N:M``, ``early-exit:L``, as ``parse_drafter`` writes them); any other label is a model's
+    folder name, which may itself start with "ngram" (``ngram-small``) or be ``ngram``."""
+    if re.fullmatch(r"ngram:\d+:\d+", label):
+        return "ngram"
+    return "early-exit" if re.fullmatch(r"early-exit:\d+", label) else "model"
 
 
 def parse_drafters(specs) -> list[DrafterSpec]:
