@@ -9,15 +9,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.config import RunConfig, setting_problem
 from workbench.errors import WorkbenchError
 
 # Grid keys → element type (float accepts ints). Every point carries all of them (defaults filled in).
 GRID_TYPES: dict[str, type] = {"target": str, "draft": str, "policy": str, "gamma": int, "temperature": float,
                                "top_k": int, "top_p": float, "prompts": str, "max_new_tokens": int, "seed": int,
                                "device": str, "dtype": str}
-GRID_DEFAULTS = {"target": "default", "draft": "default", "policy": "constant:4", "temperature": 0.0, "top_k": 0,
-                 "top_p": 1.0, "prompts": "heldout", "max_new_tokens": 64, "seed": 0, "device": "auto",
-                 "dtype": "auto"}
+_RUN = RunConfig()  # a grid key left out takes `workbench run`'s default (one drafter, one policy per run)
+GRID_DEFAULTS = {"target": _RUN.target, "draft": _RUN.drafts[0], "policy": _RUN.policies[0],
+                 **{k: getattr(_RUN, k) for k in ("temperature", "top_k", "top_p", "prompts", "max_new_tokens", "seed",
+                                                  "device", "dtype")}}
 # [settings]: scalars applied to every run (absent = RunConfig's default).
 SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category": int, "warmup": bool,
                                   "ignore_eos": bool, "trust_remote_code": bool}
@@ -78,7 +80,6 @@ def _resolve(sweep_file: Path, value: str) -> str:
 def value_problem(key: str, value) -> str | None:
     """What no run could take in one value of a grid key or setting (the rules of RunConfig, the policy and the
     drafter parsers), else None. Whether a model or prompt file exists is left to the runs."""
-    from workbench.config import setting_problem
     from workbench.drafters import parse_drafter
     from workbench.policies import parse_policy
 
