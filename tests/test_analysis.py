@@ -117,6 +117,9 @@ def test_verify_cost_and_cost_model(tr):
     assert list(v["ratio"]) == pytest.approx([1.0, 1.25])
     a, b = latency.fit_verify_cost(v)
     assert b == pytest.approx(2 / 3) and a == pytest.approx(8 - 2 / 3)
+    # noise that makes a longer verify look cheaper: flat at the mean, never a cost that falls (or goes below 0) with k
+    falling = pd.DataFrame({"k": [1, 2, 5], "mean": [9.0, 8.0, 7.0]})
+    assert latency.fit_verify_cost(falling) == pytest.approx((8.0, 0.0))
     c = latency.cost_model(tr.steps, tr.requests)
     assert c.t1 == 8.0 and c.t_d == pytest.approx(1.0) and c.c == pytest.approx(0.125)
     assert c.o_spec == 1.0 and c.o_base == 1.0 and c.has_baseline

@@ -84,17 +84,23 @@ def _means(table: dict[int, list[float]]) -> dict[int, float]:
 
 
 def _line(means: dict[int, float], through_zero: bool = False) -> tuple[float, float]:
-    """(intercept, slope ≥ 0) of the least-squares line through per-k means; a flat line (or, for the draft, the
-    mean per token) with fewer than two k."""
+    """``fit_line`` through per-k means (each k weighted equally); with fewer than two k a flat line (or, for the
+    draft, ``through_zero``, the mean per token)."""
     pts = [(k, m) for k, m in means.items() if k > 0 or not through_zero]
-    if len(pts) < 2:
-        if through_zero:
-            return 0.0, (pts[0][1] / pts[0][0]) if pts else 0.0
-        return (pts[0][1] if pts else 0.0), 0.0
-    n = len(pts)
-    mk, mv = sum(k for k, _ in pts) / n, sum(m for _, m in pts) / n
-    var = sum((k - mk) ** 2 for k, _ in pts)
-    slope = max(sum((k - mk) * (m - mv) for k, m in pts) / var, 0.0)
+    if len(pts) < 2 and through_zero:
+        return 0.0, (pts[0][1] / pts[0][0]) if pts else 0.0
+    return fit_line([k for k, _ in pts], [m for _, m in pts]) if pts else (0.0, 0.0)
+
+
+def fit_line(ks, values) -> tuple[float, float]:
+    """(intercept, slope ≥ 0) of the least-squares line through the points (k, value): the one line fit of step
+    costs, online here and offline (``analysis.latency``). A negative slope (noise on a flat cost) becomes 0, the
+    line the mean, so an extrapolated cost never falls with k; one distinct k gives that flat mean too."""
+    ks, values = [float(k) for k in ks], [float(v) for v in values]
+    n = len(ks)
+    mk, mv = sum(ks) / n, sum(values) / n
+    var = sum((k - mk) ** 2 for k in ks)
+    slope = max(sum((k - mk) * (v - mv) for k, v in zip(ks, values)) / var, 0.0) if var else 0.0
     return mv - slope * mk, slope
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from workbench.adaptive import fit_line
 from workbench.analysis import frames
 
 PHASES = ("draft_ms", "verify_ms", "other_ms")
@@ -141,7 +142,7 @@ def step_costs(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str, reads_
     costs = costs if costs is not None else cost_model(steps, requests, drafter)
     fit_on = (same if same["gamma"].nunique() > 1 else mine).dropna(subset=["draft_ms"])
     if len(fit_on) and fit_on["gamma"].nunique() > 1:
-        d1, d0 = np.polyfit(fit_on["gamma"].to_numpy(float), fit_on["draft_ms"].to_numpy(float), 1)
+        d0, d1 = fit_line(fit_on["gamma"], fit_on["draft_ms"])
     else:
         d0, d1 = 0.0, costs.t_d
     target = s[(s["drafter"] == drafter) | (s["mode"] == "baseline")]
@@ -195,13 +196,11 @@ def verify_cost(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
 
 def fit_verify_cost(verify: pd.DataFrame) -> tuple[float, float]:
     """Least-squares line T_t(k) = a + b·k through the per-k means of ``verify_cost`` (each k weighted equally,
-    so the many baseline steps do not dominate). With a single k the slope is 0 and a is that mean."""
+    so the many baseline steps do not dominate; ``adaptive.fit_line``: b ≥ 0). With a single k the slope is 0 and a
+    is that mean."""
     if len(verify) == 0:
         return float("nan"), float("nan")
-    if len(verify) == 1:
-        return float(verify["mean"].iloc[0]), 0.0
-    b, a = np.polyfit(verify["k"].to_numpy(float), verify["mean"].to_numpy(float), 1)
-    return float(a), float(b)
+    return fit_line(verify["k"], verify["mean"])
 
 
 def cost_model(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str | None = None) -> CostModel:
