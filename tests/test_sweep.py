@@ -304,9 +304,9 @@ def test_a_run_with_no_decode_step_has_no_acceptance_rather_than_an_error(model_
 
     from test_cli import run_args
 
-    from workbench import sweep_report
+    from workbench import sweep_report, trace
 
     out = tmp_path / "run"
     assert main(run_args(model_dirs, prompts_file, out, "--max-new-tokens", "1", "--limit", "1")) == 0
-    req, pooled = sweep_report._measured(out, "speculative")
-    assert len(req) == 1 and math.isnan(pooled["acceptance"]) and math.isnan(pooled["tokens_per_step"])
+    pooled = sweep_report._pooled(trace.load(out))
+    assert math.isnan(pooled["acceptance"]) and math.isnan(pooled["tokens_per_step"])

@@ -33,23 +33,21 @@ def expand_dirs(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
     return runs, sweeps
 
 
-def _measured(run_dir: Path, mode: str) -> tuple[pd.DataFrame, dict]:
-    """Non-warm-up requests of ``mode``, and (speculative runs) the run's pooled acceptance and τ as
-    ``acceptance.acceptance_by`` defines them (steps that drafted nothing count as one target call, one token)."""
-    from workbench import trace
+def _pooled(t) -> dict:
+    """A speculative run's pooled acceptance and τ as ``acceptance.acceptance_by`` defines them (steps that drafted
+    nothing count as one target call, one token)."""
     from workbench.analysis.acceptance import acceptance_by
 
-    t = trace.load(run_dir)
-    req = t.requests[~t.requests["warmup"] & (t.requests["mode"] == mode)]
-    if mode != "speculative":
-        return req, {}
     pooled = acceptance_by(t.steps, None, t.requests)  # no row when no request took a decode step
     row = pooled.iloc[0] if len(pooled) else {"acceptance_rate": float("nan"), "tokens_per_step": float("nan")}
-    return req, {"acceptance": float(row["acceptance_rate"]), "tokens_per_step": float(row["tokens_per_step"])}
+    return {"acceptance": float(row["acceptance_rate"]), "tokens_per_step": float(row["tokens_per_step"])}
 
 
 def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per finished speculative run, one row per run × prompt category) with speedup and acceptance."""
+    from workbench import trace
+    from workbench.analysis import frames
+
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
     done = {r["name"]: r for r in manifest["runs"] if r["state"] == "done"}
@@ -57,16 +55,15 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
     for name, row in done.items():
         if row["kind"] != "speculative":
             continue
-        req, pooled = _measured(sweep_dir / "runs" / name, "speculative")
-        record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS}, **pooled, "speedup": float("nan")}
-        if row.get("baseline") in done:
-            base, _ = _measured(sweep_dir / "runs" / row["baseline"], "baseline")
-            ratio = (base.groupby("prompt_id")["ms_per_token"].median()
-                     / req.groupby("prompt_id")["ms_per_token"].median()).dropna()
-            record["speedup"] = ratio.median()
-            category = req.drop_duplicates("prompt_id").set_index("prompt_id")["category"]
-            for cat, values in ratio.groupby(category.reindex(ratio.index)):
-                cats.append({**record, "category": cat, "speedup": values.median(), "n_prompts": len(values)})
+        t = trace.load(sweep_dir / "runs" / name)
+        record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS}, **_pooled(t), "speedup": float("nan")}
+        if row.get("baseline") in done:  # the per-prompt ratios every speedup is a median of (frames)
+            base = trace.load(sweep_dir / "runs" / row["baseline"]).requests
+            paired = frames.paired_speedups(t.requests, baseline=base).dropna(subset=["speedup"])
+            record["speedup"] = paired["speedup"].median()
+            for cat, g in paired.groupby("category"):
+                cats.append({**record, "category": cat, "speedup": g["speedup"].median(),
+                             "n_prompts": g["prompt_id"].nunique()})
         runs.append(record)
     return pd.DataFrame(runs), pd.DataFrame(cats)
 

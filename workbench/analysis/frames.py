@@ -33,13 +33,19 @@ def baseline_ms_per_token(requests: pd.DataFrame) -> pd.Series:
     return req[req["mode"] == "baseline"].groupby(BASELINE_KEY)["ms_per_token"].median()
 
 
-def paired_speedups(requests: pd.DataFrame) -> pd.DataFrame:
+def paired_speedups(requests: pd.DataFrame, baseline: pd.DataFrame | None = None) -> pd.DataFrame:
     """Measured speculative requests with ``base_ms_per_token`` (the same prompt's baseline in the same run; NaN if
-    none) and ``speedup`` = base_ms_per_token ÷ ms_per_token: the per-prompt ratio every speedup is a median of."""
+    none) and ``speedup`` = base_ms_per_token ÷ ms_per_token: the per-prompt ratio every speedup is a median of.
+    ``baseline``: the requests of a separate target-only run to pair with instead (a sweep keeps its baseline in a
+    run of its own), by prompt and temperature."""
     req = measured_requests(requests)
     spec = req[req["mode"] == "speculative"]
-    base = baseline_ms_per_token(requests)
-    keys = pd.MultiIndex.from_arrays([spec[c] for c in BASELINE_KEY])
+    if baseline is None:
+        base, key = baseline_ms_per_token(requests), BASELINE_KEY
+    else:
+        key = [k for k in BASELINE_KEY if k != "run_id"]
+        base = baseline_ms_per_token(baseline.assign(run_id="")).droplevel("run_id")
+    keys = pd.MultiIndex.from_arrays([spec[c] for c in key])
     paired = base.reindex(keys).to_numpy(float) if len(base) else np.full(len(spec), np.nan)
     return spec.assign(base_ms_per_token=paired, speedup=paired / spec["ms_per_token"].to_numpy(float))
 
