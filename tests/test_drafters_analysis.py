@@ -117,7 +117,7 @@ def test_ranking_overall_equals_speedup_table_and_categories_use_their_own_promp
         assert r.speedup == pytest.approx(measured[r.drafter])
     assert list(overall["rank"]) == sorted(overall["rank"]) and overall.iloc[0]["drafter"] == "early-exit:4"
     # per category = that category's prompt ratio (one prompt each here): baseline 50 ms / 5 tokens
-    ratios = drafters.prompt_ratios(trace.requests)
+    ratios = drafters.request_ratios(trace.requests)
     code = rank[rank["category"] == "code"].set_index("drafter")
     for r in ratios[ratios["category"] == "code"].itertuples():
         assert code.loc[r.drafter, "speedup"] == pytest.approx(r.ratio)
@@ -130,7 +130,7 @@ def test_ranking_overall_equals_speedup_table_and_categories_use_their_own_promp
 def test_prompt_ratio_is_baseline_over_speculative_ms_per_token():
     reqs = [request_rows("a", "baseline", 0, [(0, 0.0, 20.0, 0.0)] * 3),  # 70 ms / 4 tokens
             request_rows("a", "speculative", 2, [(2, 2.0, 18.0, 0.0)], drafter="x")]  # 30 ms / 4 tokens
-    ratios = drafters.prompt_ratios(make_trace(reqs).requests)
+    ratios = drafters.request_ratios(make_trace(reqs).requests)
     assert ratios["ratio"].tolist() == pytest.approx([70 / 30])
 
 

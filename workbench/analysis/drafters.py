@@ -113,10 +113,11 @@ def early_exit_curve(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
     return out[cols].sort_values(["layers", "policy", "temperature"]).reset_index(drop=True)
 
 
-def prompt_ratios(requests: pd.DataFrame) -> pd.DataFrame:
+def request_ratios(requests: pd.DataFrame) -> pd.DataFrame:
     """Per speculative request: its prompt's baseline ms/token ÷ its own (same run, prompt and temperature;
     ``frames.paired_speedups``, as ``speedup.speedup_table`` pairs them). Columns: drafter, policy, temperature,
-    prompt_id, category, ratio (NaN when the prompt has no baseline)."""
+    prompt_id, category, ratio (NaN when the prompt has no baseline). The long form of ``intervals.prompt_ratios``
+    (one row per prompt, one column per setting)."""
     paired = frames.paired_speedups(requests).rename(columns={"speedup": "ratio"})
     return paired[[*frames.SETTING, "prompt_id", "category", "ratio"]].reset_index(drop=True)
 
@@ -136,7 +137,7 @@ def ranking(trace: Trace) -> pd.DataFrame:
     overall row (which equals ``speedup.speedup_table``) and for each category's prompts. Columns: category,
     drafter, policy, temperature, prompts, speedup, rank (1 = fastest within the category and temperature).
     """
-    ratios = prompt_ratios(trace.requests)
+    ratios = request_ratios(trace.requests)
     keys = ["category", *frames.SETTING]
     overall = _rank(ratios.assign(category="all"), keys)
     per_cat = _rank(ratios, keys)
