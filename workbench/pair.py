@@ -70,9 +70,9 @@ def load_pair(*, target: str, drafts: list[DrafterSpec], device: str, dtype: str
             "drafts": {label: asdict(describe(m, draft_dirs[label])) for label, m in draft_models.items()},
             "tokenizer": {"name": type(tokenizer).__name__, "path": str(target_dir), "size": len(tokenizer)},
             "vocab_size": vocab, "dtype": str(torch_dtype).removeprefix("torch.")}
-    small = [label for label, d in info["drafts"].items() if d["parameters"] >= info["target"]["parameters"]]
-    if small:
-        info["note"] = f"draft not smaller than the target: {', '.join(small)}"
+    not_smaller = [label for label, d in info["drafts"].items() if d["parameters"] >= info["target"]["parameters"]]
+    if not_smaller:
+        info["note"] = f"draft not smaller than the target: {', '.join(not_smaller)}"
     return ModelPair(target=CausalLM(target_model, vocab), tokenizer=tokenizer, device=dev, dtype=torch_dtype,
                      info=info, drafts={label: CausalLM(m, vocab) for label, m in draft_models.items()})
 

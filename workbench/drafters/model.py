@@ -21,7 +21,7 @@ class ModelDrafter:
 
     def begin(self, prompt: torch.Tensor) -> None:
         self.lm.reset()
-        self.lm.forward(prompt, last_only=True)  # its logits are recomputed by the first propose's catch-up
+        self.lm.forward(prompt, last_only=True)  # cache the prompt; its logits go unused (propose feeds on)
 
     def propose(self, ids: list[int], gamma: int, policy: Policy, sampling: SamplingConfig,
                 generator: torch.Generator) -> Proposal:
