@@ -6,6 +6,10 @@ than sharing the target's: HF's forward cannot start the target at layer L for t
 shared cache would save nothing but the draft's one-token catch-up per step, while a separate cache keeps the
 rollback invariant exactly that of a model drafter (crop after each verification). Cost: the first L layers' KV
 are held twice.
+
+The view is built with torch's ``nn.Module`` internals (a shallow ``copy.copy`` and its own ``_modules`` table), not
+transformers': if a torch release changes how modules are stored, ``tests/test_decoding.py`` (shared weights, the
+target left whole, lossless output) is what fails first.
 """
 
 from __future__ import annotations
