@@ -10,9 +10,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workbench import weights
+from workbench.config import setting_problem
 from workbench.errors import WorkbenchError
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # --dtype → torch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,8 +26,9 @@ def resolve_device(name: str) -> torch.device:
         raise WorkbenchError("--device cuda: no CUDA device is available to this PyTorch build")
     if name == "mps" and not torch.backends.mps.is_available():
         raise WorkbenchError("--device mps: MPS is not available on this machine")
-    if name not in ("cpu", "cuda", "mps"):
-        raise WorkbenchError(f"--device {name!r}: expected auto, cpu, cuda or mps")
+    problem = setting_problem("device", name)  # the names RunConfig accepts (config.RULES)
+    if problem:
+        raise WorkbenchError(f"--device {name!r}: {problem}")
     return torch.device(name)
 
 
@@ -34,11 +36,11 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto`` is float32 on CPU (exact, and fastest there), bfloat16 on CUDA, float16 on MPS."""
     if name == "auto":
         return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type, torch.float32)
-    if name not in DTYPES:
-        raise WorkbenchError(f"--dtype {name!r}: expected auto, float32, bfloat16 or float16")
+    if name not in TORCH_DTYPES:
+        raise WorkbenchError(f"--dtype {name!r}: {setting_problem('dtype', name) or 'expected a torch dtype'}")
     if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise WorkbenchError("--dtype bfloat16 is not supported on this GPU; use float16 or float32")
-    return DTYPES[name]
+    return TORCH_DTYPES[name]
 
 
 def resolve_model_dir(name_or_path: str) -> Path:
