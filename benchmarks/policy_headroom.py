@@ -36,6 +36,7 @@ from workbench import trace as trace_io
 from workbench.analysis import acceptance, intervals, replay, speedup
 from workbench.analysis.recorded import Recorded, recorded_outputs
 from workbench.drafters.ngram import lookup
+from workbench.sampling import entropy
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # P of the threshold policies a signal is replayed with
 
@@ -99,7 +100,7 @@ def along_path(model, recorded: list[Recorded]) -> list[dict[str, np.ndarray]]:
             top, token = q.topk(2, -1)
             out.append({"token": token[:, 0].numpy(), "conf": top[:, 0].numpy(),
                         "margin": (1 - top[:, 1] / top[:, 0]).numpy(),
-                        "entropy": -(q * q.clamp_min(1e-30).log()).sum(-1).numpy(),
+                        "entropy": entropy(q).numpy(),
                         "hidden": res.hidden_states[-1][0, start - 1:start - 1 + len(r.output)].numpy()})
     return out
 

@@ -226,9 +226,9 @@ def test_the_draft_signal_reads_the_entropy_only_for_a_policy_that_needs_it():
     from workbench.drafters.base import read_signal
 
     q = torch.tensor([0.5, 0.25, 0.25])
-    conf, entropy = read_signal(q, torch.tensor(1), entropy=False)
+    conf, entropy = read_signal(q, torch.tensor(1), with_entropy=False)
     assert conf == 0.25 and entropy != entropy  # NaN: the full-vocabulary pass was skipped
-    conf, entropy = read_signal(q, torch.tensor(0), entropy=True)
+    conf, entropy = read_signal(q, torch.tensor(0), with_entropy=True)
     assert conf == 0.5 and entropy == pytest.approx(1.5 * math.log(2))
     assert [parse_policy(s).reads_entropy for s in ("entropy:1.5", "threshold:0.4", "adaptive")] == [True, False, False]
 

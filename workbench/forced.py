@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from workbench.lm import CausalLM, full_logits
-from workbench.sampling import SamplingConfig, probabilities
+from workbench.rejection import acceptance_probability
+from workbench.sampling import SamplingConfig, entropy, probabilities
 
 
 @torch.inference_mode()
@@ -33,9 +34,8 @@ def forced_rows(p: torch.Tensor, draft: CausalLM, prompt_ids: list[int], output_
     out = torch.tensor(output_ids, device=q.device)
     rows_at = torch.arange(len(output_ids), device=q.device)
     conf, draft_token = q.max(dim=-1)
-    entropy = -(q * torch.log(q.clamp_min(1e-30))).sum(dim=-1)
-    alpha = torch.minimum(p, q).sum(dim=-1)
-    table = torch.stack([draft_token.to(q.dtype), conf, entropy, p[rows_at, out], alpha], dim=1).tolist()
+    table = torch.stack([draft_token.to(q.dtype), conf, entropy(q), p[rows_at, out], acceptance_probability(p, q)],
+                        dim=1).tolist()
     return [{**keys, "index": t, "token_id": output_ids[t], "draft_token": int(d), "draft_conf": c,
              "draft_entropy": h, "p_token": pt, "alpha_tv": a, "match": int(d) == output_ids[t]}
             for t, (d, c, h, pt, a) in enumerate(table)]

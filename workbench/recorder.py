@@ -14,6 +14,8 @@ from typing import Protocol
 
 import torch
 
+from workbench.rejection import acceptance_probability
+
 NAN = math.nan
 
 
@@ -87,7 +89,7 @@ def _reduce(event: StepEvent) -> _Step:
         return rec
     gamma = x.shape[0]
     rows = torch.arange(gamma, device=x.device)
-    alpha = torch.minimum(p[:gamma], q).sum(dim=-1)  # Σ_x min(p, q) = 1 − TV(p, q), per position
+    alpha = acceptance_probability(p[:gamma], q)  # Σ_x min(p, q) = 1 − TV(p, q), per position
     table = torch.stack([x.to(p.dtype), q[rows, x], p[rows, x], alpha], dim=1)
     # the target's own token: p at position n + 1, and q there when the draft had one (a correction, n < γ)
     final = torch.stack([q[min(n, gamma - 1), event.token], p[n, event.token]])

@@ -35,6 +35,12 @@ def leading_true(flags: list[bool]) -> int:
     return len(flags)
 
 
+def acceptance_probability(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """α = E_{x~q}[min(1, p(x)/q(x))] = Σ_x min(p(x), q(x)) = 1 − TV(p, q), per position (last dimension): the
+    chance that the rule below accepts a draft from q (the trace's ``alpha_tv``)."""
+    return torch.minimum(p, q).sum(dim=-1)
+
+
 def residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """norm(max(0, p − q)): where to draw the correction after a rejection (falls back to p if p ≤ q everywhere)."""
     diff = torch.clamp(p - q, min=0.0)

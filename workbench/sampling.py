@@ -44,6 +44,11 @@ def probabilities(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tenso
     return torch.softmax(logits, dim=-1)
 
 
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of each distribution along the last dimension (0 · log 0 counted as 0)."""
+    return -(probs * torch.log(probs.clamp_min(1e-30))).sum(dim=-1)
+
+
 def choose(probs: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
     """One token id per row of ``probs`` ([..., V] → [...]): argmax when greedy, else a draw with ``generator``."""
     if sampling.greedy:
