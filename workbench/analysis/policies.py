@@ -34,7 +34,7 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)  # measured_lo / _hi included
     table = table.merge(intervals.against_best_constant(trace.requests, drafter).drop(columns="temperature"),
                         on="policy", how="left")
-    constant = table[table["policy"].str.startswith("constant:")]
+    constant = table[frames.policy_gamma(table["policy"]).notna()]
     best = constant["measured_speedup"].max() if len(constant) else float("nan")
     oracle = float(table.loc[table["policy"] == replay.ORACLE, "predicted_speedup"].iloc[0])
     table["gap_closed"] = gap_closed(table["measured_speedup"], best, oracle)
@@ -45,7 +45,7 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
 
 def best_constant_by_category(ranking: pd.DataFrame, drafter: str) -> pd.Series:
     """category (``all`` included) → the best constant-γ speedup measured with ``drafter`` (``drafters.ranking``)."""
-    rows = ranking[(ranking["drafter"] == drafter) & ranking["policy"].str.startswith("constant:")]
+    rows = ranking[(ranking["drafter"] == drafter) & frames.policy_gamma(ranking["policy"]).notna()]
     return rows.groupby("category", sort=False)["speedup"].max()
 
 
@@ -112,7 +112,7 @@ def best_setting(table: pd.DataFrame, trace: Trace, drafter: str) -> Recommendat
     ratio = (f"{top['vs_best_constant']:.3f}x the best constant γ (95 % interval {top['vs_best_lo']:.3f}–"
              f"{top['vs_best_hi']:.3f})")
     row, why = top, "the fastest policy measured in this run"
-    if not str(top["policy"]).startswith("constant:") and len(constant):
+    if not top["best_constant"] and len(constant):
         if top["vs_best_lo"] > 1.0:
             why = f"the fastest policy measured in this run, at {ratio}: a gain this run resolves"
         else:
