@@ -64,7 +64,8 @@ def _excluded(point: dict, rules: list[dict]) -> bool:
     return any(rule and all(hit(k, v) for k, v in rule.items()) for rule in rules)
 
 
-def _label(value) -> str:
+def value_label(value) -> str:
+    """A grid value as it appears in run names and the sweep table: a path by its last folder, in safe characters."""
     text = Path(value).name or str(value) if isinstance(value, str) and "/" in value else str(value)
     return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-") or "x"
 
@@ -72,7 +73,7 @@ def _label(value) -> str:
 def _names(points: list[dict], keys: tuple[str, ...], prefix: str) -> list[str]:
     """``prefix__key-value__…`` over the keys whose value varies among ``points``; a short hash on collision."""
     varying = [k for k in keys if len({json.dumps(p[k]) for p in points}) > 1]
-    names = ["__".join([prefix] + [f"{k}-{_label(p[k])}" for k in varying]) for p in points]
+    names = ["__".join([prefix] + [f"{k}-{value_label(p[k])}" for k in varying]) for p in points]
     clash = {n for n in names if names.count(n) > 1}  # e.g. two paths ending in the same folder name
     digest = lambda p: hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8]  # noqa: E731
     # a name is a directory name: over MAX_NAME characters (file systems allow 255 bytes) it is cut, with a hash
@@ -138,7 +139,8 @@ def run_config_for(point: dict):
 
 
 # ---------------------------------------------------------------------------------------------------------- manifest
-def _write_json(path: Path, data: dict) -> None:
+def write_manifest_json(path: Path, data: dict) -> None:
+    """The manifest, written atomically (never half a file, even on kill -9)."""
     atomic.write_text(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
@@ -158,7 +160,7 @@ def open_manifest(out: Path, plans: list[RunPlan], sweep_file: Path) -> dict:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     manifest = {"format": FORMAT, "grid_hash": digest, "sweep_file": str(sweep_file),
                 "runs": [{**asdict(p), "state": "pending", "error": None} for p in plans]}
-    _write_json(path, manifest)
+    write_manifest_json(path, manifest)
     return manifest
 
 

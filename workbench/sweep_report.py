@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.sweep import BASELINE_KEYS, _label, read_manifest
+from workbench.sweep import BASELINE_KEYS, read_manifest, value_label
 from workbench.sweep_file import GRID_DEFAULTS
 
 SHOWN = ("target", "draft", "policy", "temperature")  # always shown; other settings only when they vary
@@ -82,7 +82,7 @@ def _table(frame: pd.DataFrame, columns: list[str], pages: dict[str, str]) -> st
     body = []
     for rec in frame.to_dict("records"):
         cells = [("–" if v != v else f"{v:.3f}") if isinstance(v, float)  # NaN: not measured (no baseline run)
-                 else html.escape(_label(v) if k in ("target", "draft", "prompts") else str(v))
+                 else html.escape(value_label(v) if k in ("target", "draft", "prompts") else str(v))
                  for k, v in ((c, rec[c]) for c in columns)]
         run = html.escape(pages.get(rec["run"], rec["run"]))
         links = f"<a href='acceptance_{run}.html'>acceptance</a> · <a href='latency_{run}.html'>latency</a>"

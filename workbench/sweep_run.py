@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.sweep import MANIFEST, RunPlan, _write_json, run_config_for
+from workbench.sweep import MANIFEST, RunPlan, run_config_for, write_manifest_json
 
 FAULT_ENV = "WORKBENCH_FAULT_KILL_AFTER_REQUESTS"
 MAX_RETRIES = 3  # Ray retries of a task whose worker (or node) died
@@ -111,7 +111,7 @@ class Progress:
 
     def set(self, name: str, state: str, error: str | None = None) -> None:
         self.rows[name].update(state=state, error=error)
-        _write_json(self.out / MANIFEST, self.manifest)
+        write_manifest_json(self.out / MANIFEST, self.manifest)
         if state in ("done", "failed"):
             self.bar.update(1)
         self.bar.set_postfix(done=self.count("done"), running=self.count("running"), failed=self.count("failed"))
