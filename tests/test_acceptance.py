@@ -77,10 +77,10 @@ def _target(kind: str = "llama"):
 
 
 @torch.inference_mode()
-def _exact_target_joint(target) -> dict[tuple[int, int, int], float]:
+def _exact_target_joint(target, settings: SamplingConfig = SETTINGS) -> dict[tuple[int, int, int], float]:
     """P(t1, t2, t3 | prompt) under target-only sampling, computed from the target's distributions."""
     def next_dist(ids):
-        return probabilities(target(torch.tensor([ids])).logits[0, -1], SETTINGS).tolist()
+        return probabilities(target(torch.tensor([ids])).logits[0, -1], settings).tolist()
     joint = {}
     p1 = next_dist(PROMPT)
     for a in range(VOCAB):
@@ -93,21 +93,24 @@ def _exact_target_joint(target) -> dict[tuple[int, int, int], float]:
 
 
 def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "constant:2",
-                 kind: str = "llama") -> float:
+                 kind: str = "llama", settings: SamplingConfig = SETTINGS) -> float:
     target = _target(kind)
     draft_model = make_model("llama", vocab_size=VOCAB, seed=12, layers=1, hidden=16)
-    expected = _exact_target_joint(target)
-    dec = decoding(target, VOCAB, sampling=SETTINGS, seed=seed, max_new=3)
+    expected = _exact_target_joint(target, settings)
+    dec = decoding(target, VOCAB, sampling=settings, seed=seed, max_new=3)
     draft, pol = drafter(spec, target, VOCAB, draft_model), parse_policy(policy)
     counts = dict.fromkeys(itertools.product(range(VOCAB), repeat=3), 0)
     for _ in range(samples):
         counts[tuple(generate_speculative(dec, draft, pol, PROMPT, NullRecorder()).tokens)] += 1
-    # pool cells with small expectation into one, so the χ² approximation holds
     obs = np.array([counts[k] for k in expected])
     exp = np.array([expected[k] for k in expected]) * samples
+    if obs[exp == 0].sum():  # a sequence the (filtered) target never produces: not lossless, whatever χ² says
+        return 0.0
+    obs, exp = obs[exp > 0], exp[exp > 0]
+    # pool cells with small expectation into one, so the χ² approximation holds
     small = exp < 5
-    obs = np.append(obs[~small], obs[small].sum())
-    exp = np.append(exp[~small], exp[small].sum())
+    if small.any():
+        obs, exp = np.append(obs[~small], obs[small].sum()), np.append(exp[~small], exp[small].sum())
     stat = ((obs - exp) ** 2 / exp).sum()
     return float(chi2.sf(stat, df=len(obs) - 1))
 
@@ -117,6 +120,13 @@ def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "co
                                           ("early-exit:1", "heuristic:1")])
 def test_speculative_sampling_matches_the_target_distribution(spec, policy):
     assert _chi2_pvalue(samples=3000, seed=0, spec=spec, policy=policy) > 0.001
+
+
+@pytest.mark.parametrize("settings", [SamplingConfig(temperature=0.7), SamplingConfig(temperature=1.0, top_k=3),
+                                      SamplingConfig(temperature=1.0, top_p=0.8)], ids=["T0.7", "top_k3", "top_p0.8"])
+def test_speculative_sampling_is_lossless_under_temperature_top_k_and_top_p(settings):
+    # the filters apply to p and q alike; the output must follow the *filtered* target (zero mass outside it)
+    assert _chi2_pvalue(samples=3000, seed=0, policy="threshold:0.5:3", settings=settings) > 0.001
 
 
 @pytest.mark.parametrize("kind", ["qwen2", "gpt2"])
