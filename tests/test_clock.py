@@ -19,11 +19,18 @@ def clean(tmp_path_factory) -> Trace:
 
 def stalled(t: Trace, every: int = 8, factor: float = 100.0) -> Trace:
     """Every ``every``-th decode step's verify and draft, and every 7th request's TTFT (one baseline request of six),
-    ``factor`` × longer (only the times: the tokens and decisions are the run's own)."""
+    ``factor`` × longer, and each request's total and ms/token longer by what its steps lost, as a real stall makes
+    them (only the times: the tokens and decisions are the run's own)."""
     steps, requests = t.steps.copy(), t.requests.copy()
     hit = (steps["step"] >= 1) & (np.arange(len(steps)) % every == 0)
+    before = steps[["draft_ms", "verify_ms"]].sum(axis=1)
     steps.loc[hit, ["verify_ms", "draft_ms"]] *= factor
-    requests.loc[np.arange(len(requests)) % 7 == 1, "ttft_ms"] *= factor
+    lost = (steps[["draft_ms", "verify_ms"]].sum(axis=1) - before).groupby(steps["request_id"]).sum()
+    slow = np.arange(len(requests)) % 7 == 1
+    lost = requests["request_id"].map(lost).fillna(0.0) + np.where(slow, requests["ttft_ms"] * (factor - 1), 0.0)
+    requests.loc[slow, "ttft_ms"] *= factor
+    requests["total_ms"] += lost
+    requests["ms_per_token"] = requests["total_ms"] / requests["new_tokens"]
     return Trace(meta=t.meta, requests=requests, steps=steps, tokens=t.tokens, forced=t.forced)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.analysis import frames
+from workbench.analysis import frames, latency
 from workbench.drafters import kind_of, parse_drafter
 from workbench.errors import WorkbenchError
 from workbench.trace import Trace
@@ -45,7 +45,7 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
     if not len(spec):
         raise WorkbenchError(f"replay: the run has no speculative request with drafter {drafter!r}")
     spec = frames.sample_requests(spec, limit, key="prompt_id")  # the prompts speedup.prompt_fits samples
-    base_ms = frames.baseline_ms_per_token(req).to_dict()  # (run_id, prompt_id, temperature) → ms/token
+    base_ms = latency.calm_baseline_ms_per_token(trace.steps, req).to_dict()  # (run, prompt, T) → ms/token
     is_ngram = ngram_of(drafter) is not None
     forced = trace.forced if trace.forced is not None else pd.DataFrame()
     if not is_ngram:

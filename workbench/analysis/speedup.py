@@ -143,7 +143,7 @@ def prompt_fits(steps: pd.DataFrame, requests: pd.DataFrame, limit: int = 200) -
     baseline ms/token. ``requests`` hold one drafter's requests and the baseline's."""
     s = frames.constant_steps(steps, requests)
     req = frames.measured_requests(requests)
-    base = frames.baseline_ms_per_token(requests).droplevel(["run_id", "temperature"])  # one run and T per fit
+    base = latency.calm_baseline_ms_per_token(steps, requests).droplevel(["run_id", "temperature"])  # one run, one T
     spec = req[(req["mode"] == "speculative") & frames.policy_gamma(req["policy"]).notna()]
     tokens = spec.groupby("prompt_id")["new_tokens"].median()
     keep = set(frames.sample_requests(spec, limit, key="prompt_id")["prompt_id"])
