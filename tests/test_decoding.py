@@ -182,6 +182,28 @@ def test_trace_rows_keep_the_invariants(tokenizer):
         assert min(s["draft_ms"], s["verify_ms"], s["other_ms"]) >= 0
 
 
+@pytest.mark.parametrize("draft_kind", ["random", "prefix"])
+@pytest.mark.parametrize("policy", ["constant:3", "adaptive:5"])
+def test_sliding_window_models_roll_back_past_their_window(tokenizer, draft_kind, policy):
+    # a sliding-window cache layer drops what leaves the window; rolling it back needs the past kept (transformers
+    # raised "crop was called, but the current layer does not track past states" once the window was full)
+    vocab = len(tokenizer)
+    target = make_model("mistral-sw", vocab_size=vocab, seed=1, layers=3)
+    draft_model = {"random": make_model("mistral-sw", vocab_size=vocab, seed=2, layers=1),
+                   "prefix": first_layers(target, 1)}[draft_kind]
+    for text in PROMPTS:
+        dec = decoding(target, vocab, max_new=24)
+        spec, base, events = run_pair(dec, drafter("model", target, vocab, draft_model), parse_policy(policy),
+                                      tokenizer(text)["input_ids"])
+        ids = tokenizer(text)["input_ids"]
+        assert spec.tokens == base.tokens and len(ids) + len(spec.tokens) > 3 * 8
+        assert any(e.n_accepted < e.gamma for e in events)  # rejections happened past the window
+        # and both are the model's own greedy output: one forward without a cache (the mask applies the window)
+        with torch.no_grad():
+            logits = target(torch.tensor([ids + base.tokens])).logits[0]
+        assert logits[len(ids) - 1:-1].argmax(-1).tolist() == base.tokens
+
+
 @pytest.mark.parametrize("spec", ["model", "early-exit:2"])
 def test_kv_caches_equal_a_fresh_prefill_after_many_rejections(tokenizer, spec):
     vocab = len(tokenizer)

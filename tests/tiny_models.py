@@ -12,6 +12,8 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     OPTConfig,
     OPTForCausalLM,
     PreTrainedTokenizerFast,
@@ -22,6 +24,7 @@ from transformers import (
 TEXT = ("The quick brown fox jumps over the lazy dog. A speculative decoder drafts tokens and the target verifies "
         "them in one pass. def add(a, b):\n    return a + b\n" * 20)
 VOCAB = 128
+SLIDING = 8  # mistral-sw's attention window: prompts + outputs in the tests run well past it
 INIT_STD = 0.5  # large init: peaked logits, so float32 argmax has no near-ties between batched and single forwards
 
 
@@ -37,8 +40,9 @@ def make_tokenizer(vocab_size: int = VOCAB) -> PreTrainedTokenizerFast:
 
 def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden: int = 32, eos_id: int = 0,
                context: int = 256):
-    """A random ``kind`` in {llama, qwen2, gpt2, opt} model with peaked logits (opt: blocks in model.decoder.layers,
-    a layout early-exit does not take apart)."""
+    """A random ``kind`` in {llama, qwen2, gpt2, opt, mistral-sw} model with peaked logits (opt: blocks in
+    model.decoder.layers, a layout early-exit does not take apart; mistral-sw: a sliding attention window of
+    SLIDING tokens, whose cache layers drop what falls out of the window)."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, eos_token_id=eos_id, bos_token_id=eos_id)
     if kind == "opt":
@@ -51,10 +55,12 @@ def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden
                             initializer_range=INIT_STD, **common)
         model = GPT2LMHeadModel(config)
     else:
-        cls_cfg, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[kind]
+        cls_cfg, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+                        "mistral-sw": (MistralConfig, MistralForCausalLM)}[kind]
+        window = {"sliding_window": SLIDING} if kind == "mistral-sw" else {}
         config = cls_cfg(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
-                         initializer_range=INIT_STD, tie_word_embeddings=False, **common)
+                         initializer_range=INIT_STD, tie_word_embeddings=False, **window, **common)
         model = cls(config)
     return model.eval()
 

@@ -23,10 +23,22 @@ class CausalLM:
         # transformers ≥ 5.2x names the argument ``cache`` (``past_key_values`` is deprecated); older 5.x the latter.
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        self.cache = DynamicCache(config=model.config)
+        self.cache = self._new_cache()
 
     def reset(self) -> None:
-        self.cache = DynamicCache(config=self.model.config)
+        self.cache = self._new_cache()
+
+    def _new_cache(self) -> DynamicCache:
+        """An empty cache that can be cropped back. A sliding-window layer otherwise drops the states that leave
+        its window as it goes, and can no longer roll back a rejected draft (transformers raises at ``crop``); with
+        past recording it keeps them until the next ``crop``, as transformers' own assisted generation does. Every
+        speculative step crops, so the extra states last one step; target-only decoding never crops, so there a
+        sliding-window model holds the KV of every token, as a full-attention model would (the attention mask
+        still applies the window: tests/test_decoding.py compares with a forward without cache)."""
+        cache = DynamicCache(config=self.model.config)
+        if hasattr(cache, "activate_past_recording"):  # public Cache API of transformers 5.x
+            cache.activate_past_recording()
+        return cache
 
     @property
     def length(self) -> int:
