@@ -182,3 +182,16 @@ def test_a_drafter_s_kind_is_read_from_its_label_alone():
     reqs = [base("c1", "code")] + [request_rows("c1", "speculative", 4, [(2, 8.0, 24.0, 0.0)], drafter=d)
                                    for d in ("ngram:3:1", "ngram-small")]
     assert notebook.main_drafter(make_trace(reqs)) == "ngram-small"
+
+
+def test_a_drafter_that_never_drafted_has_no_alpha_and_the_tuning_tables_still_build():
+    # an n-gram drafter on output that never repeats: every step searched, found nothing, drafted 0 tokens
+    miss = [(0, 0.5, 20.0, 0.0, 0, MISS)] * 4
+    reqs = [base(p, "prose") for p in ("a", "b")]
+    reqs += [request_rows(p, "speculative", 4, miss, drafter="ngram:3:1", category="prose") for p in ("a", "b")]
+    t = make_trace(reqs)
+    (fit,) = speedup.fits(t)
+    assert fit.drafter == "ngram:3:1" and fit.alpha != fit.alpha  # NaN: nothing was judged, not α = 0
+    sweep = speedup.sweep_table(t, [fit])
+    assert list(sweep["gamma"]) == [4] and sweep["measured"].notna().all()  # the measurement stays
+    assert len(speedup.tuning_table(t, 8, [fit], sweep)) == 1

@@ -171,7 +171,8 @@ def fit(run_id: str, drafter: str, temperature: float, requests: pd.DataFrame, s
     pos = acceptance.position_acceptance(steps, requests, constant_only=True)
     if not len(pos) or not pos["proposed"].sum():
         pos = acceptance.position_acceptance(steps, requests)
-    return Fit(run_id=run_id, drafter=drafter, temperature=temperature, alpha=float(pos["alpha"].iloc[0]),
+    alpha = float(pos["alpha"].iloc[0]) if len(pos) else float("nan")  # nothing drafted (n-gram never matched)
+    return Fit(run_id=run_id, drafter=drafter, temperature=temperature, alpha=alpha,
                positions=pos["a"].fillna(0).to_numpy(), step=latency.step_costs(steps, requests, drafter, False),
                prompts=prompt_fits(steps, requests), tail=float(pos["conditional"].iloc[-1]) if len(pos) else np.nan)
 
