@@ -124,6 +124,29 @@ def test_sigterm_saves_completed_requests_and_prints_the_resume_command(model_di
     assert len(final) == 48 and final["request_id"].is_unique
 
 
+def test_a_run_stopped_in_its_warm_ups_gets_the_command_that_finishes_it_from_report(model_dirs, prompts_file,
+                                                                                     tmp_path, monkeypatch):
+    from workbench.report import build_report
+
+    out, done = tmp_path / "run", tmp_path / "done"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--limit", "1")
+    monkeypatch.setattr(sys, "argv", ["workbench", *args])  # what meta.json records as the command
+    assert main(args) == 0
+    assert main(run_args(model_dirs, prompts_file, done, "--baseline", "--limit", "1")) == 0
+    measured = trace.load(out).requests.reset_index(drop=True)
+    for index in measured.index[~measured["warmup"]]:  # as if killed once its warm-ups were saved
+        for part in out.glob(f"*-{index:05d}.parquet"):
+            part.unlink()
+    with pytest.raises(WorkbenchError, match="has no finished request yet") as err:
+        build_report([out], tmp_path / "report", progress=False)
+    hint = shlex.split(str(err.value).split("finish it with ", 1)[1].strip("`"))
+    assert hint[:2] == ["workbench", "run"] and hint[-1] == "--resume" and str(out) in hint
+    # beside a finished run, it is listed as not built (and why) instead of failing the report
+    index = build_report([out, done], tmp_path / "both", progress=False).read_text()
+    assert "run has no finished request yet" in index and "latency_done.html" in index
+    assert main(hint[1:]) == 0 and (~trace.load(out).requests["warmup"]).sum() == 2  # the hint finishes it
+
+
 # ---------------------------------------------------------------- write errors (ENOSPC) during a run
 
 def _fail_on(monkeypatch, func: str, table: str, after: int) -> None:

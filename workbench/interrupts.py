@@ -58,3 +58,9 @@ def interrupted_message(argv: list[str], out: str | None) -> str:
         return f"interrupted; rerun with: {resume_hint(argv)}"
     where = f" in {out}" if out else ""
     return f"interrupted: completed requests are saved{where}; resume with: {resume_hint(argv)}"
+
+
+def resume_command(meta: dict) -> str:
+    """The command that finishes a recorded run, from the command line its meta.json holds."""
+    argv = list(meta.get("command") or [])
+    return resume_hint(["run", *argv[argv.index("run") + 1:]]) if "run" in argv else "workbench run … --resume"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from workbench import atomic, paths, trace
 from workbench.errors import WorkbenchError
+from workbench.interrupts import resume_command
 
 KERNEL_NAME = "workbench-report"
 CELL_TIMEOUT_S = 1800  # a cell that runs longer fails the page (a hang must not hang the report forever)
@@ -229,6 +230,9 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
+    if all(t.requests["warmup"].astype(bool).all() for t in traces):  # stopped in its warm-ups: nothing measured
+        raise WorkbenchError(f"report: {run_dirs[0]} has no finished request yet (it stopped during its warm-ups); "
+                             f"finish it with `{resume_command(traces[0].meta)}`")
     paths.notebooks_dir()  # one clear error when the notebooks cannot be found
     final = Path(out_dir).resolve()
     with atomic.publish_dir(final, marker="index.html") as tmp:  # built aside, renamed into place only when complete
@@ -254,6 +258,10 @@ def _plan(run_dirs: list[Path], names: list[str],
 
     jobs, skipped, tuned = [], [], []
     for d, name, t in zip(run_dirs, names, traces):
+        if t.requests["warmup"].astype(bool).all():
+            skipped.append((f"latency_{name}", f"{name} has no finished request yet (it stopped during its "
+                                               f"warm-ups): finish it with `{resume_command(t.meta)}`"))
+            continue
         if has_speculative(t):
             jobs.append(("acceptance", f"acceptance_{name}", {"run_dir": str(d)}))
             tuned.append(str(d))
