@@ -1,5 +1,6 @@
-"""The acceptance rule on hand-made p/q, and a χ² test that speculative sampling is lossless for every drafter and
-for non-constant policies (and that the test can fail)."""
+"""The acceptance rule on hand-made p/q, a χ² test that speculative sampling is lossless for every drafter and
+for non-constant policies (and that the test can fail), and the report's check of greedy outputs against the
+baseline's."""
 
 from __future__ import annotations
 
@@ -149,3 +150,23 @@ def test_the_chi2_test_catches_a_broken_rule(monkeypatch, broken):
     rules = {"always_accept": always_accept, "correct_from_p": correct_from_p}
     monkeypatch.setattr(decoding_module, "accept", rules[broken])
     assert _chi2_pvalue(samples=3000, seed=0) < 0.001
+
+
+def test_greedy_agreement_counts_outputs_equal_to_the_baseline_and_where_the_first_parts():
+    import pandas as pd
+
+    from workbench.analysis.acceptance import greedy_agreement
+
+    def req(prompt, mode, out, drafter="d", temperature=0.0, run="r"):
+        return dict(run_id=run, request_id=f"{prompt}/{mode}/{drafter}", prompt_id=prompt, mode=mode,
+                    drafter="" if mode == "baseline" else drafter, policy="" if mode == "baseline" else "constant:2",
+                    temperature=temperature, warmup=False, output_token_ids=out)
+    rows = [req("a", "baseline", [1, 2, 3]), req("b", "baseline", [4, 5, 6]),
+            req("a", "speculative", [1, 2, 3]), req("b", "speculative", [4, 9, 6]),  # parts at index 1
+            req("c", "speculative", [7]),                                              # no baseline: not counted
+            req("a", "speculative", [1, 2], drafter="e")]                              # shorter: parts at 2
+    table = greedy_agreement(pd.DataFrame(rows)).set_index("drafter")
+    assert table.loc["d", ["requests", "identical"]].tolist() == [2, 1] and table.loc["d", "first_difference"] == 1
+    assert table.loc["e", "identical"] == 0 and table.loc["e", "first_difference"] == 2
+    sampled = pd.DataFrame([{**r, "temperature": 0.8} for r in rows])
+    assert greedy_agreement(sampled).empty  # at T > 0 outputs are samples: nothing to compare

@@ -67,6 +67,9 @@ def test_acceptance_figures_match_analysis(built, run_dir):
     for key in ("acceptance_rate", "tokens_per_step", "alpha_mle", "alpha_tv"):
         assert fig[key] == pytest.approx(overall[key])
     assert fig["steps"] == overall["steps"] > 0
+    same = acceptance.greedy_agreement(tr.requests)
+    assert fig["greedy_identical"] == pytest.approx(same["identical"].sum() / same["requests"].sum())
+    assert run_dir != SAMPLE or fig["greedy_identical"] == 1.0  # the real float32 sample run: every output
 
 
 def test_latency_figures_match_analysis(built, run_dir):

@@ -82,8 +82,9 @@ def reach_counts(gamma: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def position_acceptance(steps: pd.DataFrame, requests: pd.DataFrame, alpha: float | None = None,
                         constant_only: bool = False) -> pd.DataFrame:
-    """Per draft position i: unconditional a_i = P(x_i accepted | drafted) and conditional a_i / a_{i−1}, with
-    Wilson CIs, over the steps that drafted at least i tokens (a position never drafted is unobserved).
+    """Per draft position i: unconditional a_i = P(x_i accepted | drafted) and the conditional P(x_i accepted |
+    x_1..x_{i−1} accepted), with Wilson CIs, over the steps that drafted at least i tokens (a position never drafted
+    is unobserved).
 
     From the steps table alone: a_i = #(n ≥ i) / #(γ ≥ i) and the conditional = #(n ≥ i) / #(n ≥ i−1), both over
     steps with γ ≥ i. Under the i.i.d. model a_i = α^i and the conditional is flat at α (``geometric`` / ``alpha``;
@@ -197,3 +198,33 @@ def output_html(tokens: pd.DataFrame, request_id: str) -> str:
     return (f'<div class="wb-output"><div style="font-size:90%;margin-bottom:4px">{html.escape(request_id)}: '
             f'{legend}</div><div style="white-space:pre-wrap;font-family:monospace;line-height:1.6">'
             f'{"".join(spans)}</div></div>')
+
+
+def greedy_agreement(requests: pd.DataFrame) -> pd.DataFrame:
+    """Per drafter × policy, over greedy (T = 0) requests whose prompt has a baseline in the same run: how many
+    outputs equal target-only greedy token for token, and where the first one that does not parts from it (output
+    index; NaN when all agree). In float32 every one does (the loop's guarantee, tested); in bfloat16 / float16 a
+    verify over γ + 1 tokens rounds differently from a one-token forward, so a near-tie in p can go the other way."""
+    cols = ["drafter", "policy", "requests", "identical", "share_identical", "first_difference"]
+    req = frames.measured_requests(requests)
+    req = req[req["temperature"] == 0]
+    base = req[req["mode"] == "baseline"].drop_duplicates(frames.BASELINE_KEY).set_index(frames.BASELINE_KEY)
+    spec = req[req["mode"] == "speculative"]
+    keys = list(zip(*(spec[k] for k in frames.BASELINE_KEY)))
+    spec = spec[[k in base.index for k in keys]]
+    if not len(spec):
+        return pd.DataFrame(columns=cols)
+    ref = base["output_token_ids"].reindex(list(zip(*(spec[k] for k in frames.BASELINE_KEY)))).to_list()
+    parted = [_first_difference(list(s), list(b)) for s, b in zip(spec["output_token_ids"], ref)]
+    out = spec.assign(_same=[p is None for p in parted], _at=[np.nan if p is None else p for p in parted])
+    g = out.groupby(["drafter", "policy"], sort=False)
+    table = pd.DataFrame({"requests": g.size(), "identical": g["_same"].sum(), "first_difference": g["_at"].min()})
+    table["share_identical"] = table["identical"] / table["requests"]
+    return table.reset_index()[cols]
+
+
+def _first_difference(a: list, b: list) -> int | None:
+    """The first index where two token lists differ (a length difference counts), None if they are equal."""
+    if a == b:
+        return None
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -3,7 +3,8 @@ early-exit depth curve, and which drafter × policy is fastest overall and per c
 
 Pure functions over the trace tables (docs/TRACE.md), each returning a DataFrame; acceptance and costs come from
 ``acceptance`` and ``latency`` (one definition of each number). Speculative rows are keyed by ``frames.SETTING``
-(drafter, policy, temperature). Costs follow Leviathan: T_d = Σ draft_ms / Σ γ (every step's draft time counts,
+(drafter, policy, temperature). Costs follow Leviathan: T_d = Σ draft_ms / Σ γ over the steps without stalls
+(``latency.calm``; every other step's draft time counts,
 including the n-gram searches that found nothing: that time was spent), c = T_d / T_t(1), T_t(1) = mean verify time
 of the baseline's decode steps at the same temperature.
 """
@@ -61,9 +62,10 @@ def draft_costs(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     Columns: steps (speculative decode steps), drafted (Σγ), t_d (ms per drafted token, Σ draft_ms / Σγ),
     draft_ms_per_step (mean over all steps), empty_steps / draft_ms_empty (steps where the drafter was asked for
     ≥ 1 token and proposed none, and their mean draft ms: a failed n-gram search is not free), t1 (baseline T_t(1))
-    and c = T_d / T_t(1) (NaN without a baseline).
+    and c = T_d / T_t(1) (NaN without a baseline). Costs, so stalls are left out of every column (``latency.calm``),
+    as they are from T_d.
     """
-    s = frames.speculative_steps(steps, requests)
+    s = latency.calm(frames.speculative_steps(steps, requests), ["draft_ms"], latency.CELL)
     s = s.assign(_empty=(s["gamma"] == 0) & (s["gamma_planned"] >= 1) & (s["draft_stop"] == "no-match"))
     g = s.groupby(["drafter", "temperature"])
     out = g.agg(steps=("step", "size"), drafted=("gamma", "sum"), draft_ms=("draft_ms", "sum"),

@@ -19,11 +19,12 @@ def _err(frame: pd.DataFrame, value: str, lo: str, hi: str) -> dict:
 
 
 def position_acceptance_figure(pos: pd.DataFrame) -> go.Figure:
-    """a_i and conditional a_i / a_{i−1} per draft position (95 % Wilson bars) against the geometric model."""
+    """a_i and the conditional #(n ≥ i) / #(n ≥ i−1) per draft position (95 % Wilson bars) against the geometric
+    model."""
     fig = go.Figure()
     fig.add_scatter(x=pos["position"], y=pos["a"], name="a_i (unconditional)", mode="markers+lines",
                     error_y=_err(pos, "a", "a_lo", "a_hi"))
-    fig.add_scatter(x=pos["position"], y=pos["conditional"], name="a_i / a_(i-1) (conditional)",
+    fig.add_scatter(x=pos["position"], y=pos["conditional"], name="conditional: #(n ≥ i) / #(n ≥ i-1)",
                     mode="markers+lines", error_y=_err(pos, "conditional", "cond_lo", "cond_hi"))
     fig.add_scatter(x=pos["position"], y=pos["geometric"], name="i.i.d. model α^i", mode="lines",
                     line=dict(dash="dash", color="black"))

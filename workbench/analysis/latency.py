@@ -58,12 +58,14 @@ def calm_baseline_ms_per_token(steps: pd.DataFrame, requests: pd.DataFrame) -> p
     for col in PHASES:
         median = _cell_median(s, col, CELL)
         s[col] = s[col].where(~(s[col] > SPIKE * median), median)
-    decode = s.groupby("request_id")[list(PHASES)].sum().sum(axis=1)
+    decode = s.groupby("request_id")[list(PHASES)].sum().sum(axis=1).astype(float)
     req = frames.measured_requests(requests)
     base = req[req["mode"] == "baseline"]
+    if not len(base):  # no baseline in the run (a sweep keeps it in a run of its own): nothing to index
+        return frames.baseline_ms_per_token(requests)
     ttft_median = base["ttft_ms"].median()
     ttft = base["ttft_ms"].where(~(base["ttft_ms"] > SPIKE * ttft_median), ttft_median)
-    total = ttft + base["request_id"].map(decode).fillna(0.0)
+    total = ttft + base["request_id"].map(decode).astype(float).fillna(0.0)
     return (total / base["new_tokens"]).groupby([base[k] for k in frames.BASELINE_KEY]).median()
 
 
@@ -87,7 +89,7 @@ class CostModel:
     """Measured costs of one drafter against its target, in ms (docs/SPEEDUP_MODEL.md)."""
 
     t1: float  # T_t(1): a target forward over one token (mean verify time of baseline steps)
-    t_d: float  # T_d: draft time per drafted token (Σ draft_ms / Σ γ)
+    t_d: float  # T_d: draft time per drafted token (Σ draft_ms / Σ γ over steps without stalls)
     a: float  # verify line T_t(k) = a + b·k, fitted through the per-k means
     b: float
     o_spec: float  # other time per speculative step (sampling, acceptance, rollback, recorder)

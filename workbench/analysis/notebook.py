@@ -108,15 +108,18 @@ def show_settings(rec) -> None:
 
 def key_acceptance(trace: Trace) -> dict:
     """The acceptance page's key figures, pooled over the run's speculative decode steps
-    (``acceptance.acceptance_by``); NaN with 0 steps when nothing was drafted (a baseline-only run)."""
+    (``acceptance.acceptance_by``); NaN with 0 steps when nothing was drafted (a baseline-only run); and the share
+    of greedy outputs identical to target-only greedy (``acceptance.greedy_agreement``; NaN without a pair)."""
     from workbench.analysis import acceptance
 
     pooled = acceptance.acceptance_by(trace.steps, trace.tokens, trace.requests)  # no row without speculative steps
     keys = ("acceptance_rate", "tokens_per_step", "alpha_mle", "alpha_tv")
+    same = acceptance.greedy_agreement(trace.requests)  # share of greedy outputs equal to target-only greedy
+    identical = float(same["identical"].sum() / same["requests"].sum()) if len(same) else float("nan")
     if not len(pooled):
-        return {**dict.fromkeys(keys, float("nan")), "steps": 0}
+        return {**dict.fromkeys(keys, float("nan")), "steps": 0, "greedy_identical": identical}
     row = pooled.iloc[0]
-    return {**{k: float(row[k]) for k in keys}, "steps": int(row["steps"])}
+    return {**{k: float(row[k]) for k in keys}, "steps": int(row["steps"]), "greedy_identical": identical}
 
 
 def has_requests(trace: Trace, mode: str) -> bool:
