@@ -264,3 +264,19 @@ def test_per_category_keeps_the_first_prompts_of_each_category(prompts_file):
     from workbench.prompts import load_prompts
     assert [p.id for p in load_prompts(prompts_file, per_category=1)] == ["a", "b"]
     assert [p.id for p in load_prompts(prompts_file, per_category=1, limit=1)] == ["a"]
+
+
+def test_demo_prints_what_it_measured_and_where_the_report_is(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
+    # the demo's own settings on the tiny models (the real demo runs the embedded pair: benchmarks, not tests)
+    import dataclasses
+
+    from workbench.commands import demo
+
+    monkeypatch.setattr(demo, "DEMO", dataclasses.replace(
+        demo.DEMO, target=str(model_dirs["target"]), drafts=(str(model_dirs["draft_prefix"]),),
+        policies=("constant:2", "adaptive"), prompts=str(prompts_file), max_new_tokens=8, per_category=1))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup_lo" in out and "adaptive:16" in out  # the summary table `run` prints, per setting
+    assert f"report: {tmp_path / 'demo' / 'report' / 'index.html'}" in out
+    assert (tmp_path / "demo" / "report" / "tuning.html").is_file()

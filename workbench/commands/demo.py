@@ -33,12 +33,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from workbench import report
+    from workbench.commands.run import print_summary
     from workbench.runner import execute
 
     cfg = dataclasses.replace(DEMO, per_category=None if args.full else DEMO.per_category, device=args.device)
     run_dir = args.out / ("run-full" if args.full else "run")
     print(f"demo: policies {', '.join(cfg.policies)} and the target-only baseline → {run_dir}")
     execute(cfg, run_dir, resume=True, progress=args.progress)
+    print_summary(run_dir)  # the measured answer first, and a warning if another process disturbed the clock
     index = report.build_report([run_dir], args.out / "report", progress=args.progress)
     print(f"report: {index}  (open it in a browser; it needs no network)")
     return 0

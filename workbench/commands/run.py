@@ -89,16 +89,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from workbench import trace
-    from workbench.analysis.latency import clock_note
-    from workbench.analysis.summary import summary_table
     from workbench.runner import execute
 
     out = execute(config_from_args(args), args.out, resume=args.resume, progress=args.progress)
+    print_summary(out)
+    return 0
+
+
+def print_summary(out) -> None:
+    """What a finished run measured, per setting (``summary.summary_table``), and a warning on stderr when its
+    clock was disturbed (``latency.clock_note``): what ``run`` and ``demo`` print."""
+    from workbench import trace
+    from workbench.analysis.latency import clock_note
+    from workbench.analysis.summary import summary_table
+
     loaded = trace.load(out)
     print(f"run {loaded.meta['run_id']} → {out}")
     print(summary_table(loaded).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     disturbed = clock_note(loaded.steps, loaded.requests)
     if disturbed:
         print(f"warning: {disturbed}", file=sys.stderr)
-    return 0
