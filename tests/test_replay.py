@@ -180,6 +180,21 @@ def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, caps
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'afile'}: exists and is not a directory"
 
 
+def test_a_sampled_run_replays_its_model_drafter_and_says_it_left_the_ngram_out(model_dirs, prompts_file, tmp_path,
+                                                                                 capsys):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--limit", "2", "--temperature", "0.8")
+    args[args.index("--draft") + 1] += ",ngram"
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "note: ngram:3:1 left out: n-gram drafters replay only from greedy runs (T = 0)"
+    assert "draft_prefix" in captured.out and "ngram:3:1" not in captured.out
+    assert main(["replay", str(out), "--drafter", "ngram"]) == 2  # asked for by name: refused, in one line
+    assert capsys.readouterr().err.strip().startswith("error: replay: n-gram drafters replay only from greedy")
+
+
 def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts_file, tmp_path, monkeypatch):
     import workbench.adaptive
 

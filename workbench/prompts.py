@@ -43,7 +43,8 @@ def load_prompts(path: str | Path, *, limit: int | None = None, per_category: in
     first N prompts."""
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(f"prompts file {path}: {'a directory, not a file' if path.is_dir() else 'no such file'}")
+        why = "a directory, not a file" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+        raise WorkbenchError(f"prompts file {path}: {why}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
