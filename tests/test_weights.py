@@ -96,3 +96,34 @@ def test_truncated_weights_are_refused_before_loading(model_dirs, prompts_file, 
     args[args.index("--target") + 1] = str(target)
     assert main(args) == 2
     one_error_line(capsys, f"{weights}: truncated")
+
+
+def _as_draft(args: list[str], draft: Path) -> list[str]:
+    args[args.index("--draft") + 1] = str(draft)
+    return args
+
+
+def test_a_model_without_its_tokenizer_is_named_as_such(model_dirs, prompts_file, tmp_path, capsys):
+    draft = shutil.copytree(model_dirs["draft_prefix"], tmp_path / "bare")
+    for f in draft.glob("*token*"):  # weights and config kept: only the tokenizer is missing
+        f.unlink()
+    assert main(_as_draft(run_args(model_dirs, prompts_file, tmp_path / "run"), draft)) == 2
+    one_error_line(capsys, f"{draft}: no tokenizer files", "tokenizer.save_pretrained")
+
+
+def test_a_draft_whose_output_layer_is_short_of_the_tokenizer_is_named(model_dirs, prompts_file, tokenizer, tmp_path,
+                                                                       capsys):
+    from tiny_models import make_model, save
+
+    draft = save(make_model("llama", vocab_size=len(tokenizer) - 8, seed=3, layers=1), tokenizer, tmp_path / "short")
+    assert main(_as_draft(run_args(model_dirs, prompts_file, tmp_path / "run"), draft)) == 2
+    one_error_line(capsys, f"model {draft}: its output layer has {len(tokenizer) - 8} rows")
+
+
+def test_a_model_that_ships_code_asks_for_trust_remote_code(model_dirs, prompts_file, tmp_path, capsys):
+    draft = _edit_config(model_dirs["draft_prefix"], tmp_path / "custom", model_type="mytiny",
+                         auto_map={"AutoConfig": "modeling_mytiny.MyTinyConfig",
+                                   "AutoModelForCausalLM": "modeling_mytiny.MyTinyForCausalLM"})
+    (draft / "modeling_mytiny.py").write_text("raise RuntimeError('this code must not run without the flag')\n")
+    assert main(_as_draft(run_args(model_dirs, prompts_file, tmp_path / "run"), draft)) == 2
+    one_error_line(capsys, f"model {draft} ships its own code, which runs only with --trust-remote-code")

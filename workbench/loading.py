@@ -89,10 +89,19 @@ def load_model(model_dir: Path, *, device: torch.device, dtype: torch.dtype, tru
     return model.to(device).eval()
 
 
+# Files a tokenizer is saved as; when loading fails and none is there, that is the cause (transformers would
+# blame a missing sentencepiece or tiktoken instead).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "merges.txt")
+
+
 def load_tokenizer(model_dir: Path, *, trust_remote_code: bool):
     try:
         return AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - OSError, invalid JSON, a config that fails validation, ...
+        if not any((Path(model_dir) / name).is_file() for name in TOKENIZER_FILES):
+            raise WorkbenchError(f"{model_dir}: no tokenizer files (tokenizer.json, tokenizer_config.json, …): save "
+                                 "the tokenizer next to the model (tokenizer.save_pretrained)") from None
         said = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, cause included
         raise WorkbenchError(f"cannot load the tokenizer of {model_dir}: {said[:300]}") from None
 
@@ -138,10 +147,11 @@ def describe(model, model_dir: Path) -> ModelInfo:
                      architecture=type(model).__name__, context_window=context_window(model))
 
 
-def shared_vocab_size(models, tokenizer) -> int:
-    """Logit width all models share; must cover every token of the tokenizer."""
-    size = min(m.get_output_embeddings().weight.shape[0] for m in models)
-    if size < len(tokenizer):
-        raise WorkbenchError(f"a model's output layer has {size} rows, fewer than the tokenizer's "
-                             f"{len(tokenizer)} tokens")
-    return size
+def shared_vocab_size(models: dict, tokenizer) -> int:
+    """Logit width all models share ({model dir: model}); must cover every token of the tokenizer."""
+    rows = {name: m.get_output_embeddings().weight.shape[0] for name, m in models.items()}
+    short = [(name, n) for name, n in rows.items() if n < len(tokenizer)]
+    if short:
+        raise WorkbenchError(f"model {short[0][0]}: its output layer has {short[0][1]} rows, fewer than the "
+                             f"tokenizer's {len(tokenizer)} tokens (it cannot score every token)")
+    return min(rows.values())

@@ -65,7 +65,8 @@ def load_pair(*, target: str, drafts: list[DrafterSpec], device: str, dtype: str
         check_same_vocabulary(tokenizer, load_tokenizer(draft_dir, trust_remote_code=trust_remote_code))
     target_model = load_model(target_dir, **kw)
     draft_models = {label: load_model(d, **kw) for label, d in draft_dirs.items()}
-    vocab = shared_vocab_size([target_model, *draft_models.values()], tokenizer)
+    vocab = shared_vocab_size({target_dir: target_model, **{draft_dirs[k]: m for k, m in draft_models.items()}},
+                              tokenizer)
     info = {"target": asdict(describe(target_model, target_dir)),
             "drafts": {label: asdict(describe(m, draft_dirs[label])) for label, m in draft_models.items()},
             "tokenizer": {"name": type(tokenizer).__name__, "path": str(target_dir), "size": len(tokenizer)},

@@ -146,6 +146,9 @@ def explain_load_error(model_dir: Path, exc: BaseException) -> WorkbenchError:
                               "(a config for another model size, e.g. hidden_size?)")
     if type(exc).__name__ == "SafetensorError":
         return WorkbenchError(f"model {model_dir}: corrupt safetensors file ({first})")
+    if "custom code" in text or "trust_remote_code" in text:
+        return WorkbenchError(f"model {model_dir} ships its own code, which runs only with --trust-remote-code "
+                              "(read it first: it runs with your permissions)")
     return WorkbenchError(f"cannot load model {model_dir}: {first}")
 
 
