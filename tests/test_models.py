@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -112,3 +113,5 @@ def test_two_draft_models_with_one_folder_name_get_labels_that_tell_them_apart()
     assert [d.label for d in parse_drafters(["a/m", "/x/a/m"])] == ["a-m", "x-a-m"]
     with pytest.raises(WorkbenchError, match="lists m more than once"):  # the same place twice
         parse_drafters(["/runs/x1/m", "/runs/x1/m"])
+    with pytest.raises(WorkbenchError, match="lists m more than once"):  # … once relative, once absolute
+        parse_drafters(["x1/m", os.path.join(os.getcwd(), "x1", "m")])

@@ -13,6 +13,7 @@ and the correction is drawn from p with x removed, renormalised (``rejection.res
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import PurePath
@@ -78,8 +79,11 @@ def _distinct(drafters: list[DrafterSpec]) -> list[DrafterSpec]:
     out = list(drafters)
     for label in {d.label for d in out}:
         group = [i for i, d in enumerate(out) if d.kind == "model" and d.label == label]
+        places = {os.path.normpath(os.path.abspath(out[i].model)) for i in group}
+        if len(places) < len(group):  # one folder given twice (say, relative and absolute): a duplicate
+            continue
         parts = {i: PurePath(out[i].model.rstrip("/")).parts for i in group}
-        if len({parts[i] for i in group}) < 2:
+        if len(set(parts.values())) < 2:  # one model with this name (or none): its label stays
             continue
         for depth in range(2, max(len(p) for p in parts.values()) + 1):
             names = {i: "-".join(part for part in parts[i][-depth:] if part != "/") for i in group}
