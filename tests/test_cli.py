@@ -85,6 +85,7 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "busy")), "busy: a directory, not a file"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "warm.jsonl")), "warm.jsonl:1: id 'warmup0'"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "slash.jsonl")), "slash.jsonl:2: id 'a/b'"),
+    (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "cat.jsonl")), "cat.jsonl:1: category must be"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "busy")), "not empty"),
     (lambda a, d, t: a.__setitem__(a.index("--out") + 1, str(t / "afile" / "run")), "afile/run: Not a directory"),
 ])
@@ -95,6 +96,7 @@ def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsy
     # request ids are built from prompt ids: warmup0/baseline would be a warm-up's id, a/b/… would not parse back
     (tmp_path / "warm.jsonl").write_text('{"id": "warmup0", "prompt": "x"}\n')
     (tmp_path / "slash.jsonl").write_text('{"id": "a", "prompt": "x"}\n{"id": "a/b", "prompt": "y"}\n')
+    (tmp_path / "cat.jsonl").write_text('{"id": "a", "category": 3, "prompt": "x"}\n')
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     (tmp_path / "afile").write_text("a file, not a directory")

@@ -35,7 +35,10 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
     if not pid.strip() or "/" in pid or re.fullmatch(r"warmup\d+", pid):  # request ids are <prompt id>/<drafter>/…
         raise WorkbenchError(f"{path}:{lineno}: id {pid!r}: give a non-empty id without '/' that is not warmupN "
                              "(request ids are built from it; warmupN names a warm-up request)")
-    return Prompt(id=pid, category=str(obj.get("category", "default")), prompt=obj["prompt"])
+    category = obj.get("category")
+    if category is not None and not isinstance(category, str):
+        raise WorkbenchError(f"{path}:{lineno}: category must be a string, got {type(category).__name__}")
+    return Prompt(id=pid, category=category or "default", prompt=obj["prompt"])
 
 
 def load_prompts(path: str | Path, *, limit: int | None = None, per_category: int | None = None) -> list[Prompt]:
