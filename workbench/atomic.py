@@ -32,7 +32,8 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def text_temp(path: Path) -> Path:
-    """The sibling temp file ``write_text`` writes before renaming it into place (a killed writer may leave it)."""
+    """The sibling temp file an atomic write (``write_text``, a trace part) fills before renaming it into place (a
+    killed writer may leave it)."""
     return path.with_name(path.name + ".tmp")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbench.config import RunConfig, setting_problem
 from workbench.errors import WorkbenchError
+from workbench.paths import DEFAULT
 
 # Grid keys → element type (float accepts ints). Every point carries all of them (defaults filled in).
 GRID_TYPES: dict[str, type] = {"target": str, "draft": str, "policy": str, "gamma": int, "temperature": float,
@@ -73,7 +74,7 @@ def _as_list(value, want: type, bad) -> list:
 def _resolve(sweep_file: Path, value: str) -> str:
     """A relative path that exists next to the sweep file → absolute (workers may run in another directory)."""
     candidate = sweep_file.parent / value
-    return str(candidate.resolve()) if value != "default" and not Path(value).is_absolute() and \
+    return str(candidate.resolve()) if value != DEFAULT and not Path(value).is_absolute() and \
         candidate.exists() else value
 
 

@@ -72,7 +72,7 @@ def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
     written = []
     for table in WRITE_ORDER:
         final = part_path(run_dir, table, index)
-        tmp = final.with_suffix(".parquet.tmp")
+        tmp = atomic.text_temp(final)  # the sibling temp name every atomic write uses
         try:
             pq.write_table(pa.Table.from_pylist(rows.get(table, []), schema=SCHEMAS[table]), tmp)
             os.replace(tmp, final)

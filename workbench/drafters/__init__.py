@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 from workbench.errors import WorkbenchError
+from workbench.paths import DEFAULT, DEFAULT_MODELS
 
 SYNTAX = "a model directory or hub id, default, ngram[:N[:M]], early-exit:L"
 
@@ -50,7 +51,7 @@ def parse_drafter(spec: str) -> DrafterSpec:
         return DrafterSpec("early-exit", f"early-exit:{layers}", layers=layers)
     if not text:
         raise WorkbenchError(f"--draft: empty drafter (expected {SYNTAX})")
-    label = "default-draft" if text == "default" else PurePath(text.rstrip("/")).name
+    label = DEFAULT_MODELS["draft"] if text == DEFAULT else PurePath(text.rstrip("/")).name
     return DrafterSpec("model", label, model=text)
 
 
