@@ -1,4 +1,4 @@
-"""The issue-8 benchmark scripts (benchmarks/policy_headroom.py, benchmarks/draft_objective.py) on the tiny
+"""The issue-8 benchmark scripts (benchmarks/policy_headroom.py, draft_objective.py, predictions.py) on the tiny
 models: they print every figure RESULTS.md quotes, and the draft fine-tune does what it says."""
 
 from __future__ import annotations
@@ -77,3 +77,20 @@ def test_draft_objective_reads_the_draft_along_the_path_and_fine_tunes_towards_t
     before = agreement()
     objective.fine_tune(draft, target, stream, budget_s=600.0, lr=1e-2, steps=60)
     assert agreement() > max(0.02, 4 * before)  # 0.004 → 0.047 here
+
+
+def test_predictions_script_prints_the_sweep_and_the_replay_beside_the_measurement(model_dirs, prompts_file, tmp_path,
+                                                                                   capsys, monkeypatch):
+    from workbench.analysis import speedup
+
+    out = tmp_path / "run"
+    policies = "constant:2,constant:4,heuristic"
+    assert main(run_args(model_dirs, prompts_file, out, "--baseline", "--policy", policies)) == 0
+    capsys.readouterr()
+    _benchmark("predictions", monkeypatch).main([str(out)])
+    printed = capsys.readouterr().out
+    assert "the constant-γ sweep, measured and predicted" in printed
+    assert "every live policy beside its replay" in printed
+    assert "heuristic:5" in printed and "tau_error" in printed
+    measured = speedup.sweep_table(trace.load(out))["measured"]
+    assert all(f"{v:.6f}" in printed for v in measured)  # the measured column is the package's, as printed
