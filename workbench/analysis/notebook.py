@@ -36,15 +36,18 @@ def show(fig) -> None:
     display({PLOTLY_MIME: json.loads(fig.to_json()), "text/html": html}, raw=True)
 
 
-def show_table(frame: pd.DataFrame, rows: int = 40) -> None:
-    """Display at most ``rows`` rows of a table, saying how many were left out."""
+NAN_MEANS = "not measured in this run (no such steps, or no baseline to divide by)"  # what a NaN says, by default
+
+
+def show_table(frame: pd.DataFrame, rows: int = 40, nan_means: str = NAN_MEANS) -> None:
+    """Display at most ``rows`` rows of a table, saying how many were left out and what a NaN in it means."""
     from IPython.display import display
 
     display(frames.head_rows(frame, rows))
     if len(frame) > rows:
         print(f"… {len(frame) - rows} more rows (the full table is a DataFrame in the notebook)")
     if frame.isna().to_numpy().any():
-        print("NaN: not measured in this run (no such steps, or no baseline to divide by).")
+        print(f"NaN: {nan_means}.")
 
 
 def shown_request(trace: Trace, request_id: str = "") -> str:
