@@ -102,20 +102,25 @@ class Heuristic(_Base):
             self.gamma = self.gamma + 2 if outcome.n == outcome.gamma else max(1, self.gamma - 1)
 
 
-class Threshold(_Base):
-    reads_draft = True
+class _EarlyStop(_Base):
+    """Plans GMAX and stops early on what each drafted token says (``stop_after``)."""
 
-    def __init__(self, p_min: float, gmax: int = DEFAULT_GMAX):
-        self.p_min, self.gmax, self.cap, self.spec = p_min, gmax, gmax, f"threshold:{p_min:g}:{gmax}"
+    reads_draft = True
+    gmax: int
 
     def plan(self) -> int:
         return self.gmax
+
+
+class Threshold(_EarlyStop):
+    def __init__(self, p_min: float, gmax: int = DEFAULT_GMAX):
+        self.p_min, self.gmax, self.cap, self.spec = p_min, gmax, gmax, f"threshold:{p_min:g}:{gmax}"
 
     def stop_after(self, i: int, confidence: float, entropy: float) -> bool:
         return confidence < self.p_min
 
 
-class Entropy(Threshold):
+class Entropy(_EarlyStop):
     reads_entropy = True
 
     def __init__(self, h_max: float, gmax: int = DEFAULT_GMAX):
