@@ -16,9 +16,9 @@ from pathlib import Path
 
 from workbench import atomic
 from workbench.errors import WorkbenchError
+from workbench.trace import PHASES
 
 PID = 1
-PHASES = ("draft", "verify", "other")  # order inside a step ≥ 1 (steps.draft_ms, verify_ms, other_ms)
 
 
 def _x(name: str, cat: str, tid: int, ts_ms: float, dur_ms: float, args: dict) -> dict:

@@ -21,6 +21,7 @@ from workbench.errors import PATH_ERRNOS, IOFailure, TraceError, WorkbenchError
 
 META_FILE = "meta.json"
 TRACE_VERSION = 2  # 2: drafter/policy per request (requests.gamma removed), gamma_planned/draft_stop, forced table
+PHASES = ("draft", "verify", "other")  # a decode step's phases, in order: steps.draft_ms, verify_ms, other_ms
 _S, _I, _F, _B, _L = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.int64())
 
 # One explicit schema per table, so empty parts and NaNs keep their types (docs/TRACE.md explains each column).

@@ -19,8 +19,9 @@ import pandas as pd
 
 from workbench.adaptive import fit_line
 from workbench.analysis import frames
+from workbench.trace import PHASES as STEP_PHASES
 
-PHASES = ("draft_ms", "verify_ms", "other_ms")
+PHASES = tuple(f"{p}_ms" for p in STEP_PHASES)  # the steps table's phase columns
 SPIKE = 3.0  # a phase time (or TTFT) above SPIKE × its cell's median is a stall, left out of the costs (``calm``)
 DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
 CELL = ["mode", "drafter", "gamma"]  # steps whose phases should take the same time
