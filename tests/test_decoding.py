@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import decoding, drafter, first_layers, make_model
+from tiny_models import SLIDING, decoding, drafter, first_layers, make_model
 
 from workbench.decoding import generate_baseline, generate_speculative
 from workbench.lm import CausalLM
@@ -202,6 +202,8 @@ def test_sliding_window_models_roll_back_past_their_window(tokenizer, draft_kind
         with torch.no_grad():
             logits = target(torch.tensor([ids + base.tokens])).logits[0]
         assert logits[len(ids) - 1:-1].argmax(-1).tolist() == base.tokens
+        # after the target-only run (the last here) the cache holds one window, not every token: both loops trim
+        assert all(layer.keys.shape[-2] < SLIDING for layer in dec.target.cache.layers)
 
 
 @pytest.mark.parametrize("spec", ["model", "early-exit:2"])

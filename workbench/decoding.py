@@ -163,6 +163,7 @@ def generate_baseline(dec: Decoding, prompt_ids: list[int], recorder: Recorder) 
         token = int(choose(p[-1], dec.sampling, dec.generator))
         emitted, stop = emit(dec, [token], len(ids) - len(prompt_ids))
         ids += emitted
+        dec.target.crop(len(ids) - 1)  # removes nothing; trims a sliding-window layer as a speculative step does
         recorder.on_step(StepEvent(step=step, gamma=0, n_accepted=0, emitted=emitted, context_len=context_len,
                                    marks=(start, start, after_verify), p=p, token=token, role="target"))
     dec.clock.mark()

@@ -31,11 +31,11 @@ class CausalLM:
     def _new_cache(self) -> DynamicCache:
         """An empty cache that can be cropped back. A sliding-window layer otherwise drops the states that leave
         its window as it goes, and can no longer roll back a rejected draft (transformers raises at ``crop``); with
-        past recording it keeps them until the next ``crop``, as transformers' own assisted generation does. Every
-        speculative step crops, so the extra states last one step; target-only decoding never crops, so there a
-        sliding-window model holds the KV of every token, as a full-attention model would (the attention mask
-        still applies the window: tests/test_decoding.py compares with a forward without cache)."""
+        past recording it keeps them until the next ``crop``, which trims them back to the window, as transformers'
+        own assisted generation does. ``crop`` is therefore called after every step of both loops, even with
+        nothing to remove (``sliding``), so speculative and target-only decoding carry the same cache."""
         cache = DynamicCache(config=self.model.config)
+        self.sliding = any(getattr(cache, "is_sliding", ()))  # a sliding-window layer: trim it after every step
         if hasattr(cache, "activate_past_recording"):  # public Cache API of transformers 5.x
             cache.activate_past_recording()
         return cache
@@ -57,7 +57,7 @@ class CausalLM:
         remove = self.length - length
         if remove < 0:
             raise RuntimeError(f"cannot crop a {self.length}-token cache to {length} tokens")
-        if remove:
+        if remove or self.sliding:  # crop(-0) trims a sliding layer's recorded past back to its window
             self.cache.crop(-remove)  # a negative argument removes that many tokens (all transformers 5.x)
         if self.length != length:
             raise RuntimeError(f"KV cache holds {self.length} tokens after cropping to {length}")
