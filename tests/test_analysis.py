@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from trace_fixtures import request_rows
 
+from workbench import trace
 from workbench.analysis import acceptance, figures, frames, latency, speedup, summary, theory
 from workbench.trace import Trace
 
@@ -201,7 +202,7 @@ def test_prediction_is_the_median_over_prompts_of_their_own_predictions():
 
 
 def test_sweep_and_tuning_tables_over_two_runs():
-    both = speedup.combine([make_trace("r1", 0.0), make_trace("r2", 1.0)])
+    both = trace.combine([make_trace("r1", 0.0), make_trace("r2", 1.0)])
     sweep = speedup.sweep_table(both)
     assert list(sweep["run_id"]) == ["r1", "r2"] and list(sweep["temperature"]) == [0.0, 1.0]
     assert sweep["measured"].iloc[0] == pytest.approx((46 / 5) / (66 / 11))

@@ -195,3 +195,16 @@ def test_a_drafter_that_never_drafted_has_no_alpha_and_the_tuning_tables_still_b
     sweep = speedup.sweep_table(t, [fit])
     assert list(sweep["gamma"]) == [4] and sweep["measured"].notna().all()  # the measurement stays
     assert len(speedup.tuning_table(t, 8, [fit], sweep)) == 1
+
+
+def test_a_prompt_that_never_drafted_leaves_the_other_prompts_predictions_standing():
+    # prompt "a": the lookup matched (2 of 4 drafts accepted per step); prompt "b": it never did
+    hit, miss = [(2, 1.0, 24.0, 0.0, 4, "cap")] * 4, [(0, 0.5, 20.0, 0.0, 0, MISS)] * 4
+    reqs = [base(p, "prose") for p in ("a", "b")]
+    reqs += [request_rows(p, "speculative", 4, steps, drafter="ngram:3:1", category="prose")
+             for p, steps in (("a", hit), ("b", miss))]
+    t = make_trace(reqs)
+    (fit,) = speedup.fits(t)
+    assert [p.prompt_id for p in fit.prompts if p.alpha != p.alpha] == ["b"]  # NaN: nothing judged on "b"
+    sweep = speedup.sweep_table(t, [fit])
+    assert sweep[["predicted_iid", "predicted_position"]].notna().all().all()  # "a" predicts; "b" is left out

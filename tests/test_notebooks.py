@@ -84,7 +84,7 @@ def test_latency_figures_match_analysis(built, run_dir):
 
 def test_tuning_figures_match_analysis(built, run_dir):
     fig = _figures(built, run_dir, "tuning")["rows"][0]
-    tun = speedup.tuning_table(speedup.combine([trace.load(run_dir)])).iloc[0]
+    tun = speedup.tuning_table(trace.combine([trace.load(run_dir)])).iloc[0]
     assert fig["optimal_gamma"] == tun["optimal_gamma"]
     assert fig["alpha"] == pytest.approx(tun["alpha"])
     assert fig["best_measured"] == pytest.approx(tun["best_measured"])
@@ -244,7 +244,7 @@ def test_run_kind_helpers_and_notes(synthetic):
 
 
 def test_tuning_without_a_baseline_predicts_and_measures_nothing(synthetic):
-    spec_only = speedup.combine([_without(synthetic, "baseline")])
+    spec_only = trace.combine([_without(synthetic, "baseline")])
     fitted = speedup.fits(spec_only)
     assert fitted and speedup.with_baseline(fitted) == []
     curve = speedup.gamma_curve(fitted[0])  # was: ValueError: All-NaN slice encountered
@@ -253,9 +253,9 @@ def test_tuning_without_a_baseline_predicts_and_measures_nothing(synthetic):
     assert len(table) == len(fitted) and list(table.columns) == speedup.TUNING_COLUMNS
     assert table[["optimal_gamma", "optimal_predicted", "best_measured_gamma", "best_measured"]].isna().all().all()
     assert (table["alpha"] > 0).all()  # what needs no baseline is still there
-    full = speedup.tuning_table(speedup.combine([synthetic]))
+    full = speedup.tuning_table(trace.combine([synthetic]))
     assert full["optimal_gamma"].notna().all() and full["best_measured"].notna().all()
-    assert speedup.tuning_table(speedup.combine([_without(synthetic, "speculative")])).empty
+    assert speedup.tuning_table(trace.combine([_without(synthetic, "speculative")])).empty
 
 
 def test_report_plan_skips_what_a_baseline_only_run_cannot_show(synthetic, tmp_path):

@@ -225,3 +225,13 @@ def compact(run_dir: str | os.PathLike) -> int:
         os.replace(part_path(tmp, table, 0), part_path(run_dir, table, 0))
     tmp.rmdir()
     return len(parts)
+
+
+def combine(traces: list[Trace]) -> Trace:
+    """Concatenate several runs (run_id tells them apart); meta becomes {"runs": [meta, ...]}."""
+    def cat(name: str) -> pd.DataFrame | None:
+        parts = [getattr(t, name) for t in traces if getattr(t, name) is not None]
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    return Trace(meta={"runs": [t.meta for t in traces]}, requests=cat("requests"), steps=cat("steps"),
+                 tokens=cat("tokens"), forced=cat("forced"))

@@ -52,8 +52,8 @@ def calm_baseline_ms_per_token(steps: pd.DataFrame, requests: pd.DataFrame) -> p
     indexed like ``frames.baseline_ms_per_token`` (the same figure in a run without spikes). Predictions divide
     this, so both sides of a predicted speedup leave the same stalls out (else a loaded machine's stalled baseline
     over a stall-free prediction overstates the speedup, 2× in one audit); measured speedups keep dividing the
-    measured baseline. A TTFT spike (against the baseline's median TTFT, as ``cost_model`` judges it) is replaced
-    by that median too."""
+    measured baseline. The TTFT stays as measured: it grows with the prompt's length, so a long prompt's real
+    prefill would look like a spike against the median."""
     s = frames.decode_steps(steps, requests)
     s = s[s["mode"] == "baseline"].copy()
     for col in PHASES:
@@ -64,9 +64,7 @@ def calm_baseline_ms_per_token(steps: pd.DataFrame, requests: pd.DataFrame) -> p
     base = req[req["mode"] == "baseline"]
     if not len(base):  # no baseline in the run (a sweep keeps it in a run of its own): nothing to index
         return frames.baseline_ms_per_token(requests)
-    ttft_median = base["ttft_ms"].median()
-    ttft = base["ttft_ms"].where(~(base["ttft_ms"] > SPIKE * ttft_median), ttft_median)
-    total = ttft + base["request_id"].map(decode).astype(float).fillna(0.0)
+    total = base["ttft_ms"] + base["request_id"].map(decode).astype(float).fillna(0.0)
     return (total / base["new_tokens"]).groupby([base[k] for k in frames.BASELINE_KEY]).median()
 
 

@@ -123,9 +123,16 @@ def predicted_speedup(f: Fit, gamma, model: str = "position"):
     (``request_ms``). Prompts differ (a copy prompt accepts far more than a reference page), so a pooled prediction
     of a per-prompt median is biased; without per-prompt fits the pooled means are used."""
     gammas = np.atleast_1d(np.asarray(gamma, dtype=int))
-    out = np.array([float(np.median([_prompt_speedup(f, p, int(g), model) for p in f.prompts])) if f.prompts
+    out = np.array([_median([_prompt_speedup(f, p, int(g), model) for p in f.prompts]) if f.prompts
                     else _prompt_speedup(f, None, int(g), model) for g in gammas])
     return out if np.ndim(gamma) else float(out[0])
+
+
+def _median(values: list[float]) -> float:
+    """Median over the prompts that have a prediction: a prompt whose requests judged no draft (an n-gram lookup
+    that never matched) has no acceptance to predict from and is left out; NaN when none has one."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.median(finite)) if finite else float("nan")
 
 
 def _prompt_speedup(f: Fit, p: PromptFit | None, gamma: int, model: str) -> float:
@@ -287,13 +294,3 @@ def gap_attribution(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame
                          "stage": stage, "speedup": value, "delta": value - (chain[i - 1] if i else 0.0)})
     return pd.DataFrame(rows, columns=["drafter", "gamma", "temperature", "stage_index", "stage", "speedup",
                                        "delta"])
-
-
-def combine(traces: list[Trace]) -> Trace:
-    """Concatenate several runs (run_id tells them apart); meta becomes {"runs": [meta, ...]}."""
-    def cat(name: str) -> pd.DataFrame | None:
-        parts = [getattr(t, name) for t in traces if getattr(t, name) is not None]
-        return pd.concat(parts, ignore_index=True) if parts else None
-
-    return Trace(meta={"runs": [t.meta for t in traces]}, requests=cat("requests"), steps=cat("steps"),
-                 tokens=cat("tokens"), forced=cat("forced"))
