@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from workbench import paths
 from workbench.drafters import parse_drafter
 from workbench.errors import WorkbenchError
 from workbench.loading import resolve_device, resolve_dtype, resolve_model_dir
@@ -115,3 +116,5 @@ def test_two_draft_models_with_one_folder_name_get_labels_that_tell_them_apart()
         parse_drafters(["/runs/x1/m", "/runs/x1/m"])
     with pytest.raises(WorkbenchError, match="lists m more than once"):  # … once relative, once absolute
         parse_drafters(["x1/m", os.path.join(os.getcwd(), "x1", "m")])
+    with pytest.raises(WorkbenchError, match="lists default-draft more than once"):  # … once by its name
+        parse_drafters(["default", str(paths.data_dir() / "models" / "default-draft")])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 from workbench.errors import WorkbenchError
-from workbench.paths import DEFAULT, DEFAULT_MODELS
+from workbench.paths import DEFAULT, DEFAULT_MODELS, model_path
 
 SYNTAX = "a model directory or hub id, default, ngram[:N[:M]], early-exit:L"
 
@@ -80,8 +80,10 @@ def _distinct(drafters: list[DrafterSpec]) -> list[DrafterSpec]:
     out = list(drafters)
     for label in {d.label for d in out}:
         group = [i for i, d in enumerate(out) if d.kind == "model" and d.label == label]
-        places = {os.path.normpath(os.path.abspath(out[i].model)) for i in group}
-        if len(places) < len(group):  # one folder given twice (say, relative and absolute): a duplicate
+        if len(group) < 2:
+            continue
+        places = {os.path.realpath(os.path.expanduser(model_path(out[i].model, "draft"))) for i in group}
+        if len(places) < len(group):  # one folder given twice (relative and absolute, `default` and its path…)
             continue
         parts = {i: PurePath(out[i].model.rstrip("/")).parts for i in group}
         if len(set(parts.values())) < 2:  # one model with this name (or none): its label stays
