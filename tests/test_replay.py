@@ -193,6 +193,8 @@ def test_a_sampled_run_replays_its_model_drafter_and_says_it_left_the_ngram_out(
     assert "draft_prefix" in captured.out and "ngram:3:1" not in captured.out
     assert main(["replay", str(out), "--drafter", "ngram"]) == 2  # asked for by name: refused, in one line
     assert capsys.readouterr().err.strip().startswith("error: replay: n-gram drafters replay only from greedy")
+    t = trace.load(out)  # what the tuning page and benchmarks/predictions.py ask before replaying a drafter
+    assert replay.replayable(t, "draft_prefix") and not replay.replayable(t, "ngram:3:1")
 
 
 def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts_file, tmp_path, monkeypatch):

@@ -174,9 +174,9 @@ def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFra
     if not costs[False].costs.has_baseline:
         raise WorkbenchError("replay: the run has no baseline requests (a sweep keeps its baseline in a separate run): "
                              "a predicted speedup needs the target-only cost measured in the same run")
-    greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
-    if not greedy and ngram_of(drafter) is not None:
+    if sampled_ngram(trace, drafter):
         raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")
+    greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=ngram_of(drafter))
                       for s in specs], ignore_index=True)
@@ -212,7 +212,15 @@ def live_table(trace: Trace, drafter: str, replayed: pd.DataFrame) -> pd.DataFra
 
 
 def replayable(trace: Trace, drafter: str) -> bool:
-    """Whether ``replay`` can run for ``drafter``: a baseline, and teacher-forced data (or an n-gram drafter)."""
+    """Whether ``replay`` can run for ``drafter``: a baseline, and teacher-forced data (or an n-gram drafter of a
+    greedy run)."""
     req = frames.measured_requests(trace.requests)
     has_forced = trace.forced is not None and len(trace.forced) and drafter in set(trace.forced["drafter"])
-    return bool((req["mode"] == "baseline").any() and (has_forced or ngram_of(drafter) is not None))
+    return bool((req["mode"] == "baseline").any() and (has_forced or ngram_of(drafter) is not None)
+                and not sampled_ngram(trace, drafter))
+
+
+def sampled_ngram(trace: Trace, drafter: str) -> bool:
+    """Whether ``drafter`` is an n-gram lookup in a run sampled at T > 0: replay redoes the lookup along the one
+    recorded output, which is exact only under greedy decoding, so it does not replay it."""
+    return ngram_of(drafter) is not None and float(frames.measured_requests(trace.requests)["temperature"].max()) > 0

@@ -66,15 +66,15 @@ def replay_drafters(tr, run_dir: Path, wanted: str | None) -> list[str]:
     """The drafters to replay: every drafter of the run's measured speculative requests, or ``wanted`` (a label,
     or a drafter as ``--draft`` takes it: ``ngram`` names ``ngram:3:1``, a model path its folder's name); refused
     in one line naming the run's drafters if it is none of them (``check_replayable`` first)."""
-    from workbench.drafters import kind_of, parse_drafter
+    from workbench.analysis.replay import sampled_ngram
+    from workbench.drafters import parse_drafter
     from workbench.errors import WorkbenchError
 
     check_replayable(tr, run_dir)
     measured = tr.requests[~tr.requests["warmup"].astype(bool)]
     labels = sorted(set(measured.loc[measured["mode"] == "speculative", "drafter"]))
     if wanted is None:  # every drafter replay can take: an n-gram lookup replays only from a greedy run
-        greedy = float(measured["temperature"].max()) == 0.0
-        keep = [d for d in labels if greedy or kind_of(d) != "ngram"]
+        keep = [d for d in labels if not sampled_ngram(tr, d)]
         for d in sorted(set(labels) - set(keep)):
             print(f"note: {d} left out: n-gram drafters replay only from greedy runs (T = 0)", file=sys.stderr)
         return keep or labels  # none left: replay itself says why, in one line
