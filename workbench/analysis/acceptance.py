@@ -203,8 +203,9 @@ def output_html(tokens: pd.DataFrame, request_id: str) -> str:
 def greedy_agreement(requests: pd.DataFrame) -> pd.DataFrame:
     """Per drafter × policy, over greedy (T = 0) requests whose prompt has a baseline in the same run: how many
     outputs equal target-only greedy token for token, and where the first one that does not parts from it (output
-    index; NaN when all agree). In float32 every one does (the loop's guarantee, tested); in bfloat16 / float16 a
-    verify over γ + 1 tokens rounds differently from a one-token forward, so a near-tie in p can go the other way."""
+    index; NaN when all agree). A verify over γ + 1 tokens rounds differently from a one-token forward: float32
+    (machine ε ≈ 1e-7) flips only an exact near-tie, so every output agrees in practice (tested); bfloat16 (ε ≈ 8e-3)
+    and float16 (ε ≈ 1e-3) round far coarser, and a near-tie in p can go the other way."""
     cols = ["drafter", "policy", "requests", "identical", "share_identical", "first_difference"]
     req = frames.measured_requests(requests)
     req = req[req["temperature"] == 0]
