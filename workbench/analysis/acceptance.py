@@ -212,10 +212,11 @@ def greedy_agreement(requests: pd.DataFrame) -> pd.DataFrame:
     base = req[req["mode"] == "baseline"].drop_duplicates(frames.BASELINE_KEY).set_index(frames.BASELINE_KEY)
     spec = req[req["mode"] == "speculative"]
     keys = list(zip(*(spec[k] for k in frames.BASELINE_KEY)))
-    spec = spec[[k in base.index for k in keys]]
+    paired = [k in base.index for k in keys]
+    spec = spec[paired]
     if not len(spec):
         return pd.DataFrame(columns=cols)
-    ref = base["output_token_ids"].reindex(list(zip(*(spec[k] for k in frames.BASELINE_KEY)))).to_list()
+    ref = base["output_token_ids"].reindex([k for k, ok in zip(keys, paired) if ok]).to_list()
     parted = [_first_difference(list(s), list(b)) for s, b in zip(spec["output_token_ids"], ref)]
     out = spec.assign(_same=[p is None for p in parted], _at=[np.nan if p is None else p for p in parted])
     g = out.groupby(["drafter", "policy"], sort=False)
