@@ -10,8 +10,8 @@
 # Writes at most 8 files to OUT_DIR (the device tool brings back 8): device.txt, test_gpu.log, bench_engine.log,
 # compare_hf.log, policies.log (run + replay + policy_headroom), policies.tgz (the run directory), summary.txt.
 # Record the figures in benchmarks/RESULTS.md with the date and the device line; nothing here asserts a speed.
-# float32 throughout: greedy equality with target-only decoding holds in float32, barring exact ties (bf16 rounds differently
-# for a k-token verify than for k one-token steps), and the CPU figures in RESULTS.md are float32 too.
+# float32 throughout: greedy equality with target-only decoding holds in float32, barring exact ties (bf16 rounds
+# differently for a k-token verify than for k one-token steps), and the CPU figures in RESULTS.md are float32 too.
 set -uo pipefail
 out=${1:-${OUT:-runs/gpu}}
 mkdir -p "$out"
