@@ -1,6 +1,6 @@
-"""The acceptance rule on hand-made p/q, a χ² test that speculative sampling is lossless for every drafter and
-for non-constant policies (and that the test can fail), and the report's check of greedy outputs against the
-baseline's."""
+"""The acceptance rule on hand-made p/q; a χ² test that speculative sampling is lossless for every drafter and for
+non-constant policies (and that the test can fail), and that target-only sampling follows the same law; the
+report's check of greedy outputs against the baseline's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scipy.stats import chi2
 from tiny_models import decoding, drafter, make_model
 
 import workbench.decoding as decoding_module
-from workbench.decoding import generate_speculative
+from workbench.decoding import generate_baseline, generate_speculative
 from workbench.policies import parse_policy
 from workbench.recorder import NullRecorder
 from workbench.rejection import Verdict, accept_greedy, accept_sampling, residual
@@ -66,6 +66,18 @@ def test_top_k_and_top_p_filter_p_and_q_alike():
     assert torch.allclose(probabilities(logits, SamplingConfig(temperature=1.0, top_p=0.8)), dist(0.625, 0.375, 0, 0))
     assert torch.allclose(probabilities(logits, SamplingConfig(temperature=1.0, top_p=0.81)),
                           dist(0.5, 0.3, 0.15, 0) / 0.95)
+    # both filters at once: top-k first (0.5, 0.3, 0.15 renormalised), then top-p over what is left
+    assert torch.allclose(probabilities(logits, SamplingConfig(temperature=1.0, top_k=3, top_p=0.8)),
+                          dist(0.625, 0.375, 0, 0))
+
+
+def test_temperature_divides_the_logits():
+    # checked against softmax itself: the χ² tests build their expectation with `probabilities`, so a wrong
+    # temperature would follow them there unseen
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    for t in (0.5, 0.7, 2.0):
+        assert torch.allclose(probabilities(logits, SamplingConfig(temperature=t)), torch.softmax(logits / t, -1))
+    assert torch.allclose(probabilities(logits, SamplingConfig(temperature=0.0)), torch.softmax(logits, -1))
 
 
 # --- lossless sampling: the joint law of generated tokens 1-3 must be the target's --------------------------------
@@ -95,14 +107,19 @@ def _exact_target_joint(target, settings: SamplingConfig = SETTINGS) -> dict[tup
 
 def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "constant:2",
                  kind: str = "llama", settings: SamplingConfig = SETTINGS) -> float:
+    """χ² p-value of 3-token samples against the exact target law; ``spec="baseline"``: target-only sampling."""
     target = _target(kind)
     draft_model = make_model("llama", vocab_size=VOCAB, seed=12, layers=1, hidden=16)
     expected = _exact_target_joint(target, settings)
     dec = decoding(target, VOCAB, sampling=settings, seed=seed, max_new=3)
-    draft, pol = drafter(spec, target, VOCAB, draft_model), parse_policy(policy)
+    if spec == "baseline":  # the loop every speedup divides by must sample the target's law too
+        sample = lambda: generate_baseline(dec, PROMPT, NullRecorder()).tokens  # noqa: E731
+    else:
+        draft, pol = drafter(spec, target, VOCAB, draft_model), parse_policy(policy)
+        sample = lambda: generate_speculative(dec, draft, pol, PROMPT, NullRecorder()).tokens  # noqa: E731
     counts = dict.fromkeys(itertools.product(range(VOCAB), repeat=3), 0)
     for _ in range(samples):
-        counts[tuple(generate_speculative(dec, draft, pol, PROMPT, NullRecorder()).tokens)] += 1
+        counts[tuple(sample())] += 1
     obs = np.array([counts[k] for k in expected])
     exp = np.array([expected[k] for k in expected]) * samples
     if obs[exp == 0].sum():  # a sequence the (filtered) target never produces: not lossless, whatever χ² says
@@ -116,7 +133,7 @@ def _chi2_pvalue(samples: int, seed: int, spec: str = "model", policy: str = "co
     return float(chi2.sf(stat, df=len(obs) - 1))
 
 
-@pytest.mark.parametrize("spec, policy", [("model", "constant:2"), ("model", "adaptive:3"),
+@pytest.mark.parametrize("spec, policy", [("baseline", "-"), ("model", "constant:2"), ("model", "adaptive:3"),
                                           ("model", "threshold:0.5:3"), ("ngram:2:1", "constant:2"),
                                           ("early-exit:1", "heuristic:1")])
 def test_speculative_sampling_matches_the_target_distribution(spec, policy):

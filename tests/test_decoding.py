@@ -140,6 +140,19 @@ def test_eos_inside_an_accepted_run_stops_exactly(tokenizer):
     assert len(events) == 2 and events[1].draft_stop == "eos" and events[1].emitted[-1] == eos
 
 
+def test_an_eos_that_is_also_the_last_token_of_the_budget_stops_as_eos(tokenizer):
+    target = make_model("llama", vocab_size=len(tokenizer), seed=1, layers=2)
+    prompt = tokenizer("The quick brown fox")["input_ids"]
+    free = generate_baseline(decoding(target, len(tokenizer)), prompt, NullRecorder()).tokens
+    eos = free[6]
+    stop_at = free.index(eos) + 1
+    dec = decoding(target, len(tokenizer), eos=frozenset({eos}), max_new=stop_at)  # the budget ends on the EOS
+    spec, base, _ = run_pair(dec, drafter("model", target, len(tokenizer), target), parse_policy("constant:3"),
+                             prompt)
+    assert spec.tokens == base.tokens == free[:stop_at]
+    assert spec.stop_reason == base.stop_reason == "eos"
+
+
 def test_gamma_is_clipped_to_the_token_budget(tokenizer):
     target = make_model("llama", vocab_size=len(tokenizer), seed=1, layers=2)
     dec = decoding(target, len(tokenizer), max_new=5)
@@ -161,12 +174,15 @@ def test_trace_rows_keep_the_invariants(tokenizer):
     gen = generate_speculative(dec, draft, parse_policy("constant:3"), tokenizer("The quick brown")["input_ids"], rec)
     steps, tokens = rec.rows(dec.clock.finish(), {"run_id": "r", "request_id": "x"}, tokenizer.batch_decode)
     assert sum(s["n_emitted"] for s in steps) == len(gen.tokens)
+    assert any(s["n_accepted"] < s["gamma"] - 1 for s in steps)  # rejections with unobserved drafts behind them
     for s in steps[1:]:
         rows = [t for t in tokens if t["step"] == s["step"]]
         drafts = [t for t in rows if t["role"] == "draft"]
         finals = [t for t in rows if t["role"] != "draft"]
         assert len(drafts) == s["gamma"] and len(finals) == 1 and s["gamma"] <= 3
         assert sum(t["accepted"] for t in drafts) == s["n_accepted"] <= s["gamma"]
+        # judged = the accepted drafts and the first rejected one; drafts after a rejection are unobserved
+        assert [t["evaluated"] for t in drafts] == [t["position"] <= s["n_accepted"] + 1 for t in drafts]
         assert sum(t["emitted"] for t in rows) == s["n_emitted"]
         if s["gamma"] == 0:  # nothing drafted (the last step, cut by the token budget): a plain target token
             assert finals[0]["role"] == "target" and finals[0]["position"] == 0
@@ -180,6 +196,29 @@ def test_trace_rows_keep_the_invariants(tokenizer):
         else:
             assert final["q"] != final["q"] and final["alpha_tv"] != final["alpha_tv"]  # NaN: no draft at γ+1
         assert min(s["draft_ms"], s["verify_ms"], s["other_ms"]) >= 0
+
+
+@pytest.mark.parametrize("settings", [SamplingConfig(temperature=1.0, top_k=2),
+                                      SamplingConfig(temperature=0.7, top_p=0.5)], ids=["top_k2", "T0.7-top_p0.5"])
+def test_the_draft_samples_from_the_filtered_distribution_the_target_verifies_with(tokenizer, settings):
+    # Any q keeps the output lossless, so a draft that skipped top-k/top-p would only lose acceptance, silently.
+    # With the target as its own draft, q = p after the same filters: every draft is accepted.
+    target = make_model("llama", vocab_size=len(tokenizer), seed=1, layers=2)
+    supports, steps = [], []
+
+    class Supports(NullRecorder):
+        def on_step(self, event):
+            if event.q is not None and len(event.q):
+                supports.append(int((event.q > 0).sum(-1).max()))
+                steps.append((event.gamma, event.n_accepted))
+
+    dec = decoding(target, len(tokenizer), sampling=settings, max_new=30)
+    draft = drafter("model", target, len(tokenizer), target)
+    for prompt in PROMPTS:
+        generate_speculative(dec, draft, parse_policy("constant:4"), tokenizer(prompt)["input_ids"], Supports())
+    assert len(steps) >= 6 and all(n == gamma for gamma, n in steps)
+    if settings.top_k:
+        assert max(supports) <= settings.top_k
 
 
 @pytest.mark.parametrize("draft_kind", ["random", "prefix"])

@@ -188,6 +188,30 @@ def test_a_full_disk_stops_the_run_cleanly_and_resume_completes_it(model_dirs, p
     assert sorted(requests["request_id"]) == sorted(expected)
 
 
+def test_a_part_killed_while_its_files_are_written_is_not_complete(tmp_path, monkeypatch):
+    # A kill between any two of a part's files must leave a part that --resume redoes: the requests file, which
+    # marks it complete, is written last. KeyboardInterrupt stands in for the kill (no cleanup runs).
+    real = trace.pq.write_table
+    for done in range(len(trace.WRITE_ORDER)):
+        calls = []
+
+        def write(table, where, *args, _done=done, _calls=calls, **kwargs):
+            if len(_calls) == _done:
+                raise KeyboardInterrupt
+            _calls.append(where)
+            real(table, where, *args, **kwargs)
+
+        monkeypatch.setattr(trace.pq, "write_table", write)
+        run = tmp_path / f"killed-after-{done}"
+        run.mkdir()
+        with pytest.raises(KeyboardInterrupt):
+            trace.write_part(run, 0, {})
+        assert trace.completed_parts(run) == []
+    monkeypatch.setattr(trace.pq, "write_table", real)
+    trace.write_part(tmp_path / "killed-after-0", 0, {})
+    assert trace.completed_parts(tmp_path / "killed-after-0") == [0]
+
+
 def test_an_unwritable_meta_is_one_line(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):
     real = Path.write_text
 

@@ -72,3 +72,19 @@ def test_the_run_summary_carries_the_interval():
     table = summary_table(make_trace())
     assert {"speedup_lo", "speedup_hi"} <= set(table.columns)
     assert (table["speedup_lo"] <= table["speedup"]).all() and (table["speedup"] <= table["speedup_hi"]).all()
+
+
+def test_the_measured_speedup_is_the_median_over_prompts_not_the_mean():
+    req = requests({"constant:4": [10.0, 10.0, 2.5]}, [10.0, 10.0, 10.0])  # 1x, 1x and 4x
+    row = speedup.speedup_table(req).iloc[0]
+    assert row["speedup"] == pytest.approx(1.0)  # a mean would say 2x
+    assert row["speedup_of_medians"] == pytest.approx(1.0)
+
+
+def test_the_interval_cuts_half_of_one_minus_the_level_from_each_tail():
+    # five prompts at 1x..5x: the bootstrap median is one of them, at or below 2x with probability 0.317 and at or
+    # below 3x with 0.683, so the 25th and 75th percentiles (level 0.5) are exactly 2x and 4x
+    base = [60.0] * 5
+    req = requests({"constant:4": [60.0 / r for r in (1, 2, 3, 4, 5)]}, base)
+    row = intervals.speedup_intervals(req, level=0.5).iloc[0]
+    assert (row["speedup_lo"], row["speedup_hi"]) == pytest.approx((2.0, 4.0))

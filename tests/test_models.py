@@ -118,3 +118,22 @@ def test_two_draft_models_with_one_folder_name_get_labels_that_tell_them_apart()
         parse_drafters(["x1/m", os.path.join(os.getcwd(), "x1", "m")])
     with pytest.raises(WorkbenchError, match="lists default-draft more than once"):  # … once by its name
         parse_drafters(["default", str(paths.data_dir() / "models" / "default-draft")])
+
+
+def test_one_token_latency_leaves_the_warm_up_calls_out(monkeypatch):
+    from tiny_models import make_model
+
+    import workbench.lm as lm
+
+    clock = {"now": 0.0, "forwards": 0}
+    forward = lm.CausalLM.forward
+
+    def timed_forward(self, *args, **kwargs):  # the prefill and the 10 warm-ups take 100 ms, the rest 1 ms
+        clock["forwards"] += 1
+        clock["now"] += 0.1 if clock["forwards"] <= 11 else 0.001
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(lm.CausalLM, "forward", timed_forward)
+    monkeypatch.setattr(lm.time, "perf_counter", lambda: clock["now"])
+    model = make_model("llama", vocab_size=32, seed=0, layers=1, hidden=16)
+    assert lm.one_token_latency_ms(model, context=8, calls=5, warmup=10) == pytest.approx(1.0)

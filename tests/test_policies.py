@@ -29,8 +29,35 @@ def test_adaptive_drafts_only_what_pays(draft_ms, accepted, plan):
         policy.observe_times(4, draft_ms, 10.0, 0.0)
         policy.observe_times(0, 0.0, 9.0, 0.0)
     assert policy.plan() == plan  # drafts always rejected and dear: a target-only step; cheap and accepted: GMAX
-    if plan:
-        assert not policy.stop_after(1, 0.9, 0.0)
+    if plan:  # and it drafts on to its cap: no position before GMAX stops
+        assert not any(policy.stop_after(i, 0.9, 0.0) for i in range(1, 4))
+
+
+def test_adaptive_with_a_cap_of_one_drafts_one_token_when_it_pays():
+    from workbench.adaptive import Adaptive
+    from workbench.policies import StepOutcome
+
+    policy = Adaptive(1)
+    for _ in range(30):
+        policy.observe(StepOutcome(gamma=1, n=1, confidences=(0.9,)))
+        policy.observe_times(1, 0.4, 10.0, 0.0)
+        policy.observe_times(0, 0.0, 9.0, 0.0)
+    assert policy.plan() == 1
+
+
+def test_adaptive_counts_a_step_as_fully_accepted_only_when_every_draft_was():
+    from workbench.adaptive import Adaptive
+    from workbench.policies import StepOutcome
+
+    policy = Adaptive(4)
+    policy.observe(StepOutcome(gamma=3, n=1, confidences=(0.9,) * 3))
+    assert policy.after_full is False
+    policy.observe(StepOutcome(gamma=3, n=2, confidences=(0.9,) * 3))  # learned as "after a partial acceptance"
+    assert (policy.first_any[False].trials, policy.first_any[True].trials) == (2, 0)
+    policy.observe(StepOutcome(gamma=3, n=3, confidences=(0.9,) * 3))
+    assert policy.after_full is True
+    policy.observe(StepOutcome(gamma=2, n=0, confidences=(0.9,) * 2))
+    assert policy.first_any[True].trials == 1 and policy.after_full is False
 
 
 @pytest.mark.parametrize("probe_accepted", [False, True])
@@ -63,6 +90,9 @@ def test_heuristic_keeps_its_gamma_after_a_step_that_drafted_nothing():
     assert policy.plan() == 3
     policy.observe(StepOutcome(gamma=3, n=3))
     assert policy.plan() == 5
+    # "all accepted" compares with what was drafted: 2 of 2 (the budget cut the step short of 5) is a full step
+    policy.observe(StepOutcome(gamma=2, n=2))
+    assert policy.plan() == 7
 
 
 def test_every_policy_of_a_drafter_learns_the_costs_of_its_steps(model_dirs, prompts_file):
