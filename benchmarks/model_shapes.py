@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from workbench.lm import one_token_latency_ms
-from workbench.train.shapes import ModelShape, build_model, n_params
+from workbench.loading import n_params
+from workbench.train.shapes import ModelShape, build_model
 
 VOCAB = 8192  # the default tokenizer's size
 TARGETS = {"8x256 (first default target)": ModelShape(8, 256, 4, 688), "12x256": ModelShape(12, 256, 4, 688),

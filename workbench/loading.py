@@ -141,9 +141,13 @@ class ModelInfo:
     context_window: int | None
 
 
+def n_params(model) -> int:
+    """Unique parameters (a tied embedding counted once: ``parameters()`` yields a shared tensor once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def describe(model, model_dir: Path) -> ModelInfo:
-    return ModelInfo(path=str(model_dir), content_sha256=content_hash(model_dir),
-                     parameters=sum(p.numel() for p in model.parameters()),
+    return ModelInfo(path=str(model_dir), content_sha256=content_hash(model_dir), parameters=n_params(model),
                      architecture=type(model).__name__, context_window=context_window(model))
 
 

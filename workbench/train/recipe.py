@@ -23,11 +23,12 @@ from tokenizers import Tokenizer
 
 from workbench.errors import WorkbenchError
 from workbench.lm import one_token_latency_ms
+from workbench.loading import n_params
 from workbench.meta import cpu_name
 from workbench.train.corpus import SourceSpec, corpus_stats, load_documents, split_documents
 from workbench.train.heldout_prompts import PromptConfig, heldout_prompts, write_jsonl
 from workbench.train.loop import TrainConfig, distill_draft, evaluate, token_stream, train_target, write_curve
-from workbench.train.shapes import ModelShape, build_model, n_params, save_half
+from workbench.train.shapes import ModelShape, build_model, save_half
 from workbench.train.tokenizer import SPECIAL, TokenizerConfig, save_tokenizer, to_hf, train_tokenizer
 
 _PSF = "PSF License Agreement for Python (Debian copyright: /usr/share/doc/python3.11*/copyright)"

@@ -47,11 +47,6 @@ def build_model(shape: ModelShape, vocab_size: int, special_id: int, seed: int) 
     return model
 
 
-def n_params(model: torch.nn.Module) -> int:
-    """Unique parameters (tied embedding counted once)."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def save_half(model: LlamaForCausalLM, out_dir: Path, dtype: torch.dtype = torch.float16) -> None:
     """save_pretrained as safetensors in half precision (loaders upcast to float32 on CPU if asked)."""
     out_dir.mkdir(parents=True, exist_ok=True)
