@@ -71,6 +71,10 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.extend(["--policy", "threshold:abc"]), "'abc' must be a probability"),
     (lambda a, d, t: a.extend(["--policy", "threshold:1.5"]), "'1.5' must be a probability"),
     (lambda a, d, t: a.extend(["--policy", "constant:0"]), "'0' must be a whole number"),
+    (lambda a, d, t: a.extend(["--policy", "threshold:0"]), "'0' must be a probability between 0 and 1"),
+    (lambda a, d, t: a.extend(["--policy", "entropy:0"]), "'0' must be a positive number (nats)"),
+    (lambda a, d, t: a.extend(["--top-p", "0"]), "--top-p 0.0: expected a number in (0, 1]"),
+    (lambda a, d, t: a.extend(["--max-new-tokens", "0"]), "--max-new-tokens 0: expected ≥ 1"),
     (lambda a, d, t: a.extend(["--policy", "heuristic,heuristic:5"]), "lists heuristic:5 more than once"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram:0"), "expected ngram[:N[:M]]"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:3"), "the target has 3 layers"),
@@ -262,10 +266,27 @@ def test_a_moved_checkout_resumes_without_redoing_anything(model_dirs, prompts_f
     assert len(after.meta["sessions"]) == 2
 
 
-def test_per_category_keeps_the_first_prompts_of_each_category(prompts_file):
+def test_per_category_keeps_the_first_prompts_of_each_category(prompts_file, tmp_path):
     from workbench.prompts import load_prompts
     assert [p.id for p in load_prompts(prompts_file, per_category=1)] == ["a", "b"]
     assert [p.id for p in load_prompts(prompts_file, per_category=1, limit=1)] == ["a"]
+    same_first = tmp_path / "x.jsonl"  # per category first, then the limit
+    same_first.write_text("".join(f'{{"id": "{i}", "category": "{c}", "prompt": "p"}}\n' for i, c in
+                                  [("x1", "x"), ("x2", "x"), ("y1", "y")]))
+    assert [p.id for p in load_prompts(same_first, per_category=1, limit=2)] == ["x1", "y1"]
+
+
+def test_requests_are_interleaved_prompt_by_prompt_with_the_baseline_first(prompts_file):
+    # every setting sees every prompt at about the same time, so a machine that slows down mid-run slows them alike
+    from workbench.config import RunConfig
+    from workbench.prompts import load_prompts
+    from workbench.runner import plan
+
+    cfg = RunConfig(drafts=("ngram", "ngram:2:1"), policies=("constant:2", "heuristic"), baseline=True)
+    ids = [s.request_id for s in plan(cfg, load_prompts(prompts_file, limit=2))]
+    settings = ["baseline", "ngram:3:1/constant:2", "ngram:3:1/heuristic:5", "ngram:2:1/constant:2",
+                "ngram:2:1/heuristic:5"]
+    assert ids == [f"{p}/{s}" for p in "ab" for s in settings]
 
 
 def test_demo_prints_what_it_measured_and_where_the_report_is(model_dirs, prompts_file, tmp_path, capsys, monkeypatch):

@@ -3,8 +3,11 @@ reports must say the clock was disturbed (``latency.clock_note``), and the measu
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+import torch
 from trace_fixtures import write_synthetic_run
 
 from workbench import trace
@@ -58,3 +61,18 @@ def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_n
     steps = noisy.steps[noisy.steps["step"] >= 1].merge(noisy.requests[["request_id", "mode", "warmup"]])
     steps = steps[~steps["warmup"]]
     assert raw.loc["baseline", "verify_ms"] == pytest.approx(steps[steps["mode"] == "baseline"]["verify_ms"].mean())
+
+
+def test_each_request_starts_its_own_clock():
+    from workbench.timing import PhaseClock
+
+    clock = PhaseClock(torch.device("cpu"))
+    clock.start()
+    clock.mark()
+    first = clock.finish()
+    time.sleep(0.02)
+    clock.start()
+    clock.mark()
+    second = clock.finish()
+    assert len(first) == len(second) == 2 and first[0] == second[0] == 0.0
+    assert second[1] < 15  # measured from this request's start, not the first one's (≥ 20 ms ago)

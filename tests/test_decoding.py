@@ -313,3 +313,23 @@ def test_an_ngram_draft_cut_by_the_policy_is_labelled_threshold():
     assert whole.tokens == [4, 5, 1, 2] and whole.stop == "cap"
     short = ngram.propose(ids, 8, parse_policy("constant:8"), SamplingConfig(), torch.Generator())
     assert short.tokens == [4, 5, 1, 2, 3] and short.stop == "no-match"
+
+
+def test_a_drafted_eos_ends_the_draft_and_stays_in_it():
+    from workbench.drafters.base import Proposal, cut_at_eos
+
+    q = torch.eye(10)[[5, 9, 7]]
+    cut = cut_at_eos(Proposal(x=torch.tensor([5, 9, 7]), q=q, stop="cap", confidences=(1.0, 1.0, 1.0)), frozenset({9}))
+    assert cut.tokens == [5, 9] and cut.stop == "eos" and len(cut.q) == 2 and cut.confidences == (1.0, 1.0)
+    last = Proposal(x=torch.tensor([5, 9]), q=q[:2], stop="cap")
+    assert cut_at_eos(last, frozenset({9})) is last  # an EOS drafted last: nothing to cut, the stop reason stays
+
+
+def test_why_drafting_stopped_is_labelled_by_what_ended_it():
+    from workbench.decoding import draft_stop
+
+    assert draft_stop("cap", 4, 4, cap=4) == "cap"  # the policy planned its cap and drafted it all
+    assert draft_stop("cap", 4, 4, cap=None) == "policy"  # a policy without a cap (constant:4) chose 4
+    assert draft_stop("cap", 1, 1, cap=6) == "policy"  # a probe: planned below its cap
+    assert draft_stop("cap", 2, 4, cap=4) == "budget"
+    assert draft_stop("threshold", 2, 4, cap=4) == "threshold" and draft_stop("eos", 1, 4, cap=4) == "eos"

@@ -293,8 +293,8 @@ def test_report_out_an_existing_file_is_one_line(tmp_path, capsys):
 
 def test_sampled_runs_are_reproducible(model_dirs, prompts_file, tmp_path, capsys):
     tables = []
-    for name in ("one", "two"):
-        assert main(run_args(model_dirs, prompts_file, tmp_path / name, "--temperature", "1", "--seed", "3",
+    for name, seed in (("one", "3"), ("two", "3"), ("other-seed", "4")):
+        assert main(run_args(model_dirs, prompts_file, tmp_path / name, "--temperature", "1", "--seed", seed,
                              "--gamma", "3", "--baseline")) == 0
         t = trace.load(tmp_path / name)
         tables.append((t.requests.set_index("request_id")["output_text"].sort_index(),
@@ -303,6 +303,7 @@ def test_sampled_runs_are_reproducible(model_dirs, prompts_file, tmp_path, capsy
     assert tables[0][0].equals(tables[1][0])
     assert tables[0][1].equals(tables[1][1])
     assert not tables[0][1]["accepted"].all()  # sampled: some drafts rejected, so the flags mean something
+    assert not tables[0][0].equals(tables[2][0])  # --seed is what they were drawn from
 
 
 def test_nan_logits_in_a_warm_up_name_the_request_and_what_is_saved(model_dirs, prompts_file, tmp_path, capsys):

@@ -81,6 +81,12 @@ def test_grid_expands_with_one_baseline_per_setting_exclusions_and_stable_names(
     assert [p.name for p in again] == names and sweep.grid_hash(again) == sweep.grid_hash(plans)
 
 
+def test_gamma_values_join_the_policy_list(tmp_path):
+    path = write_sweep(tmp_path / "s.toml", {"policy": ["heuristic"], "gamma": [2]})
+    runs = [p for p in sweep.expand(sweep_file.load_spec(path)) if p.kind == "speculative"]
+    assert sorted(p.point["policy"] for p in runs) == ["constant:2", "heuristic"]
+
+
 def test_names_that_would_collide_get_a_hash_of_their_settings(tmp_path):
     plans = sweep.expand(sweep_file.load_spec(write_sweep(tmp_path / "s.toml", {
         "target": ["/m/a/model", "/m/b/model"], "gamma": [2, 4]})))
