@@ -182,9 +182,11 @@ def test_greedy_agreement_counts_outputs_equal_to_the_baseline_and_where_the_fir
     rows = [req("a", "baseline", [1, 2, 3]), req("b", "baseline", [4, 5, 6]),
             req("a", "speculative", [1, 2, 3]), req("b", "speculative", [4, 9, 6]),  # parts at index 1
             req("c", "speculative", [7]),                                              # no baseline: not counted
-            req("a", "speculative", [1, 2], drafter="e")]                              # shorter: parts at 2
+            req("a", "speculative", [1, 2], drafter="e"),                              # shorter: parts at 2
+            req("f", "baseline", [1, 1, 1, 1, 1]), req("f", "speculative", [1, 1, 1, 1, 2])]  # parts at 4
     table = greedy_agreement(pd.DataFrame(rows)).set_index("drafter")
-    assert table.loc["d", ["requests", "identical"]].tolist() == [2, 1] and table.loc["d", "first_difference"] == 1
+    # first_difference: the earliest index at which any of the setting's outputs parts from its baseline
+    assert table.loc["d", ["requests", "identical"]].tolist() == [3, 1] and table.loc["d", "first_difference"] == 1
     assert table.loc["e", "identical"] == 0 and table.loc["e", "first_difference"] == 2
     sampled = pd.DataFrame([{**r, "temperature": 0.8} for r in rows])
     assert greedy_agreement(sampled).empty  # at T > 0 outputs are samples: nothing to compare

@@ -88,7 +88,16 @@ def test_most_rejected(tr):
     top = rej.iloc[0]
     assert top["token_text"] == "a" and top["rejected"] == 3 and top["evaluated"] == 4
     assert top["reject_rate"] == pytest.approx(0.75)
+    assert top["mean_p"] == pytest.approx(0.1)  # at its three rejections (0.9 where it was accepted is left out)
     assert len(rej) == 1
+
+
+def test_a_sample_of_requests_does_not_depend_on_row_order():
+    frame = pd.DataFrame({"request_id": [f"r{i}" for i in range(20)], "v": range(20)})
+    a = frames.sample_requests(frame, 5)
+    b = frames.sample_requests(frame.iloc[::-1], 5)
+    assert sorted(a["request_id"]) == sorted(b["request_id"]) and len(a) == 5
+
 
 
 def test_output_html_escapes_and_colours():

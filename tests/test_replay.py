@@ -66,6 +66,30 @@ def test_threshold_stops_after_a_low_confidence_token_and_keeps_it():
     assert steps_of("threshold:0.5:4")[0] == (2, 2, 3)
 
 
+def test_replay_summary_counts_the_prefill_as_a_target_call():
+    per_prompt = pd.DataFrame([{"policy": "constant:2", "tokens": 10, "steps": 3, "drafted": 6, "accepted": 6,
+                                "tau_sum": 9, "speedup": 1.5}])
+    row = replay.summarize(per_prompt).iloc[0]
+    assert row["target_calls_per_100"] == pytest.approx(40.0)  # 3 decode steps + the prefill, per 10 tokens
+    assert row["tokens_per_step"] == pytest.approx(3.0) and row["wasted_per_token"] == 0
+
+
+def test_the_teacher_forced_table_reads_p_at_the_output_token_not_the_draft_s():
+    import torch
+    from tiny_models import make_model
+
+    from workbench.forced import forced_rows
+    from workbench.lm import CausalLM
+    from workbench.sampling import SamplingConfig
+
+    vocab, output = 16, [3, 7, 7, 1]
+    draft = CausalLM(make_model("llama", vocab_size=vocab, seed=5, layers=1, hidden=16), vocab)
+    p = torch.softmax(torch.randn(len(output), vocab, generator=torch.Generator().manual_seed(0)), -1)
+    rows = forced_rows(p, draft, [2, 4, 6], output, SamplingConfig(), {"drafter": "d"})
+    assert [r["p_token"] for r in rows] == pytest.approx([float(p[t, tok]) for t, tok in enumerate(output)])
+    assert any(r["draft_token"] != tok for r, tok in zip(rows, output))  # the two readings differ somewhere
+    assert [r["match"] for r in rows] == [r["draft_token"] == tok for r, tok in zip(rows, output)]
+
 def test_replayed_time_follows_the_cost_model():
     per = replay.replay_policy([recorded()], "constant:2", latency.StepCosts(0.0, 1.0, COSTS), max_new=9)
     row = per.iloc[0]
