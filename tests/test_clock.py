@@ -63,6 +63,14 @@ def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_n
     assert raw.loc["baseline", "verify_ms"] == pytest.approx(steps[steps["mode"] == "baseline"]["verify_ms"].mean())
 
 
+def test_a_share_of_spikes_exactly_at_the_limit_counts_as_disturbed(clean, monkeypatch):
+    noisy = stalled(clean)
+    share = latency.spikes(noisy.steps, noisy.requests)["share"].max()
+    monkeypatch.setattr(latency, "DISTURBED", share)
+    assert latency.clock_note(noisy.steps, noisy.requests) != ""
+    monkeypatch.setattr(latency, "DISTURBED", share + 1e-9)
+    assert latency.clock_note(noisy.steps, noisy.requests) == ""
+
 def test_each_request_starts_its_own_clock():
     from workbench.timing import PhaseClock
 

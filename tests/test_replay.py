@@ -4,6 +4,7 @@ policies under greedy decoding, and one clear line for each bad input."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,8 @@ def test_at_t_above_0_the_oracle_bounds_every_policy_on_the_same_draws(alpha):
     # expected acceptance, drawn: constant:1 accepts about α of its drafts
     c1 = per["constant:1"]
     assert c1["accepted"].sum() / c1["drafted"].sum() == pytest.approx(alpha, abs=0.05)
+    # each prompt draws on its own: twenty identical prompts do not all replay alike (one shared draw would)
+    assert c1["accepted"].nunique() > 1
 
 
 def test_threshold_stops_after_a_low_confidence_token_and_keeps_it():
@@ -135,6 +138,19 @@ def test_the_gap_to_the_oracle_is_closed_only_where_the_oracle_lies_above_the_be
     assert policies.gap_closed(measured, 1.4, 2.4).tolist() == pytest.approx([0.0, 0.1, 0.2])
     assert policies.gap_closed(measured, 1.4, 1.2).isna().all()  # a bound below the measured best: no gap
 
+
+def test_the_gap_is_measured_from_the_best_constant_even_where_a_policy_beats_it(monkeypatch):
+    from workbench.analysis import intervals
+
+    live = pd.DataFrame({"policy": ["constant:2", "constant:4", "adaptive:8", replay.ORACLE],
+                         "measured_speedup": [1.2, 1.4, 1.6, np.nan], "predicted_speedup": [1.2, 1.4, 1.6, 2.4]})
+    monkeypatch.setattr(replay, "live_vs_replay", lambda *a, **k: live)
+    monkeypatch.setattr(intervals, "against_best_constant", lambda *a, **k: pd.DataFrame(
+        {"policy": live["policy"][:3], "temperature": 0.0}))
+    out = policies.comparison(SimpleNamespace(requests=None), "d").set_index("policy")
+    assert out.loc["constant:4", "gap_closed"] == pytest.approx(0.0)
+    assert out.loc["adaptive:8", "gap_closed"] == pytest.approx(0.2)  # (1.6 − 1.4) / (2.4 − 1.4)
+    assert out["best_constant"].tolist() == [False, True, False, False]
 
 def test_measured_step_costs_come_before_the_lines():
     step = latency.StepCosts(0.5, 1.0, COSTS, draft_by_k={2: 4.0}, verify_by_k={3: 30.0})
