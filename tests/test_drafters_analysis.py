@@ -167,6 +167,16 @@ def test_a_prompt_measured_twice_by_the_baseline_is_paired_with_its_median(trace
         assert overall.loc[drafter, "speedup"] == pytest.approx(value)
 
 
+def test_ranks_start_at_one_within_each_temperature(trace):
+    # the same run again at T = 0.7, every speculative request 3x slower: each temperature still has its fastest
+    hot = trace.requests.assign(temperature=0.7, request_id=trace.requests["request_id"] + "@0.7")
+    hot.loc[hot["mode"] == "speculative", "ms_per_token"] *= 3
+    both = Trace(meta=trace.meta, requests=pd.concat([trace.requests, hot], ignore_index=True), steps=trace.steps,
+                 tokens=trace.tokens)
+    rank = drafters.ranking(both)
+    firsts = rank[rank["rank"] == 1].groupby(["category", "temperature"]).size()
+    assert len(firsts) == 2 * rank["category"].nunique()
+
 def test_a_drafter_s_kind_is_read_from_its_label_alone():
     from workbench.analysis import notebook
     from workbench.analysis.recorded import ngram_of

@@ -108,3 +108,19 @@ def test_every_policy_of_a_drafter_learns_the_costs_of_its_steps(model_dirs, pro
     session.run(constant, "r", 8)
     (adaptive,) = [p for (_, spec), p in session.policies.items() if spec == "adaptive:4"]
     assert 3 in adaptive.costs.draft  # it learned from the constant:3 request it did not run
+
+
+def test_policies_learn_the_times_of_decode_steps_not_of_the_prefill():
+    from workbench.session import _teach_times
+
+    seen = []
+
+    class Listener:
+        def observe_times(self, gamma, draft_ms, verify_ms, other_ms):
+            seen.append((gamma, verify_ms))
+
+    steps = [{"step": 0, "gamma": 0, "draft_ms": 5.0, "verify_ms": 50.0, "other_ms": 1.0},  # the prefill (step 0)
+             {"step": 1, "gamma": 4, "draft_ms": 2.0, "verify_ms": 9.0, "other_ms": 0.5},
+             {"step": 2, "gamma": 0, "draft_ms": 0.0, "verify_ms": 7.0, "other_ms": 0.5}]
+    _teach_times([Listener()], steps)
+    assert seen == [(4, 9.0), (0, 7.0)]  # a prompt-long forward is no k = 1 verify
