@@ -71,6 +71,25 @@ def test_a_share_of_spikes_exactly_at_the_limit_counts_as_disturbed(clean, monke
     monkeypatch.setattr(latency, "DISTURBED", share + 1e-9)
     assert latency.clock_note(noisy.steps, noisy.requests) == ""
 
+def test_step_costs_pool_the_baseline_into_the_verify_and_prefer_the_draft_times_of_the_same_kind(clean):
+    # prompts p0..p2 of constant:4 relabelled threshold:0.5:4 (a policy that reads each drafted token), their draft
+    # twice as slow: at k = 4 the draft cost then depends on which kind of policy asks
+    req, steps = clean.requests.copy(), clean.steps.copy()
+    relabel = req["request_id"].isin([f"p{i}/draft/constant:4" for i in range(3)])
+    req.loc[relabel, "policy"] = "threshold:0.5:4"
+    steps.loc[steps["request_id"].isin(req.loc[relabel, "request_id"]), "draft_ms"] *= 2
+    calm = latency.calm_steps(steps, req)
+    at4 = calm[(calm["gamma"] == 4) & (calm["drafter"] == "draft")]
+    reads = at4["policy"].str.startswith("threshold")
+    assert reads.any() and (~reads).any()
+    for kind, rows in ((True, at4[reads]), (False, at4[~reads])):
+        assert latency.step_costs(steps, req, "draft", reads_draft=kind).draft_by_k[4] == pytest.approx(
+            rows["draft_ms"].mean())
+    # the verify cost is the target's: a forward over one token is timed by the baseline's steps as well
+    one = calm[(calm["k"] == 1) & ((calm["drafter"] == "draft") | (calm["mode"] == "baseline"))]
+    assert (one["mode"] == "baseline").any()
+    assert latency.step_costs(steps, req, "draft").verify_by_k[1] == pytest.approx(one["verify_ms"].mean())
+
 def test_each_request_starts_its_own_clock():
     from workbench.timing import PhaseClock
 
