@@ -141,6 +141,31 @@ def test_early_exit_on_a_layout_it_cannot_take_apart_is_refused(tokenizer, promp
                          "--no-warmup", "--limit", "1")) == 0
 
 
+def test_a_sliding_window_draft_on_a_transformers_that_cannot_run_it_is_refused(tokenizer, prompts_file, tmp_path,
+                                                                                 capsys, monkeypatch):
+    # transformers < 5.18 fails inside the draft's second forward once the window is full (a shape mismatch deep in
+    # attention); the run refuses such a draft up front instead. The installed version is faked: the pin is newer.
+    import transformers
+    from tiny_models import make_model, save
+
+    from workbench.lm import sliding_drafts_supported
+    target = save(make_model("mistral-sw", vocab_size=len(tokenizer), seed=4, layers=3), tokenizer, tmp_path / "sw")
+    capsys.readouterr()
+    monkeypatch.setattr(transformers, "__version__", "5.17.0")
+    args = run_args({"target": target, "draft_prefix": "early-exit:1"}, prompts_file, tmp_path / "run", "--no-warmup")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: draft 'early-exit:1' has sliding-window attention") and "\n" not in err
+    assert "transformers>=5.18" in err and not (tmp_path / "run").exists()
+    # a drafter without a cache of its own runs on that target (its verify forwards are cropped each step)
+    assert main(run_args({"target": target, "draft_prefix": "ngram"}, prompts_file, tmp_path / "ok",
+                         "--no-warmup", "--limit", "1")) == 0
+    monkeypatch.undo()
+    if sliding_drafts_supported():  # the installed transformers (the pin) drafts with it
+        assert main(run_args({"target": target, "draft_prefix": "early-exit:1"}, prompts_file, tmp_path / "new",
+                             "--no-warmup", "--limit", "1")) == 0
+
+
 def test_mismatched_vocabularies_are_refused(model_dirs, prompts_file, tmp_path, capsys):
     from tiny_models import make_model, make_tokenizer, save
     other_tok = make_tokenizer()

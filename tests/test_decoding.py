@@ -10,7 +10,7 @@ import torch
 from tiny_models import SLIDING, decoding, drafter, first_layers, make_model
 
 from workbench.decoding import generate_baseline, generate_speculative
-from workbench.lm import CausalLM
+from workbench.lm import CausalLM, full_logits, sliding_drafts_supported
 from workbench.policies import parse_policy
 from workbench.recorder import NullRecorder, TraceRecorder
 from workbench.sampling import SamplingConfig
@@ -221,6 +221,8 @@ def test_the_draft_samples_from_the_filtered_distribution_the_target_verifies_wi
         assert max(supports) <= settings.top_k
 
 
+@pytest.mark.skipif(not sliding_drafts_supported(),
+                    reason="this transformers cannot draft with a sliding window (refused: tests/test_cli.py)")
 @pytest.mark.parametrize("draft_kind", ["random", "prefix"])
 @pytest.mark.parametrize("policy", ["constant:3", "adaptive:5"])
 def test_sliding_window_models_roll_back_past_their_window(tokenizer, draft_kind, policy):
@@ -243,6 +245,17 @@ def test_sliding_window_models_roll_back_past_their_window(tokenizer, draft_kind
         assert logits[len(ids) - 1:-1].argmax(-1).tolist() == base.tokens
         # after the target-only run (the last here) the cache holds one window, not every token: both loops trim
         assert all(layer.keys.shape[-2] < SLIDING for layer in dec.target.cache.layers)
+
+
+def test_a_prefill_trims_a_sliding_window_cache_to_its_window(tokenizer):
+    # before transformers 5.18 the forward after a prefill failed while the prompt's recorded past was still held
+    vocab = len(tokenizer)
+    lm = CausalLM(make_model("mistral-sw", vocab_size=vocab, seed=1, layers=2), vocab)
+    ids = torch.arange(1, 3 * SLIDING + 2)
+    lm.prefill(ids[:-1])
+    assert lm.length == 3 * SLIDING and all(layer.keys.shape[-2] < SLIDING for layer in lm.cache.layers)
+    # the next forward sees the window it should: the same logits as one cache-free forward over everything
+    assert torch.allclose(lm.forward(ids[-1:])[0], full_logits(lm, ids.tolist())[-1], atol=1e-4)
 
 
 @pytest.mark.parametrize("spec", ["model", "early-exit:2"])

@@ -90,8 +90,7 @@ def first_token(dec: Decoding, ids: list[int], recorder: Recorder, drafter: Draf
     if drafter is not None:
         drafter.begin(prompt)
     after_draft = dec.clock.mark() if drafter is not None else start
-    dec.target.reset()
-    p = probabilities(dec.target.forward(prompt, last_only=True), dec.sampling)
+    p = probabilities(dec.target.prefill(prompt), dec.sampling)
     after_verify = dec.clock.mark()
     check_finite(0, p)
     token = int(choose(p[-1], dec.sampling, dec.generator))

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import inspect
+import re
 import statistics
 import time
 
 import torch
+import transformers
 from transformers import DynamicCache
+
+from workbench.errors import WorkbenchError
+
+# Before 5.18, a sliding-window cache layer that records its past hands attention every recorded state, more than
+# the mask it advertises, when two forwards run without a ``crop`` between them, as a draft's tokens do: the
+# forward fails on a shape mismatch once the window is full. The loops crop the target after every forward (the
+# prefill too), so only a drafter's run of forwards needs the newer release.
+SLIDING_DRAFT_MIN_TRANSFORMERS = (5, 18)
 
 
 class CausalLM:
@@ -52,6 +62,16 @@ class CausalLM:
                          **{self._cache_arg: self.cache})
         return out.logits[0, :, : self.vocab_size].float()
 
+    def prefill(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Start a new sequence: an empty cache, one forward over ``token_ids``; returns the last logits [1, V].
+
+        The cache is cropped right away, which removes nothing but trims a sliding-window layer's recorded past back
+        to its window (before transformers 5.18 the next forward fails while the prompt's past is still there)."""
+        self.reset()
+        logits = self.forward(token_ids, last_only=True)
+        self.crop(self.length)
+        return logits
+
     def crop(self, length: int) -> None:
         """Cut the cache back to its first ``length`` tokens."""
         remove = self.length - length
@@ -61,6 +81,20 @@ class CausalLM:
             self.cache.crop(-remove)  # a negative argument removes that many tokens (all transformers 5.x)
         if self.length != length:
             raise RuntimeError(f"KV cache holds {self.length} tokens after cropping to {length}")
+
+
+def sliding_drafts_supported() -> bool:
+    """Whether the installed transformers can draft with a sliding-window cache (see the constant above)."""
+    major_minor = tuple(int(part) for part in re.findall(r"\d+", transformers.__version__)[:2])
+    return major_minor >= SLIDING_DRAFT_MIN_TRANSFORMERS
+
+
+def check_can_draft(lm: CausalLM, label: str) -> None:
+    """Refuse, in one line, a sliding-window draft that the installed transformers cannot run."""
+    if lm.sliding and not sliding_drafts_supported():
+        raise WorkbenchError(f"draft '{label}' has sliding-window attention, which transformers "
+                             f"{transformers.__version__} cannot run for several draft tokens in a row; install "
+                             "transformers>=5.18 (requirements.txt pins the tested version)")
 
 
 @torch.inference_mode()
@@ -74,7 +108,7 @@ def one_token_latency_ms(model, context: int = 64, calls: int = 50, warmup: int 
     lm = CausalLM(model, model.config.get_text_config().vocab_size)
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, lm.vocab_size, (context,), generator=gen).to(lm.device)
-    lm.forward(ids)  # prefill once
+    lm.prefill(ids)
     times = []
     for _ in range(warmup + calls):
         if lm.device.type == "cuda":

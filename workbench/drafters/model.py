@@ -10,18 +10,18 @@ from __future__ import annotations
 import torch
 
 from workbench.drafters.base import Proposal, empty_proposal, read_signal
-from workbench.lm import CausalLM
+from workbench.lm import CausalLM, check_can_draft
 from workbench.policies import Policy
 from workbench.sampling import SamplingConfig, choose, probabilities
 
 
 class ModelDrafter:
     def __init__(self, lm: CausalLM, label: str):
+        check_can_draft(lm, label)
         self.lm, self.label = lm, label
 
     def begin(self, prompt: torch.Tensor) -> None:
-        self.lm.reset()
-        self.lm.forward(prompt, last_only=True)  # cache the prompt; its logits go unused (propose feeds on)
+        self.lm.prefill(prompt)  # cache the prompt; its logits go unused (propose feeds on)
 
     def propose(self, ids: list[int], gamma: int, policy: Policy, sampling: SamplingConfig,
                 generator: torch.Generator) -> Proposal:
