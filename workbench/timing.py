@@ -36,7 +36,7 @@ class PhaseClock:
         """Record an instant; returns its index for ``finish()``'s list."""
         if self.device.type == "cuda":
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # the stream the models run on
             self._marks.append(event)
         else:
             if self.device.type == "mps":
