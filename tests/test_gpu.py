@@ -48,7 +48,7 @@ def test_sampling_on_cuda_draws_on_the_device_and_emits_what_the_trace_says(toke
     out = generate_speculative(dec, drafter(spec, target, vocab, first_layers(target, 1)), parse_policy(policy),
                                ids, rec)
     times = dec.clock.finish()
-    steps, tokens = rec.rows(times, {"run_id": "r", "request_id": "x"}, tokenizer.batch_decode)
+    steps, _ = rec.rows(times, {"run_id": "r", "request_id": "x"}, tokenizer.batch_decode)
     assert len(out.tokens) == 32 and all(0 <= t < vocab for t in out.tokens)
     assert sum(s["n_emitted"] for s in steps) == 32 and all(s["n_accepted"] <= s["gamma"] for s in steps)
     if spec != "ngram":  # a model draft at T = 0.8 on random weights: some drafts are rejected (the residual draw)
