@@ -155,7 +155,8 @@ def test_a_sliding_window_draft_on_a_transformers_that_cannot_run_it_is_refused(
     args = run_args({"target": target, "draft_prefix": "early-exit:1"}, prompts_file, tmp_path / "run", "--no-warmup")
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: draft 'early-exit:1' has sliding-window attention") and "\n" not in err
+    assert err.startswith("error: prompt ") and "\n" not in err
+    assert "draft 'early-exit:1' has a 8-token sliding attention window" in err
     assert "transformers>=5.18" in err and not (tmp_path / "run").exists()
     # a drafter without a cache of its own runs on that target (its verify forwards are cropped each step)
     assert main(run_args({"target": target, "draft_prefix": "ngram"}, prompts_file, tmp_path / "ok",

@@ -10,7 +10,8 @@ import torch
 from tiny_models import SLIDING, decoding, drafter, first_layers, make_model
 
 from workbench.decoding import generate_baseline, generate_speculative
-from workbench.lm import CausalLM, full_logits, sliding_drafts_supported
+from workbench.errors import WorkbenchError
+from workbench.lm import CausalLM, check_can_draft, full_logits, sliding_drafts_supported
 from workbench.policies import parse_policy
 from workbench.recorder import NullRecorder, TraceRecorder
 from workbench.sampling import SamplingConfig
@@ -256,6 +257,22 @@ def test_a_prefill_trims_a_sliding_window_cache_to_its_window(tokenizer):
     assert lm.length == 3 * SLIDING and all(layer.keys.shape[-2] < SLIDING for layer in lm.cache.layers)
     # the next forward sees the window it should: the same logits as one cache-free forward over everything
     assert torch.allclose(lm.forward(ids[-1:])[0], full_logits(lm, ids.tolist())[-1], atol=1e-4)
+
+
+def test_a_sliding_draft_is_refused_on_an_old_transformers_only_where_a_sequence_fills_its_window(tokenizer,
+                                                                                                monkeypatch):
+    import transformers
+    vocab = len(tokenizer)
+    lm = CausalLM(make_model("mistral-sw", vocab_size=vocab, seed=1, layers=2), vocab)
+    assert lm.sliding and lm.window == SLIDING
+    monkeypatch.setattr(transformers, "__version__", "5.17.0")
+    check_can_draft(lm, "d", SLIDING - 1, "p")  # never fills the window: runs on 5.17 too
+    with pytest.raises(WorkbenchError, match=f"prompt 'p': draft 'd' has a {SLIDING}-token sliding attention window"):
+        check_can_draft(lm, "d", SLIDING, "p")
+    monkeypatch.setattr(transformers, "__version__", "5.18.0")
+    check_can_draft(lm, "d", 10 * SLIDING, "p")
+    plain = CausalLM(make_model("llama", vocab_size=vocab, seed=1, layers=1), vocab)
+    assert not plain.sliding and plain.window is None
 
 
 @pytest.mark.parametrize("spec", ["model", "early-exit:2"])

@@ -16,7 +16,7 @@ from workbench.errors import WorkbenchError
 # Before 5.18, a sliding-window cache layer that records its past hands attention every recorded state, more than
 # the mask it advertises, when two forwards run without a ``crop`` between them, as a draft's tokens do: the
 # forward fails on a shape mismatch once the window is full. The loops crop the target after every forward (the
-# prefill too), so only a drafter's run of forwards needs the newer release.
+# prefill too), so only a drafter's run of forwards needs the newer release, and only once a sequence fills the window.
 SLIDING_DRAFT_MIN_TRANSFORMERS = (5, 18)
 
 
@@ -46,6 +46,8 @@ class CausalLM:
         nothing to remove (``sliding``), so speculative and target-only decoding carry the same cache."""
         cache = DynamicCache(config=self.model.config)
         self.sliding = any(getattr(cache, "is_sliding", ()))  # a sliding-window layer: trim it after every step
+        self.window = min((layer.sliding_window for layer in cache.layers if getattr(layer, "is_sliding", False)),
+                          default=None)  # the smallest attention window, None without sliding layers
         if hasattr(cache, "activate_past_recording"):  # public Cache API of transformers 5.x
             cache.activate_past_recording()
         return cache
@@ -89,12 +91,15 @@ def sliding_drafts_supported() -> bool:
     return major_minor >= SLIDING_DRAFT_MIN_TRANSFORMERS
 
 
-def check_can_draft(lm: CausalLM, label: str) -> None:
-    """Refuse, in one line, a sliding-window draft that the installed transformers cannot run."""
-    if lm.sliding and not sliding_drafts_supported():
-        raise WorkbenchError(f"draft '{label}' has sliding-window attention, which transformers "
-                             f"{transformers.__version__} cannot run for several draft tokens in a row; install "
-                             "transformers>=5.18 (requirements.txt pins the tested version)")
+def check_can_draft(lm: CausalLM, label: str, length: int, prompt_id: str) -> None:
+    """Refuse, in one line, a sliding-window draft that the installed transformers cannot run to ``length`` tokens
+    (prompt plus new tokens): the failure needs a sequence that reaches the window."""
+    if lm.sliding and length >= lm.window and not sliding_drafts_supported():
+        raise WorkbenchError(f"prompt {prompt_id!r}: draft '{label}' has a {lm.window}-token sliding attention "
+                             f"window, which transformers {transformers.__version__} cannot roll back once a sequence "
+                             f"reaches it ({length} tokens with the new ones); install transformers>=5.18 "
+                             "(requirements.txt pins the tested version) or keep prompt plus --max-new-tokens under "
+                             f"{lm.window}")
 
 
 @torch.inference_mode()

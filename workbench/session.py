@@ -15,6 +15,7 @@ from workbench.decoding import Decoding, generate_baseline, generate_speculative
 from workbench.drafters import parse_drafters
 from workbench.drafters.build import build_drafter
 from workbench.forced import forced_rows, output_probs
+from workbench.lm import check_can_draft
 from workbench.pair import ModelPair, check_fits, load_pair
 from workbench.policies import Policy, parse_policy
 from workbench.prompts import Prompt
@@ -46,7 +47,12 @@ class Session:
         self.dec.generator.manual_seed(seed)
 
     def check_fits(self, prompt: Prompt) -> None:
-        check_fits(self.pair, prompt.id, len(self.pair.encode(prompt.prompt)), self.cfg.max_new_tokens)
+        """The request fits the context window, and every model drafter can run it (lm.check_can_draft)."""
+        prompt_len = len(self.pair.encode(prompt.prompt))
+        check_fits(self.pair, prompt.id, prompt_len, self.cfg.max_new_tokens)
+        for drafter in self.drafters.values():
+            if hasattr(drafter, "lm"):  # a model or early-exit drafter, with a KV cache of its own
+                check_can_draft(drafter.lm, drafter.label, prompt_len + self.cfg.max_new_tokens, prompt.id)
 
     def run(self, spec, run_id: str, max_new_tokens: int) -> dict[str, list[dict]]:
         """Decode one request (a ``runner.RequestSpec``) and return its rows for the four tables."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 import torch
 
 from workbench.drafters.base import Proposal, empty_proposal, read_signal
-from workbench.lm import CausalLM, check_can_draft
+from workbench.lm import CausalLM
 from workbench.policies import Policy
 from workbench.sampling import SamplingConfig, choose, probabilities
 
 
 class ModelDrafter:
     def __init__(self, lm: CausalLM, label: str):
-        check_can_draft(lm, label)
         self.lm, self.label = lm, label
 
     def begin(self, prompt: torch.Tensor) -> None:
