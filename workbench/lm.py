@@ -96,8 +96,8 @@ def check_can_draft(lm: CausalLM, label: str, length: int, prompt_id: str) -> No
     (prompt plus new tokens): the failure needs a sequence that reaches the window."""
     if lm.sliding and length >= lm.window and not sliding_drafts_supported():
         raise WorkbenchError(f"prompt {prompt_id!r}: draft '{label}' has a {lm.window}-token sliding attention "
-                             f"window, which transformers {transformers.__version__} cannot roll back once a sequence "
-                             f"reaches it ({length} tokens with the new ones); install transformers>=5.18 "
+                             f"window, and transformers {transformers.__version__} fails when a draft runs past it "
+                             f"({length} tokens with the new ones); install transformers>=5.18 "
                              "(requirements.txt pins the tested version) or keep prompt plus --max-new-tokens under "
                              f"{lm.window}")
 
