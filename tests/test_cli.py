@@ -124,6 +124,17 @@ def test_usage_errors_are_one_line(argv, message, capsys):
     assert exited.value.code == 2 and message in err and "\n" not in err
 
 
+def test_a_missing_library_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    # an environment without the report's libraries (the GPU image has no plotly or papermill): one line, no report
+    for name in ("plotly", "plotly.offline", "plotly.io", "papermill"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ModuleNotFoundError
+    assert main(["report", "data/sample_run", "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: `workbench report` needs the Python package '") and "\n" not in err
+    assert ("'plotly'" in err or "'papermill'" in err) and "requirements.txt" in err
+    assert not (tmp_path / "report").exists()
+
+
 @pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])
 def test_early_exit_on_a_layout_it_cannot_take_apart_is_refused(tokenizer, prompts_file, tmp_path, capsys, spec):
     from tiny_models import make_model, save

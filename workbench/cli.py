@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             what = "exists and is not a directory"
         print(f"error: {exc.filename}: {what}", file=sys.stderr)
         return EXIT_USAGE if exc.errno in PATH_ERRNOS else 1
+    except ModuleNotFoundError as exc:  # a library this environment lacks (e.g. a GPU image without plotly)
+        package = (exc.name or "").split(".")[0]
+        if package in ("", "workbench"):  # our own module missing is a bug: show it whole
+            raise
+        print(f"error: `workbench {args.command}` needs the Python package '{package}', which is not installed here "
+              "(bash scripts/setup.sh, or pip install -r requirements.txt, installs every pinned package)",
+              file=sys.stderr)
+        return EXIT_USAGE
     except MemoryError:
         print(f"error: {OOM_HINT}", file=sys.stderr)
         return 1
