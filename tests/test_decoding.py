@@ -223,7 +223,7 @@ def test_the_draft_samples_from_the_filtered_distribution_the_target_verifies_wi
 
 
 @pytest.mark.skipif(not sliding_drafts_supported(),
-                    reason="this transformers cannot draft with a sliding window (refused: tests/test_cli.py)")
+                    reason="this transformers cannot draft past a sliding window (refused: tests/test_cli.py)")
 @pytest.mark.parametrize("draft_kind", ["random", "prefix"])
 @pytest.mark.parametrize("policy", ["constant:3", "adaptive:5"])
 def test_sliding_window_models_roll_back_past_their_window(tokenizer, draft_kind, policy):
@@ -273,6 +273,20 @@ def test_a_sliding_draft_is_refused_on_an_old_transformers_only_where_a_sequence
     check_can_draft(lm, "d", 10 * SLIDING, "p")
     plain = CausalLM(make_model("llama", vocab_size=vocab, seed=1, layers=1), vocab)
     assert not plain.sliding and plain.window is None
+
+
+@pytest.mark.parametrize("spec", ["model", "early-exit:1"])
+def test_a_sliding_draft_whose_window_the_request_never_fills_runs_on_any_transformers(tokenizer, spec):
+    # the refusal above is for requests that reach the window: below it transformers 5.17 drafts correctly too
+    vocab, max_new = len(tokenizer), 24
+    ids = tokenizer(PROMPTS[2])["input_ids"]
+    window = len(ids) + max_new + 1
+    target = make_model("mistral-sw", vocab_size=vocab, seed=1, layers=3, window=window)
+    draft = drafter(spec, target, vocab, make_model("mistral-sw", vocab_size=vocab, seed=2, layers=1, window=window))
+    assert draft.lm.window == window
+    check_can_draft(draft.lm, "d", len(ids) + max_new, "p")  # not refused, whatever the version
+    spec_out, base, events = run_pair(decoding(target, vocab, max_new=max_new), draft, parse_policy("constant:4"), ids)
+    assert spec_out.tokens == base.tokens and any(e.n_accepted < e.gamma for e in events)
 
 
 @pytest.mark.parametrize("spec", ["model", "early-exit:2"])

@@ -39,10 +39,10 @@ def make_tokenizer(vocab_size: int = VOCAB) -> PreTrainedTokenizerFast:
 
 
 def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden: int = 32, eos_id: int = 0,
-               context: int = 256):
+               context: int = 256, window: int = SLIDING):
     """A random ``kind`` in {llama, qwen2, gpt2, opt, mistral-sw} model with peaked logits (opt: blocks in
     model.decoder.layers, a layout early-exit does not take apart; mistral-sw: a sliding attention window of
-    SLIDING tokens, whose cache layers drop what falls out of the window)."""
+    ``window`` tokens, whose cache layers drop what falls out of the window)."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, eos_token_id=eos_id, bos_token_id=eos_id)
     if kind == "opt":
@@ -57,10 +57,10 @@ def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden
     else:
         cls_cfg, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
                         "mistral-sw": (MistralConfig, MistralForCausalLM)}[kind]
-        window = {"sliding_window": SLIDING} if kind == "mistral-sw" else {}
+        sliding = {"sliding_window": window} if kind == "mistral-sw" else {}
         config = cls_cfg(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
-                         initializer_range=INIT_STD, tie_word_embeddings=False, **window, **common)
+                         initializer_range=INIT_STD, tie_word_embeddings=False, **sliding, **common)
         model = cls(config)
     return model.eval()
 

@@ -45,12 +45,16 @@ class CausalLM:
         own assisted generation does. ``crop`` is therefore called after every step of both loops, even with
         nothing to remove (``sliding``), so speculative and target-only decoding carry the same cache."""
         cache = DynamicCache(config=self.model.config)
-        self.sliding = any(getattr(cache, "is_sliding", ()))  # a sliding-window layer: trim it after every step
         self.window = min((layer.sliding_window for layer in cache.layers if getattr(layer, "is_sliding", False)),
                           default=None)  # the smallest attention window, None without sliding layers
         if hasattr(cache, "activate_past_recording"):  # public Cache API of transformers 5.x
             cache.activate_past_recording()
         return cache
+
+    @property
+    def sliding(self) -> bool:
+        """A sliding-window layer is in the cache: ``crop`` trims it after every step."""
+        return self.window is not None
 
     @property
     def length(self) -> int:
