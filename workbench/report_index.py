@@ -51,7 +51,7 @@ def _fmt(v) -> str:
 
 
 def write_index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str, summary: list[dict],
-           skipped: list[tuple[str, str]] = ()) -> Path:
+                skipped: list[tuple[str, str]] = ()) -> Path:
     """index.html: the headline per run, links to every page, the pages not built (and why), and the key figures
     each notebook recorded."""
     cols = sorted({k for row in summary for k in row}, key=lambda k: (k != "page", k))
