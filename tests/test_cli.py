@@ -135,6 +135,16 @@ def test_a_missing_library_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "report").exists()
 
 
+def test_demo_without_the_report_libraries_stops_before_it_measures(tmp_path, capsys, monkeypatch):
+    # the demo ends in a report: without plotly it must say so at once, not after minutes of measurement
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("error: `workbench demo` needs the Python package 'plotly'") and "\n" not in err
+    assert not (tmp_path / "demo").exists() and "demo:" not in captured.out  # nothing was started
+
+
 @pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])
 def test_early_exit_on_a_layout_it_cannot_take_apart_is_refused(tokenizer, prompts_file, tmp_path, capsys, spec):
     from tiny_models import make_model, save

@@ -41,6 +41,8 @@ PAGES = {"acceptance": "Acceptance: how many drafts are kept, by position, draft
          "latency": "Latency: phases, verify cost, TTFT, predicted vs measured speedup",
          "tuning": "Tuning: speedup vs γ, policies measured and replayed against the oracle, the setting to use"}
 PLOTLY_JS = "plotly.min.js"  # written once per report directory; every page loads it with a relative src
+# What building a report imports (ipykernel runs the notebooks' kernel), checked before anything is measured.
+LIBRARIES = ("papermill", "nbformat", "nbconvert", "jinja2", "plotly", "ipykernel")
 
 
 @contextlib.contextmanager
@@ -131,6 +133,18 @@ def write_plotly_js(out_dir: Path) -> None:
     (out_dir / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
 
 
+def require_libraries() -> None:
+    """ModuleNotFoundError naming the first report library this environment lacks (the CLI makes it one line).
+
+    ``workbench demo`` calls it before it measures, so a GPU image without plotly fails in a second, not after the run.
+    """
+    import importlib.util
+
+    for name in LIBRARIES:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+
+
 def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) -> Path:
     """Execute the notebooks on ``run_dirs`` into ``out_dir``; returns the path of index.html.
 
@@ -139,6 +153,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     """
     from workbench import sweep_report  # a sweep directory stands for its finished runs (+ a comparison section)
 
+    require_libraries()
     run_dirs, sweep_dirs = sweep_report.expand_dirs([Path(d).resolve() for d in run_dirs])
     if not run_dirs and sweep_dirs:
         raise WorkbenchError(f"report: sweep {sweep_dirs[0]} has no finished run yet; "

@@ -36,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
     from workbench.commands.run import print_summary
     from workbench.runner import execute
 
+    report.require_libraries()  # a missing plotly or papermill ends here, not after the whole measurement
     cfg = dataclasses.replace(DEMO, per_category=None if args.full else DEMO.per_category, device=args.device)
     run_dir = args.out / ("run-full" if args.full else "run")
     print(f"demo: policies {', '.join(cfg.policies)} and the target-only baseline → {run_dir}")
