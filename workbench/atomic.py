@@ -1,5 +1,5 @@
 """``publish_dir(final)``: build a directory under a temporary name and rename it into place only on success;
-``write_text``: the same for one file.
+``write_text``: the same for one file; ``overlap``: whether an output path meets a directory the command reads.
 
 A failed or interrupted ``workbench report`` then never leaves a half-written report where the old one was: readers
 see the old directory or the new one, never a mix. The temp dir is a sibling (same filesystem, so ``rename`` is
@@ -45,15 +45,13 @@ def temp_path(final: Path, tag: str = "tmp") -> Path:
 def publish_dir(final: str | os.PathLike, marker: str | None = None) -> Iterator[Path]:
     """Yield an empty temp dir next to ``final``; on success it becomes ``final``, on any exception it is removed.
 
-    An existing ``final`` is replaced only when it is empty or holds ``marker`` (e.g. a previous report's
-    index.html): ``--out ~/Documents`` must never delete someone's files.
+    An existing ``final`` is replaced only when it is empty or holds ``marker``, a file only the caller writes into
+    what it publishes (``workbench report``: ``report.MARKER``), so that ``--out ~/Documents`` or a website folder
+    that happens to hold an index.html is never deleted. A marker must name the caller, not a file anyone's
+    directory may hold: only the caller's own earlier output may be replaced.
     """
     final = Path(final)
-    if final.exists() and not final.is_dir():
-        raise WorkbenchError(f"--out {final} exists and is a file")
-    if final.is_dir() and any(final.iterdir()) and not (marker and (final / marker).exists()):
-        raise WorkbenchError(f"--out {final} is a non-empty directory that holds no {marker or 'output of ours'}; "
-                             "choose another --out (it would be replaced)")
+    check_replaceable(final, marker)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(final)
@@ -70,6 +68,20 @@ def publish_dir(final: str | os.PathLike, marker: str | None = None) -> Iterator
     _swap_in(tmp, final)
 
 
+def check_replaceable(final: str | os.PathLike, marker: str | None = None) -> None:
+    """Refuse, in one line, an output directory ``publish_dir`` would not replace: a file, or a non-empty directory
+    without ``marker``. Callers may call it early, before any work, so a bad --out fails at once."""
+    final = Path(final)
+    if final.exists() and not final.is_dir():
+        raise WorkbenchError(f"--out {final} exists and is a file")
+    if final.is_dir() and any(final.iterdir()) and not (marker and (final / marker).is_file()):
+        # One line that says what to do. A report from before the marker existed lands here too: it has none.
+        raise WorkbenchError(f"--out {final} is a non-empty directory that holds no {marker or 'marker of ours'}, "
+                             "so it is not an earlier output of this command (a report from an older workbench has "
+                             "none either): choose another --out, or remove the directory first (it would be "
+                             "replaced whole)")
+
+
 def _swap_in(tmp: Path, final: Path) -> None:
     old = temp_path(final, "old") if final.exists() else None
     try:
@@ -83,3 +95,13 @@ def _swap_in(tmp: Path, final: Path) -> None:
         raise WorkbenchError(f"cannot move the new report into {final}: {exc.strerror}") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def overlap(out: Path, other: Path) -> str | None:
+    """How an output path ``out`` meets a directory ``other`` the command reads: "is", "lies inside" or "contains"
+    (both resolved, so a symlink or ``..`` cannot hide it); None when they are apart. An output that meets an input
+    could overwrite or delete what it is made from."""
+    out, other = Path(out).resolve(), Path(other).resolve()
+    if out == other:
+        return "is"
+    return "lies inside" if other in out.parents else "contains" if out in other.parents else None

@@ -73,24 +73,32 @@ def trace_events(run_dir: str | os.PathLike) -> dict:
 def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike, flag: str = "--perfetto") -> int:
     """Write the run's trace events to ``out`` (atomically); returns the number of events. ``out`` is checked
     before the run is read (``check_output_file``; ``flag`` names it in errors)."""
-    out = Path(out)
-    check_output_file(out, flag)
+    out = check_output_file(out, flag, run_dir)
     doc = trace_events(run_dir)
     write_output(out, json.dumps(doc))
     return len(doc["traceEvents"])
 
 
-def check_output_file(path: Path, flag: str) -> None:
-    """Refuse, before any work, a file to write that cannot be one (also ``replay --out``): an existing
-    directory, a path under a file, or under a directory that cannot be written. Nothing is created here."""
+def check_output_file(path: str | os.PathLike, flag: str, run_dir: str | os.PathLike | None = None) -> Path:
+    """Refuse, before any work, a file to write that cannot be one (also ``replay --out``): an empty path (``Path``
+    would make it "."), an existing directory, a path inside ``run_dir`` (the run being read: the output could
+    overwrite its own trace), under a file, or under a directory that cannot be written. Returns it as a Path;
+    nothing is created here."""
+    if not str(path).strip():
+        raise WorkbenchError(f"{flag}: an empty path (give the file to write)")
+    path = Path(path)
     if path.is_dir():
         raise WorkbenchError(f"{flag} {path}: is a directory, not a file")
+    if run_dir is not None and atomic.overlap(path, run_dir) == "lies inside":  # symlinks resolved: caught too
+        raise WorkbenchError(f"{flag} {path}: lies inside the run directory {run_dir}, whose files it could "
+                             "overwrite; write it outside the run directory")
     parent = next((p for p in path.parents if p.exists()), Path("."))  # the nearest folder that exists
     if not parent.is_dir():
         raise WorkbenchError(f"{parent}: exists and is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         why = "a read-only file system" if os.statvfs(parent).f_flag & os.ST_RDONLY else "permission denied"
         raise WorkbenchError(f"{flag} {path}: cannot write in {parent} ({why})")
+    return path
 
 
 def write_output(path: Path, text: str) -> None:

@@ -41,6 +41,11 @@ PAGES = {"acceptance": "Acceptance: how many drafts are kept, by position, draft
          "latency": "Latency: phases, verify cost, TTFT, predicted vs measured speedup",
          "tuning": "Tuning: speedup vs γ, policies measured and replayed against the oracle, the setting to use"}
 PLOTLY_JS = "plotly.min.js"  # written once per report directory; every page loads it with a relative src
+# Written into every report: an existing --out is replaced only when it holds this file (atomic.publish_dir), never
+# because it holds an index.html, which anyone's website folder may.
+MARKER = ".workbench-report"
+MARKER_TEXT = ("This directory is a report written by `workbench report`. A later `workbench report --out` naming it "
+               "replaces it whole: keep nothing of your own in here.\n")
 # What building a report imports (ipykernel runs the notebooks' kernel), checked before anything is measured.
 LIBRARIES = ("papermill", "nbformat", "nbconvert", "jinja2", "plotly", "ipykernel")
 
@@ -160,13 +165,17 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
                              f"{sweep_report.resume_command(sweep_dirs[0])} runs it")
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
+    final = Path(out_dir).resolve()
+    _check_out(final, run_dirs, sweep_dirs)  # before anything is read: the report must not replace its own input
+    atomic.check_replaceable(final, MARKER)  # and a folder that is no earlier report fails now, not after the pages
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable
+    _check_once(run_dirs, traces, sweep_dirs)
     if all(t.requests["warmup"].astype(bool).all() for t in traces):  # stopped in its warm-ups: nothing measured
         raise WorkbenchError(f"report: {run_dirs[0]} has no finished request yet (it stopped during its warm-ups); "
                              f"finish it with `{resume_command(traces[0].meta)}`")
     paths.notebooks_dir()  # one clear error when the notebooks cannot be found
-    final = Path(out_dir).resolve()
-    with atomic.publish_dir(final, marker="index.html") as tmp:  # built aside, renamed into place only when complete
+    with atomic.publish_dir(final, marker=MARKER) as tmp:  # built aside, renamed into place only when complete
+        (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")  # what lets the next report replace this one
         write_plotly_js(tmp)
         names = _names(run_dirs)  # each run's page stem, unique across the report
         index = _write_pages(run_dirs, names, traces, tmp, progress)
@@ -175,6 +184,35 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
         for nb in tmp.glob("*.ipynb"):  # parameters name the final paths, so the notebooks rerun as they are
             nb.write_text(nb.read_text(encoding="utf-8").replace(str(tmp), str(final)), encoding="utf-8")
     return final / "index.html"
+
+
+def _check_out(final: Path, run_dirs: list[Path], sweep_dirs: list[Path]) -> None:
+    """Refuse an --out that is, contains or lies inside a run directory being reported: replacing it would delete
+    the run (or write pages into it). A sweep's own directory may hold its report (docs/SWEEP.md: ``--out
+    SWEEP/report``), but --out may not be the sweep or contain it, nor lie in its ``runs/`` folder."""
+    guarded = [(d, "the run directory", False) for d in run_dirs]  # (directory, what it is, --out may lie inside)
+    guarded += [(d / "runs", "the sweep's runs folder", False) for d in sweep_dirs]
+    guarded += [(d, "the sweep directory", True) for d in sweep_dirs]
+    for d, what, inside_ok in guarded:
+        how = atomic.overlap(final, d)
+        if how and not (inside_ok and how == "lies inside"):
+            raise WorkbenchError(f"report: --out {final} {how} {what} {d}: choose an --out outside the runs being "
+                                 "reported (a report there would replace them or write among them)")
+
+
+def _check_once(run_dirs: list[Path], traces: list[trace.Trace], sweep_dirs: list[Path]) -> None:
+    """Refuse a run given twice: the same directory, a copy of it (the same run_id), or a run given both directly
+    and through its sweep. The pages would count its requests twice (the tuning page's optimum, for one, moves)."""
+    seen: dict[str, Path] = {}
+    for d, t in zip(run_dirs, traces):
+        rid = str(t.meta["run_id"])
+        if rid in seen:
+            first = seen[rid]
+            which = (f"{d} is given twice" if first.resolve() == d.resolve() else
+                     f"{first} and {d} hold the same run (a copy?)")
+            via = " (a sweep directory stands for each of its finished runs)" if sweep_dirs else ""
+            raise WorkbenchError(f"report: {which}: run_id {rid}{via}; give each run once")
+        seen[rid] = d
 
 
 def _plan(run_dirs: list[Path], names: list[str],

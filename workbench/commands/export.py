@@ -11,7 +11,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description="Write the prefill/draft/verify/other phases of every request of RUN "
                                           "as Chrome trace events (open in ui.perfetto.dev or chrome://tracing).")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="run directory from `workbench run`")
-    p.add_argument("--perfetto", required=True, type=Path, metavar="OUT.json", help="trace-event JSON to write")
+    # a str, not a Path: Path("") would be ".", and check_output_file must see an empty path to say it is empty
+    p.add_argument("--perfetto", required=True, metavar="OUT.json",
+                   help="trace-event JSON to write (outside the run directory)")
     p.set_defaults(func=main)
     return p
 

@@ -25,7 +25,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")
     p.add_argument("--drafter", default=None, help="drafter label to replay (default: every drafter of the run)")
     p.add_argument("--limit", type=positive_int, default=200, help="replay at most this many prompts (sampled, seeded)")
-    p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+    # a str, not a Path: Path("") would be ".", and check_output_file must see an empty path to say it is empty
+    p.add_argument("--out", default=None, help="also write the table as CSV (outside the run directory)")
     p.set_defaults(func=main)
     return p
 
@@ -37,18 +38,19 @@ def main(args: argparse.Namespace) -> int:
     from workbench.analysis import frames
     from workbench.analysis.replay import ORACLE, live_table, replay, summarize
     from workbench.export import check_output_file, write_output
-    from workbench.policies import parse_policy
+    from workbench.policies import parse_policies, parse_policy
 
-    if args.out:
-        check_output_file(args.out, "--out")  # before the work: a bad --out fails at once, named as given
+    # Before the work, so a bad --out or --policy fails at once. --out may not lie in the run (it would overwrite it).
+    out_csv = check_output_file(args.out, "--out", args.run_dir) if args.out is not None else None
+    given = [p.spec for p in parse_policies(args.policies)] if args.policies else None  # duplicates refused, as run
     tr = trace.load(args.run_dir)
     req = frames.measured_requests(tr.requests)
     drafters = replay_drafters(tr, args.run_dir, args.drafter)
     tables = []
     for drafter in drafters:
         own = sorted(set(req[req["drafter"] == drafter]["policy"]))
-        wanted = args.policies or (*own, *DEFAULT_POLICIES)
-        specs = list(dict.fromkeys(parse_policy(s).spec for s in wanted))  # canonical, each once
+        # the default (the run's own + DEFAULT_POLICIES) overlaps by design: merged silently, canonical, each once
+        specs = given or list(dict.fromkeys(parse_policy(s).spec for s in (*own, *DEFAULT_POLICIES)))
         table = summarize(replay(tr, drafter, [*specs, ORACLE], limit=args.limit))
         tables.append(live_table(tr, drafter, table).assign(drafter=drafter))
     out = pd.concat(tables, ignore_index=True)
@@ -57,8 +59,8 @@ def main(args: argparse.Namespace) -> int:
     print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement "
           "(measured_lo / measured_hi: its 95 % bootstrap interval over prompts):")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
-    if args.out:
-        write_output(args.out, out.to_csv(index=False))
+    if out_csv is not None:
+        write_output(out_csv, out.to_csv(index=False))
     return 0
 
 
