@@ -4,16 +4,41 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+from pathlib import Path
 
-from workbench.commands import description
+from workbench.commands import description, out_path
 from workbench.errors import WorkbenchError
+
+MAX_SEED = 2**63 - 1  # torch.Generator takes < 2**64; the draft's init and the copy prompts use seed + 1
+# file names the recipe writes into --out itself, so neither can be a model's sub-directory
+_RESERVED_NAMES = ("training_log.json", "heldout.jsonl")
+# What a valid value of a numeric flag is: dest → (test, wording). An absent optional flag (None) is not checked;
+# 0 and negative values are, so none is dropped by a truthiness test.
+_RULES = {
+    "steps_target": (lambda v: v >= 1, "≥ 1"),
+    "steps_draft": (lambda v: v >= 1, "≥ 1"),
+    "time_budget_target_min": (lambda v: v >= 0 and math.isfinite(60 * v), "a finite number ≥ 0 (0 = steps only)"),
+    "time_budget_draft_min": (lambda v: v >= 0 and math.isfinite(60 * v), "a finite number ≥ 0 (0 = steps only)"),
+    "threads": (lambda v: 1 <= v < 2**31, "≥ 1 (and < 2**31)"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in 0 … {MAX_SEED}"),
+    "draft_layers": (lambda v: v >= 1, "≥ 1"),
+    "draft_hidden": (lambda v: v >= 64 and v % 64 == 0, "a positive multiple of 64 (heads = hidden / 64)"),
+}
+# flags that would be ignored with --draft-only (the target is kept) and with --prompts-only (nothing is trained)
+_NOT_WITH = {
+    "draft_only": ("steps_target", "time_budget_target_min", "prompts_out"),
+    "prompts_only": ("steps_target", "steps_draft", "time_budget_target_min", "time_budget_draft_min",
+                     "draft_layers", "draft_hidden"),
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `train` subcommand (its handler is run)."""
     p = subparsers.add_parser("train", help="train the default draft/target pair from local corpora (CPU ok)",
                               description=description(__doc__))
-    p.add_argument("--out", required=True, help="output dir (gets <target-name>/, <draft-name>/, training_log.json)")
+    p.add_argument("--out", required=True, type=out_path,
+                   help="output dir (gets <target-name>/, <draft-name>/, training_log.json)")
     p.add_argument("--preset", choices=["default", "micro"], default="default", help="sizes/steps preset")
     p.add_argument("--steps-target", type=int, help="override the target's optimizer steps")
     p.add_argument("--steps-draft", type=int, help="override the draft's distillation steps")
@@ -40,13 +65,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_values(args: argparse.Namespace) -> None:
+    """Every numeric flag against its rule, and no flag that the chosen mode would ignore."""
+    for dest, (ok, wording) in _RULES.items():
+        value = getattr(args, dest)
+        if value is not None and not ok(value):  # NaN fails every test above
+            raise WorkbenchError(f"{_flag(dest)} must be {wording}, got {value}")
+    if args.draft_only and args.prompts_only:
+        raise WorkbenchError("--draft-only and --prompts-only exclude each other (give one)")
+    for mode, dests in _NOT_WITH.items():
+        given = [d for d in dests if getattr(args, mode) and getattr(args, d) not in (None, 0, "", False)]
+        if given:
+            raise WorkbenchError(f"{_flag(given[0])} cannot be combined with {_flag(mode)} (it would be ignored)")
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """--target-name / --draft-name: two different plain directory names inside --out."""
+    for dest in ("target_name", "draft_name"):
+        name = getattr(args, dest)
+        if name in ("", ".", "..") or "/" in name or "\\" in name or name in _RESERVED_NAMES:
+            raise WorkbenchError(f"{_flag(dest)} must be a plain directory name inside --out (no '/', not "
+                                 f"'.', '..', {' or '.join(_RESERVED_NAMES)}), got {name!r}")
+    if args.target_name == args.draft_name:
+        raise WorkbenchError(f"--target-name and --draft-name are both {args.target_name!r}: the draft would "
+                             "replace the target")
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Paths that would fail or be skipped only after the corpus is read (or after training): refused first."""
+    if args.prompts_out and (not args.prompts_out.strip() or Path(args.prompts_out).is_dir()):
+        raise WorkbenchError(f"--prompts-out {args.prompts_out!r}: expected the path of a .jsonl file to write")
+    dirs = [("--out", args.out, Path(args.out).absolute())]  # the directory itself, or the one the file goes in
+    if args.prompts_out:
+        dirs.append(("--prompts-out", args.prompts_out, Path(args.prompts_out).absolute().parent))
+    for flag, path, d in dirs:
+        existing = next(p for p in (d, *d.parents) if p.exists())
+        if not existing.is_dir():
+            raise WorkbenchError(f"{flag} {path}: {existing} exists and is not a directory")
+    for flag in ("code_dir", "docs_dir", "bible_dir"):
+        for d in getattr(args, flag):
+            if not Path(d).is_dir():
+                raise WorkbenchError(f"{_flag(flag)} {d}: not a directory")
+
+
 def _sources(args: argparse.Namespace) -> list:
-    """Corpus sources from the flags; none given = this machine's Debian packages."""
+    """Corpus sources from the flags; none given = this machine's Debian packages (missing ones skipped). A
+    directory given here must yield documents of its category: it is marked required, never silently skipped."""
     from workbench.train.recipe import default_sources
 
     if not (args.code_dir or args.docs_dir or args.bible_dir):
         return default_sources()
-    defaults = {s.category: s for s in default_sources()}
+    defaults = {s.category: dataclasses.replace(s, required=True) for s in default_sources()}
     out = [dataclasses.replace(defaults["python-code"], path=d) for d in args.code_dir]
     for d in args.docs_dir:
         out += [dataclasses.replace(defaults[c], path=d) for c in ("docs-reference", "docs-guide")]
@@ -55,29 +128,26 @@ def _sources(args: argparse.Namespace) -> list:
 
 
 def config_from_args(args: argparse.Namespace):
-    """RecipeConfig for the preset, with the command-line overrides applied."""
-    from workbench.train.recipe import RecipeConfig, micro_preset
+    """RecipeConfig for the preset, with the command-line overrides applied; every value checked first."""
+    _check_values(args)
+    _check_names(args)
+    _check_paths(args)
+    from workbench.train.recipe import RecipeConfig, micro_preset  # torch: only once the flags are known good
 
-    if args.time_budget_target_min < 0 or args.time_budget_draft_min < 0:
-        raise WorkbenchError("--time-budget-*-min must be >= 0")
-    for flag in ("steps_target", "steps_draft"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise WorkbenchError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     sources = _sources(args)
     cfg = micro_preset(args.out, sources) if args.preset == "micro" else RecipeConfig(out=args.out, sources=sources)
     cfg.threads, cfg.seed = args.threads, args.seed
+    cfg.target_train.seed = cfg.draft_train.seed = cfg.prompts.seed = args.seed  # batches and prompts too
     cfg.target_name, cfg.draft_name, cfg.prompts_out = args.target_name, args.draft_name, args.prompts_out
-    if args.steps_target:
+    if args.steps_target is not None:
         cfg.target_train.steps = args.steps_target
-    if args.steps_draft:
+    if args.steps_draft is not None:
         cfg.draft_train.steps = args.steps_draft
-    if args.draft_layers or args.draft_hidden:
-        layers = args.draft_layers or cfg.draft_shape.n_layers
-        hidden = args.draft_hidden or cfg.draft_shape.hidden
-        if layers < 1 or hidden < 64 or hidden % 64:
-            raise WorkbenchError("--draft-layers must be >= 1 and --draft-hidden a multiple of 64")
-        cfg.draft_shape = dataclasses.replace(cfg.draft_shape, n_layers=layers, hidden=hidden,
-                                              n_heads=hidden // 64, intermediate=3 * hidden)
+    if args.draft_layers is not None:
+        cfg.draft_shape = dataclasses.replace(cfg.draft_shape, n_layers=args.draft_layers)
+    if args.draft_hidden is not None:  # the width alone sets heads and MLP; --draft-layers alone keeps them
+        h = args.draft_hidden
+        cfg.draft_shape = dataclasses.replace(cfg.draft_shape, hidden=h, n_heads=h // 64, intermediate=3 * h)
     cfg.target_train.time_budget_s = 60 * args.time_budget_target_min
     cfg.draft_train.time_budget_s = 60 * args.time_budget_draft_min
     return cfg

@@ -34,6 +34,7 @@ class SourceSpec:
     path: str  # root directory of the files (for "kjv": the directory holding bible.data, or *.txt books)
     subdirs: list[str] = field(default_factory=list)  # "rst" only: keep files whose first path part is listed
     licence: str = ""  # short licence note recorded in training_log.json and the model card
+    required: bool = False  # a path the user named: missing or without documents is an error, not skipped
 
 
 @dataclass
@@ -90,15 +91,19 @@ def _kjv_docs(spec: SourceSpec, root: Path) -> list[Document]:
 
 
 def load_documents(sources: list[SourceSpec]) -> list[Document]:
-    """All documents of all sources that exist; missing sources are skipped, none at all is an error."""
+    """All documents of all sources that exist; missing sources are skipped (a required one is an error), none at
+    all is an error."""
     readers = {"py": _py_docs, "rst": _rst_docs, "kjv": _kjv_docs}
     docs: list[Document] = []
     for spec in sources:
         if spec.kind not in readers:
             raise WorkbenchError(f"unknown corpus source kind {spec.kind!r} (expected one of {sorted(readers)})")
         root = Path(spec.path)
-        if root.is_dir():
-            docs += [d for d in readers[spec.kind](spec, root) if d.text.strip()]
+        found = [d for d in readers[spec.kind](spec, root) if d.text.strip()] if root.is_dir() else []
+        if spec.required and not found:
+            where = f", sub-directories {', '.join(repr(s) for s in spec.subdirs)}" if spec.subdirs else ""
+            raise WorkbenchError(f"{spec.path}: no {spec.category} documents found (kind {spec.kind!r}{where})")
+        docs += found
     if not docs:
         paths = ", ".join(s.path for s in sources) or "(none given)"
         raise WorkbenchError(f"no corpus documents found in any source: {paths}")

@@ -94,7 +94,8 @@ def run_loop(model: LlamaForCausalLM, stream: torch.Tensor, cfg: TrainConfig, lo
     model.train()
     curve, acc, n, t0 = [], 0.0, 0, time.perf_counter()
     t_log, step = t0, 0
-    while step < cfg.steps and (progress := _progress(step, t0, cfg)) < 1.0:
+    # at least one step, however small the time budget: a model is always trained a little and has a curve
+    while step < cfg.steps and ((progress := _progress(step, t0, cfg)) < 1.0 or step == 0):
         lr = lr_at(progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr

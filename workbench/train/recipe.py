@@ -67,7 +67,7 @@ class RecipeConfig:
     prompts: PromptConfig = field(default_factory=PromptConfig)  # held-out prompt set settings
     latency_calls: int = 50  # calls per one-token latency median (after 10 warm-up calls)
     threads: int = 2  # torch intra-op threads (CPU)
-    seed: int = 0  # split, init, batches and prompts all derive from this
+    seed: int = 0  # split and init derive from this (`workbench train --seed` also sets the batch and prompt seeds)
 
 
 def micro_preset(out: str, sources: list[SourceSpec]) -> RecipeConfig:
@@ -141,8 +141,33 @@ def _prompts_path(cfg: RecipeConfig) -> Path:
     return Path(cfg.prompts_out) if cfg.prompts_out else Path(cfg.out) / "heldout.jsonl"
 
 
+def _set_threads(cfg: RecipeConfig) -> None:
+    """torch's CPU threads; a bad count is one clear error before any work (torch would raise RuntimeError)."""
+    if not 1 <= cfg.threads < 2**31:
+        raise WorkbenchError(f"--threads must be ≥ 1 (and < 2**31), got {cfg.threads}")
+    torch.set_num_threads(cfg.threads)
+
+
+def _check_same_split(cfg: RecipeConfig) -> None:
+    """--draft-only and --prompts-only re-split the documents: with another seed or held-out fraction than the
+    saved target's (training_log.json), the draft would train on, or the prompts be cut from, its training data."""
+    log_path = Path(cfg.out) / "training_log.json"
+    try:
+        saved = json.loads(log_path.read_text()).get("config", {}) if log_path.exists() else {}
+    except (ValueError, AttributeError):  # not JSON, not UTF-8, or not an object
+        raise WorkbenchError(f"{log_path}: not a training log written by `workbench train`") from None
+    if saved.get("target_name") != cfg.target_name:
+        return  # no log, or the log of another target: nothing to compare with
+    for key, flag in (("seed", "--seed"), ("heldout_frac", "--preset (held-out fraction)")):
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise WorkbenchError(f"{flag}: {getattr(cfg, key)} differs from the {saved[key]} that the target in "
+                                 f"{Path(cfg.out) / cfg.target_name} was trained with; the train/held-out split would "
+                                 "differ (give the same value)")
+
+
 def rebuild_prompts(cfg: RecipeConfig) -> int:
     """Re-cut the held-out prompt set without training: same split (seed), tokenizer of the saved target."""
+    _check_same_split(cfg)
     tok_file = Path(cfg.out) / cfg.target_name / "tokenizer.json"
     if not tok_file.exists():
         raise WorkbenchError(f"no trained tokenizer at {tok_file}; train first (without --prompts-only)")
@@ -154,9 +179,7 @@ def rebuild_prompts(cfg: RecipeConfig) -> int:
 
 def train_default_pair(cfg: RecipeConfig) -> dict:
     """Run the whole recipe into cfg.out; returns the training log (also written as training_log.json)."""
-    if cfg.threads < 1:
-        raise WorkbenchError(f"--threads must be >= 1, got {cfg.threads}")
-    torch.set_num_threads(cfg.threads)
+    _set_threads(cfg)
     t_start = time.perf_counter()
     docs = load_documents(cfg.sources)
     train_docs, held_docs = split_documents(docs, cfg.heldout_frac, cfg.seed)
@@ -198,6 +221,7 @@ def training_streams(cfg: RecipeConfig) -> tuple[Tokenizer, torch.Tensor, dict[s
     target_dir = Path(cfg.out) / cfg.target_name
     if not (target_dir / "tokenizer.json").exists():
         raise WorkbenchError(f"no trained target at {target_dir}; run the full recipe first")
+    _check_same_split(cfg)
     tok = Tokenizer.from_file(str(target_dir / "tokenizer.json"))
     sid = tok.token_to_id(SPECIAL)
     train_docs, held_docs = split_documents(load_documents(cfg.sources), cfg.heldout_frac, cfg.seed)
@@ -214,7 +238,7 @@ def retrain_draft(cfg: RecipeConfig) -> dict:
     Same documents, split and tokenizer as the full recipe (the saved tokenizer.json re-encodes the training
     documents into the identical stream). The draft directory and the draft part of training_log.json are replaced.
     """
-    torch.set_num_threads(cfg.threads)
+    _set_threads(cfg)
     out = Path(cfg.out)
     target_dir = out / cfg.target_name
     tok, train_stream, held = training_streams(cfg)
