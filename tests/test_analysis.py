@@ -273,7 +273,8 @@ def test_a_version_1_run_still_loads(tmp_path):
     steps = t.steps.drop(columns=["gamma_planned", "draft_stop"])
     for name, frame in (("requests", req), ("steps", steps), ("tokens", t.tokens)):
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / f"{name}-00000.parquet")
-    (tmp_path / "meta.json").write_text(json.dumps({"run_id": "old", "config": {"draft": "/m/my-draft/"}}))
+    run_id = t.requests["run_id"].iloc[0]  # the parts' own run (load refuses parts of another run)
+    (tmp_path / "meta.json").write_text(json.dumps({"run_id": run_id, "config": {"draft": "/m/my-draft/"}}))
     old = wtrace.load(tmp_path)
     spec = old.requests[old.requests["mode"] == "speculative"]
     assert set(spec["drafter"]) == {"my-draft"} and set(spec["policy"]) == {"constant:3"}

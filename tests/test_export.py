@@ -146,10 +146,11 @@ def test_a_meta_json_of_the_wrong_shape_is_one_error_line(small_run, model_dirs,
 def test_format_2_parts_under_a_meta_json_without_a_version_are_one_error_line(small_run, tmp_path, capsys, command):
     run = tmp_path / "run"
     shutil.copytree(small_run[0], run)
-    (run / "meta.json").write_text('{"run_id": "x"}')  # no trace_version: format 1, which had requests.gamma
+    run_id = json.loads((run / "meta.json").read_text())["run_id"]
+    (run / "meta.json").write_text(json.dumps({"run_id": run_id}))  # no trace_version: format 1, which had gamma
     assert main([command, str(run), *(["--perfetto", str(tmp_path / "t.json")] if command == "export" else [])]) == 2
-    assert capsys.readouterr().err == (f"error: {run / 'meta.json'}: records no trace_version (format 1) but the "
-                                       "run's parts are format 2 (a meta.json from elsewhere, or edited?)\n")
+    assert capsys.readouterr().err == (f"error: {run / 'meta.json'}: records trace format 1 (or no "
+                                       "trace_version) but the run's parts are format 2 (a meta.json from elsewhere, or edited?)\n")
 
 
 def test_export_checks_its_output_path_first_and_names_it(small_run, tmp_path, capsys):

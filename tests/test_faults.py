@@ -86,6 +86,25 @@ def test_a_second_process_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path
         pass
 
 
+def test_a_run_written_into_out_while_the_models_load_is_not_overwritten(model_dirs, prompts_file, tmp_path, capsys,
+                                                                          monkeypatch):
+    # --out is checked before the models load (seconds) and locked after: whatever landed there in between is
+    # someone else's, so the run stops instead of writing its meta.json over it
+    from workbench import runner
+
+    out, opened = tmp_path / "run", runner._open_session
+
+    def another_writer_meanwhile(*args):
+        out.mkdir()
+        (out / "meta.json").write_text('{"run_id": "theirs"}')
+        return opened(*args)
+
+    monkeypatch.setattr(runner, "_open_session", another_writer_meanwhile)
+    assert main(run_args(model_dirs, prompts_file, out, "--no-warmup")) == 2
+    one_error_line(capsys, f"--out {out}: another process wrote into it while this run was starting")
+    assert (out / "meta.json").read_text() == '{"run_id": "theirs"}' and not trace.completed_parts(out)
+
+
 # ---------------------------------------------------------------- interrupts
 
 def test_resume_hint_and_exit_codes():
@@ -306,14 +325,16 @@ def test_sampled_runs_are_reproducible(model_dirs, prompts_file, tmp_path, capsy
     assert not tables[0][0].equals(tables[2][0])  # --seed is what they were drawn from
 
 
-def test_nan_logits_in_a_warm_up_name_the_request_and_what_is_saved(model_dirs, prompts_file, tmp_path, capsys):
+@pytest.mark.parametrize("temperature", ["0", "0.7"])  # sampled: the draw from q meets the NaN before any check
+def test_nan_logits_in_a_warm_up_name_the_request_and_what_is_saved(model_dirs, prompts_file, tmp_path, capsys,
+                                                                    temperature):
     from tiny_models import make_model, make_tokenizer, save
 
     tok = make_tokenizer()
     model = make_model("llama", vocab_size=len(tok), seed=7, layers=1)
     with torch.no_grad():
         model.lm_head.weight.fill_(float("nan"))  # every logit NaN: the first drafted token fails the check
-    args = run_args(model_dirs, prompts_file, tmp_path / "run")
+    args = run_args(model_dirs, prompts_file, tmp_path / "run", "--temperature", temperature)
     args[args.index("--draft") + 1] = str(save(model, tok, tmp_path / "nan-draft"))
     capsys.readouterr()  # the save's own progress bar
     assert main(args) == 2

@@ -136,6 +136,9 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
         out.mkdir(parents=True, exist_ok=True)  # nothing is written before every check has passed
         if old is None:
             held.enter_context(RunLock(out))
+            if any(p.name != LOCK_FILE for p in out.iterdir()):  # written by another process while models loaded
+                raise WorkbenchError(f"--out {out}: another process wrote into it while this run was starting; "
+                                     "choose another --out")
         trace.write_meta(out, run_meta)
         done = set(trace.load(out).requests["request_id"]) if old is not None and trace.completed_parts(out) else set()
         todo = [s for s in plan(cfg, prompts) if s.request_id not in done]

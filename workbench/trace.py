@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,13 @@ def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
         written.append(final)
 
 
+PART_NAME = re.compile(r"requests-(\d+)\.parquet")  # a file manager's "requests-00000 copy.parquet" is not a part
+
+
 def completed_parts(run_dir: Path) -> list[int]:
     """Indices of parts whose requests file exists (= completed requests)."""
-    return sorted(int(p.stem.split("-")[1]) for p in Path(run_dir).glob("requests-*.parquet"))
+    names = (PART_NAME.fullmatch(p.name) for p in Path(run_dir).glob("requests-*.parquet"))
+    return sorted(int(m.group(1)) for m in names if m)
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
@@ -161,7 +166,25 @@ def _read_table(path: Path, table: str, version: int = TRACE_VERSION) -> pd.Data
         missing -= V1_COLUMNS.get(table, set())
     if missing:
         raise TraceError(f"{path}: not a workbench {table} table (missing columns {sorted(missing)})")
+    wrong = [f"{f.name} is {data.schema.field(f.name).type}" for f in SCHEMAS[table]
+             if f.name in data.column_names and not _same_kind(data.schema.field(f.name).type, f.type)]
+    if wrong:
+        raise TraceError(f"{path}: not a workbench {table} table ({', '.join(wrong)}; expected the types of "
+                         "docs/TRACE.md)")
     return data.to_pandas()
+
+
+def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a column read back can stand for ``expected``: same kind (string, integer, float, bool, list); an
+    all-null column and an integer column where floats are expected pass."""
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating,
+             pa.types.is_boolean, lambda t: pa.types.is_list(t) or pa.types.is_large_list(t))
+    if pa.types.is_null(found) or (pa.types.is_floating(expected) and pa.types.is_integer(found)):
+        return True
+    string = pa.types.is_string(expected) or pa.types.is_large_string(expected)
+    if string:
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    return any(kind(found) and kind(expected) for kind in kinds)
 
 
 def load(run_dir: str | os.PathLike) -> Trace:
@@ -182,8 +205,12 @@ def load(run_dir: str | os.PathLike) -> Trace:
     frames = {t: [_read_table(part_path(run_dir, t, i), t, version) for i in parts] for t in tables}
     loaded = Trace(meta=meta, **{t: pd.concat(frames[t], ignore_index=True) for t in tables})
     if version == 1 and "gamma" not in loaded.requests.columns:  # format-2 parts under a meta.json without version
-        raise TraceError(f"{run_dir / META_FILE}: records no trace_version (format 1) but the run's parts are format "
-                         f"{TRACE_VERSION} (a meta.json from elsewhere, or edited?)")
+        raise TraceError(f"{run_dir / META_FILE}: records trace format 1 (or no trace_version) but the run's parts "
+                         f"are format {TRACE_VERSION} (a meta.json from elsewhere, or edited?)")
+    strangers = sorted(set(loaded.requests["run_id"]) - {meta["run_id"]})
+    if strangers:  # parts copied in from another run would be averaged with this one's, silently
+        raise TraceError(f"{run_dir}: holds requests of another run ({', '.join(map(str, strangers))}) beside run "
+                         f"{meta['run_id']} of its meta.json; keep each run in its own directory")
     return loaded if version == TRACE_VERSION else _upgrade_v1(loaded)
 
 
