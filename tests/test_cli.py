@@ -62,6 +62,35 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     assert len(trace.load(out).requests) == 2
 
 
+def test_parts_that_are_not_this_runs_are_ignored_or_refused(model_dirs, prompts_file, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from workbench.errors import TraceError
+
+    one, other = tmp_path / "one", tmp_path / "other"
+    for out in (one, other):
+        assert main(run_args(model_dirs, prompts_file, out, "--no-warmup")) == 0
+    n = len(trace.load(one).requests)
+    # a file manager's duplicate is not a part (its name has no part index): ignored, not a crash
+    shutil.copy(one / "requests-00000.parquet", one / "requests-00000 copy.parquet")
+    assert len(trace.load(one).requests) == n
+    # another run's part copied in: refused, naming both runs (it would be averaged in silently)
+    for table in trace.TABLES:
+        shutil.copy(other / f"{table}-00000.parquet", one / f"{table}-00099.parquet")
+    with pytest.raises(TraceError, match="holds requests of another run .* beside run "):
+        trace.load(one)
+    # a part whose column has the right name but the wrong type: one line naming it
+    for table in trace.TABLES:
+        (one / f"{table}-00099.parquet").unlink()
+    data = pq.read_table(one / "requests-00000.parquet").to_pandas()
+    data["new_tokens"] = data["new_tokens"].astype(str)
+    data.to_parquet(one / "requests-00000.parquet")
+    with pytest.raises(TraceError, match=r"requests-00000.parquet: not a workbench requests table \(new_tokens is "):
+        trace.load(one)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda a, d, t: a.__setitem__(a.index("--target") + 1, str(t / "nope")), "no such directory"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, str(d["gpt2_target"]).replace("gpt2_target", "missing")),
@@ -73,6 +102,7 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.extend(["--policy", "constant:0"]), "'0' must be a whole number"),
     (lambda a, d, t: a.extend(["--policy", "threshold:0"]), "'0' must be a probability between 0 and 1"),
     (lambda a, d, t: a.extend(["--policy", "entropy:0"]), "'0' must be a positive number (nats)"),
+    (lambda a, d, t: a.extend(["--policy", "entropy:inf"]), "'inf' must be a positive number (nats)"),
     (lambda a, d, t: a.extend(["--top-p", "0"]), "--top-p 0.0: expected a number in (0, 1]"),
     (lambda a, d, t: a.extend(["--max-new-tokens", "0"]), "--max-new-tokens 0: expected ≥ 1"),
     (lambda a, d, t: a.extend(["--policy", "heuristic,heuristic:5"]), "lists heuristic:5 more than once"),
@@ -81,8 +111,18 @@ def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, t
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:0"), "expected early-exit:L"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram,ngram:3:1"), "lists ngram:3:1 more than once"),
     (lambda a, d, t: a.extend(["--max-new-tokens", "400"]), "exceeds the models' context window"),
-    (lambda a, d, t: a.extend(["--temperature", "nan"]), "--temperature nan: expected a finite number ≥ 0"),
-    (lambda a, d, t: a.extend(["--temperature", "inf"]), "--temperature inf: expected a finite number ≥ 0"),
+    (lambda a, d, t: a.extend(["--temperature", "nan"]), "--temperature nan: expected 0 (greedy) or a finite number"),
+    (lambda a, d, t: a.extend(["--temperature", "inf"]), "--temperature inf: expected 0 (greedy) or a finite number"),
+    # logits / 1e-40 overflows float32: blamed on the temperature, not on the model's logits
+    (lambda a, d, t: a.extend(["--temperature", "1e-40"]), "--temperature 1e-40: expected 0 (greedy) or a finite "
+                                                           "number ≥ 1e-05"),
+    (lambda a, d, t: a.extend(["--seed", "-1"]), "--seed -1: expected an integer in 0 … 9223372036854775807"),
+    (lambda a, d, t: a.extend(["--seed", str(2**64)]), "--seed 18446744073709551616: expected an integer in 0 …"),
+    (lambda a, d, t: a.__setitem__(a.index("--target") + 1, str(t / "afile")), "afile': a file, not a model directory"),
+    (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "lone.jsonl")), "lone.jsonl:1: prompt is not "
+                                                                                       "valid Unicode text"),
+    (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "null.jsonl")), "null.jsonl:1: id must be a "
+                                                                                       "string or an integer"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "empty.jsonl")), "no prompts"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "bad.jsonl")), "invalid JSON"),
     (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, str(t / "number.jsonl")), "prompt must be a string"),
@@ -101,6 +141,8 @@ def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsy
     (tmp_path / "warm.jsonl").write_text('{"id": "warmup0", "prompt": "x"}\n')
     (tmp_path / "slash.jsonl").write_text('{"id": "a", "prompt": "x"}\n{"id": "a/b", "prompt": "y"}\n')
     (tmp_path / "cat.jsonl").write_text('{"id": "a", "category": 3, "prompt": "x"}\n')
+    (tmp_path / "lone.jsonl").write_text('{"id": "a", "prompt": "x \\ud800"}\n')  # a lone surrogate, as JSON spells it
+    (tmp_path / "null.jsonl").write_text('{"id": null, "prompt": "x"}\n')  # must not become the id "None"
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     (tmp_path / "afile").write_text("a file, not a directory")
@@ -112,8 +154,21 @@ def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsy
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+def test_unicode_line_separators_inside_a_prompt_are_text_not_line_breaks(tmp_path):
+    import json
+
+    from workbench.prompts import load_prompts
+
+    texts = ["one\u2028two", "three\u2029four\x85five"]  # json.dumps(ensure_ascii=False) writes these raw
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "prompt": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts)),
+                    encoding="utf-8")
+    assert [p.prompt for p in load_prompts(path)] == texts and [p.id for p in load_prompts(path)] == ["0", "1"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--out", ""], "argument --out: an empty path"),
+    (["demo", "--out", ""], "argument --out: an empty path"),
     (["report", "data/sample_run", "--out", " "], "argument --out: an empty path"),
     (["run", "--out", "x", "--policy", "constant:4,,constant:2"], "a comma-separated list without empty items"),
 ])
@@ -143,6 +198,16 @@ def test_demo_without_the_report_libraries_stops_before_it_measures(tmp_path, ca
     err = captured.err.strip()
     assert err.startswith("error: `workbench demo` needs the Python package 'plotly'") and "\n" not in err
     assert not (tmp_path / "demo").exists() and "demo:" not in captured.out  # nothing was started
+
+
+def test_demo_refuses_a_report_folder_it_would_replace_before_it_measures(tmp_path, capsys):
+    (tmp_path / "demo" / "report").mkdir(parents=True)
+    (tmp_path / "demo" / "report" / "index.html").write_text("my own page")  # not a report of ours: no marker
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: --out {tmp_path / 'demo' / 'report'} is a non-empty directory that holds "
+                                   "no .workbench-report") and captured.err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["report"] and "demo:" not in captured.out
 
 
 @pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])

@@ -14,12 +14,16 @@ from workbench.errors import WorkbenchError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: cuda, else mps, else cpu
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on CUDA, float16 on MPS
+MIN_TEMPERATURE = 1e-5  # below it (but > 0) logits / T overflows float32 → NaN; vLLM treats T < 1e-5 as greedy too
+MAX_SEED = 2**63 - 1  # torch.Generator takes < 2**64; session k of a resumed run seeds with seed + k
 
 
 # What a valid value of a scalar setting is: field → (test, its wording). RunConfig.validate names the CLI flag,
 # the sweep file (workbench.sweep_file) its key and line; the rules live here once.
 RULES = {
-    "temperature": (lambda v: 0 <= v < math.inf, "expected a finite number ≥ 0"),  # NaN fails too
+    "temperature": (lambda v: v == 0 or MIN_TEMPERATURE <= v < math.inf,  # NaN fails too
+                    f"expected 0 (greedy) or a finite number ≥ {MIN_TEMPERATURE:g}"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"expected an integer in 0 … {MAX_SEED}"),
     "top_k": (lambda v: v >= 0, "expected ≥ 0"),
     "top_p": (lambda v: 0 < v <= 1, "expected a number in (0, 1]"),
     "max_new_tokens": (lambda v: v >= 1, "expected ≥ 1"),

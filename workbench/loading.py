@@ -48,7 +48,8 @@ def resolve_model_dir(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if not path.is_dir():
         if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-            raise WorkbenchError(f"model {name_or_path!r}: no such directory")
+            what = "a file, not a model directory" if path.exists() else "no such directory"
+            raise WorkbenchError(f"model {name_or_path!r}: {what}")
         try:
             from huggingface_hub import snapshot_download
             path = Path(snapshot_download(name_or_path, local_files_only=True))

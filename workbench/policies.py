@@ -22,6 +22,7 @@ The same objects drive offline replay (workbench.analysis.replay), fed from reco
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -179,4 +180,4 @@ def _prob(spec: str, text: str) -> float:
 
 
 def _positive(spec: str, text: str) -> float:
-    return _number(spec, text, float, lambda v: v > 0.0, "a positive number (nats)")
+    return _number(spec, text, float, lambda v: 0.0 < v < math.inf, "a positive number (nats)")  # NaN fails too

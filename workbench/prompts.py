@@ -31,6 +31,8 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
         raise WorkbenchError(f"{path}:{lineno}: prompt must be a string, got {type(obj['prompt']).__name__}")
     if not obj["prompt"].strip():
         raise WorkbenchError(f"{path}:{lineno}: empty prompt")
+    if isinstance(obj["id"], bool) or not isinstance(obj["id"], (str, int)):  # "id": null must not become "None"
+        raise WorkbenchError(f"{path}:{lineno}: id must be a string or an integer, got {type(obj['id']).__name__}")
     pid = str(obj["id"])
     if not pid.strip() or "/" in pid or re.fullmatch(r"warmup\d+", pid):  # request ids are <prompt id>/<drafter>/…
         raise WorkbenchError(f"{path}:{lineno}: id {pid!r}: give a non-empty id without '/' that is not warmupN "
@@ -38,7 +40,13 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
     category = obj.get("category")
     if category is not None and not isinstance(category, str):
         raise WorkbenchError(f"{path}:{lineno}: category must be a string, got {type(category).__name__}")
-    return Prompt(id=pid, category=category or "default", prompt=obj["prompt"])
+    prompt = Prompt(id=pid, category=category or "default", prompt=obj["prompt"])
+    for field in ("id", "category", "prompt"):  # JSON can spell a lone surrogate ("\\ud800"); no tokenizer takes it
+        try:
+            getattr(prompt, field).encode("utf-8")
+        except UnicodeEncodeError:
+            raise WorkbenchError(f"{path}:{lineno}: {field} is not valid Unicode text (a lone surrogate)") from None
+    return prompt
 
 
 def load_prompts(path: str | Path, *, limit: int | None = None, per_category: int | None = None) -> list[Prompt]:
@@ -49,7 +57,7 @@ def load_prompts(path: str | Path, *, limit: int | None = None, per_category: in
         why = "a directory, not a file" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
         raise WorkbenchError(f"prompts file {path}: {why}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # JSON strings may hold U+2028 etc.: not line breaks
     except UnicodeDecodeError:
         raise WorkbenchError(f"prompts file {path}: not UTF-8 text") from None
     prompts = [_parse_line(path, i, line) for i, line in enumerate(lines, 1) if line.strip()]

@@ -49,9 +49,18 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-30))).sum(dim=-1)
 
 
+class NonFiniteProbabilities(ValueError):
+    """A draw from a distribution holding NaN/inf (raised by ``choose``; the loop names the model and step)."""
+
+
 def choose(probs: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
     """One token id per row of ``probs`` ([..., V] → [...]): argmax when greedy, else a draw with ``generator``."""
     if sampling.greedy:
         return probs.argmax(dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    try:
+        return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    except RuntimeError:  # no host read of probs on the normal path: a draft token is drawn without a sync
+        if not torch.isfinite(flat).all():
+            raise NonFiniteProbabilities from None
+        raise

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from workbench.commands import description
+from workbench.commands import description, out_path
 from workbench.config import RunConfig
 
 # Everything else: RunConfig defaults (embedded pair, held-out prompts, greedy, float32 on CPU).
@@ -22,7 +22,8 @@ DEMO = RunConfig(policies=("constant:2", "constant:4", "constant:6", "threshold:
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="policies + baseline on the default pair, then the HTML report",
                        description=description(__doc__))
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo directory (run/ and report/ inside)")
+    p.add_argument("--out", type=lambda text: Path(out_path(text)), default=Path("runs/demo"),
+                   help="demo directory (run/ and report/ inside)")
     p.add_argument("--full", action="store_true", help="every held-out prompt (default: the first "
                                                          f"{DEMO.per_category} of each category)")
     p.add_argument("--device", default=DEMO.device, help="auto | cpu | cuda | mps")
@@ -33,10 +34,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from workbench import report
+    from workbench.atomic import check_replaceable
     from workbench.commands.run import print_summary
     from workbench.runner import execute
 
     report.require_libraries()  # a missing plotly or papermill ends here, not after the whole measurement
+    check_replaceable(args.out / "report", report.MARKER)  # so does a report/ that is not ours to replace
     cfg = dataclasses.replace(DEMO, per_category=None if args.full else DEMO.per_category, device=args.device)
     run_dir = args.out / ("run-full" if args.full else "run")
     print(f"demo: policies {', '.join(cfg.policies)} and the target-only baseline → {run_dir}")
