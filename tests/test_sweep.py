@@ -131,13 +131,19 @@ def test_run_config_adapter_maps_the_settings(tmp_path):
     ("[grid\n", "invalid TOML"),
     # values no run could take: refused before the manifest exists (else every run fails and the rerun is refused)
     # (the key and line named, as the user wrote them)
-    ("[grid]\ntemperature = [0.0, -1.0]\n", ":2: [grid] temperature: -1.0: expected a finite number ≥ 0"),
+    ("[grid]\ntemperature = [0.0, -1.0]\n", ":2: [grid] temperature: -1.0: expected "),  # wording: config.RULES
     ("[grid]\ndraft = 'a'\ndevice = 'tpu'\n", ":3: [grid] device: 'tpu': expected auto, cpu, cuda, mps"),
     ("[grid]\ntop_p = [1.5]\n", ":2: [grid] top_p: 1.5: expected a number in (0, 1]"),
     ("[grid]\ngamma = [2, 0]\n", ":2: [grid] gamma: 0: policy 'constant:0'"),
     ("[grid]\ndraft = ['ngram:0']\n", ":2: [grid] draft: 'ngram:0': drafter 'ngram:0'"),
     ("[grid]\nprompts = ['/nonexistent/p.jsonl']\n", "prompts file /nonexistent/p.jsonl: no such file"),
     ("[grid]\ngamma = [1]\n[settings]\nlimit = 0\n", ":4: [settings] limit: expected ≥ 1, got 0"),
+    # a wrong type is named as such, before any rule on the value is tried (those compare numbers)
+    ("[grid]\ngamma = [1]\n[settings]\nlimit = '1'\n", ":4: [settings] limit: expected int, got '1'"),
+    ("[grid]\ngamma = [1]\n[settings]\nper_category = [1, 2]\n", ":4: [settings] per_category: expected int, got [1,"),
+    ("[grid]\ngamma = [1]\n[settings]\nlimit = 0.5\n", ":4: [settings] limit: expected int, got 0.5"),
+    ("[grid]\ngamma = [1]\n[settings]\nper_category = false\n", ":4: [settings] per_category: expected int, got False"),
+    ("[grid]\ngamma = [1]\n[settings]\nwarmup = 1\n", ":4: [settings] warmup: expected bool, got 1"),
     ("[grid]\ngamma = [1]\n\xff\n", "not UTF-8 text"),
 ])
 def test_bad_sweep_file_is_one_error_line_and_exit_2(tmp_path, capsys, text, message):

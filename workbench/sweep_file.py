@@ -93,6 +93,20 @@ def value_problem(key: str, value) -> str | None:
     return setting_problem(key, value)
 
 
+def _settings(path: Path, text: str, settings: dict) -> dict:
+    """[settings], type-checked before its values: the value rules (config.RULES) compare numbers and assume the
+    type is right (``limit = "1"`` is a wrong type, not a TypeError)."""
+    for key, value in settings.items():
+        bad = lambda what, k=key: _bad(path, text, "settings", k, f"[settings] {k}: {what}")  # noqa: E731
+        if key not in SETTING_TYPES:
+            raise bad(f"unknown key (known: {', '.join(SETTING_TYPES)})")
+        want = SETTING_TYPES[key]
+        problem = value_problem(key, value) if _check_type(value, want) else f"expected {want.__name__}"
+        if problem:
+            raise bad(f"{problem}, got {value!r}")
+    return dict(settings)
+
+
 def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Parse and type-check a sweep file; raises WorkbenchError naming the key and its line."""
     path = Path(path)
@@ -121,12 +135,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
             problem = value_problem(key, v)
             if problem:
                 raise bad(f"{v!r}: {problem}")
-    for key, value in settings.items():
-        if key not in SETTING_TYPES or not _check_type(value, SETTING_TYPES[key]) or value_problem(key, value):
-            what = "unknown key" if key not in SETTING_TYPES else value_problem(key, value) or \
-                f"expected {SETTING_TYPES[key].__name__}"
-            raise _bad(path, text, "settings", key, f"[settings] {key}: {what}, got {value!r}")
-        spec.settings[key] = value
+    spec.settings = _settings(path, text, settings)
     for i, table in enumerate(exclude):
         if not isinstance(table, dict):
             raise _bad(path, text, "", "exclude", "exclude must be an array of tables [[exclude]]")
