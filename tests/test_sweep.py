@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import sys
 import time
@@ -240,6 +241,80 @@ def test_sweep_comparison_pairs_each_run_with_its_baseline(model_dirs, prompts_f
     page = sweep_report.sweep_index_html(out)
     assert "cross-run ratios" in page and "acceptance_spec__draft-draft_random__temperature-0.8.html" in page
     assert page.count("<tr>") == 1 + 4 + 1 + 2  # header + 4 runs, header + best per (target, category)
+
+
+# ------------------------------------------------------------------------------------------------ the manifest
+# Hand edits of a finished sweep's manifest.json: (edit, whether the report refuses it too — a report has no sweep
+# file, so it cannot see that well-formed rows are not the file's runs).
+MANIFEST_EDITS = {
+    "a run renamed": (lambda m: m["runs"][0].update(name="renamed"), True),
+    "no format": (lambda m: m.pop("format"), True),
+    "grid_hash not a string": (lambda m: m.update(grid_hash=7), True),
+    "a kind that is a number": (lambda m: m["runs"][1].update(kind=5), True),
+    "an unknown state": (lambda m: m["runs"][1].update(state="finished"), True),
+    "a name outside runs/": (lambda m: m["runs"][1].update(name="../elsewhere"), True),
+    "a point without a grid key": (lambda m: m["runs"][1]["point"].pop("temperature"), True),
+    "an error that is a list": (lambda m: m["runs"][1].update(error=["x"]), True),
+    "a run twice": (lambda m: m["runs"].append(m["runs"][1]), True),
+    "a run dropped": (lambda m: m["runs"].pop(1), False),
+    "the runs reordered": (lambda m: m["runs"].reverse(), False),
+    "another setting": (lambda m: m["runs"][1]["point"].update(temperature=0.5), False),
+}
+
+
+@pytest.mark.parametrize("edit", MANIFEST_EDITS)
+def test_a_hand_edited_manifest_is_one_error_line_and_nothing_runs(tmp_path, capsys, edit):
+    path = write_sweep(tmp_path / "s.toml", {"gamma": [2], "max_new_tokens": 2, "device": "cpu"},
+                       {"limit": 1, "warmup": False})
+    out = tmp_path / "out"
+    manifest = sweep.open_manifest(out, sweep.expand(sweep_file.load_spec(path)), path)
+    for row in manifest["runs"]:
+        row["state"] = "done"
+    change, report_refuses = MANIFEST_EDITS[edit]
+    change(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = (out / "manifest.json").read_bytes()
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {out / 'manifest.json'}: not a sweep manifest") and "\n" not in err, err
+    assert (out / "manifest.json").read_bytes() == before and not any((out / "runs").iterdir())
+    if report_refuses:
+        assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {out / 'manifest.json'}: not a sweep manifest") and "\n" not in err, err
+
+
+def test_a_done_run_whose_directory_was_removed_or_damaged_is_run_again(model_dirs, prompts_file, tmp_path, capsys):
+    grid = {**tiny_grid(model_dirs, prompts_file, gamma=[2]), "draft": str(model_dirs["draft_prefix"])}
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "limit": 2})
+    out, command = tmp_path / "out", ["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(command) == 0
+    base, spec = sweep.expand(sweep_file.load_spec(path))
+    shutil.rmtree(out / "runs" / base.name)  # removed
+    (out / "runs" / spec.name / "requests-00001.parquet").unlink()  # one request of the other lost
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2  # says what to do
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {out / 'runs' / base.name}: the manifest calls this run done but it holds no "
+                          "run") and err.endswith(f"--out {out}` runs it again") and "\n" not in err, err
+
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert f"warning: run {base.name} is marked done but its directory is missing: running it again" in err
+    assert f"warning: run {spec.name} is marked done but 1 of its requests are missing: running it again" in err
+    for plan in (base, spec):
+        check_complete(out / "runs" / plan.name, plan, "ab")
+    assert len(trace.load(out / "runs" / spec.name).meta["sessions"]) == 2  # resumed: its other request kept
+    before = snapshot(out)
+    assert main(command) == 0 and snapshot(out) == before  # complete again: nothing rerun, nothing written
+
+    shutil.rmtree(out / "runs" / spec.name)  # a directory that holds something else is never overwritten
+    (out / "runs" / spec.name).mkdir()
+    (out / "runs" / spec.name / "notes.txt").write_text("mine")
+    assert main(command) == 1
+    row = {r["name"]: r for r in sweep.read_manifest(out)["runs"]}[spec.name]
+    assert row["state"] == "failed" and "holds no workbench run" in row["error"]
+    assert (out / "runs" / spec.name / "notes.txt").read_text() == "mine"
 
 
 # ------------------------------------------------------------------------------------------------ Ray

@@ -146,12 +146,17 @@ def write_manifest_json(path: Path, data: dict) -> None:
 
 def open_manifest(out: Path, plans: list[RunPlan], sweep_file: Path) -> dict:
     """The manifest of ``out`` (created for a new sweep); refuses a directory holding another sweep."""
-    path, digest = out / MANIFEST, grid_hash(plans, sweep_file.resolve().parent)
+    path, base = out / MANIFEST, sweep_file.resolve().parent
+    digest = grid_hash(plans, base)
     if path.is_file():
         manifest = read_manifest(out)
-        if manifest.get("grid_hash") != digest:
-            raise WorkbenchError(f"--out {out} holds a different sweep (grid hash {manifest.get('grid_hash')} ≠ "
+        if manifest["grid_hash"] != digest:
+            raise WorkbenchError(f"--out {out} holds a different sweep (grid hash {manifest['grid_hash']} ≠ "
                                  f"{digest}); choose another --out")
+        rows = manifest["runs"]  # the same sweep: its rows must be this grid's runs, in order (not edited by hand)
+        if [(r["name"], r["kind"], r["baseline"]) for r in rows] != [(p.name, p.kind, p.baseline) for p in plans] \
+                or grid_hash([RunPlan(r["name"], r["kind"], r["point"]) for r in rows], base) != digest:
+            raise _not_ours(path, f"its runs are not those of grid hash {digest}")
         return manifest
     if out.exists() and not out.is_dir():
         raise WorkbenchError(f"--out {out}: is a file, not a directory")
@@ -176,32 +181,75 @@ def _unstarted(out: Path) -> bool:
 
 
 def read_manifest(sweep_dir: str | os.PathLike) -> dict | None:
-    """The manifest of ``sweep_dir`` (None when it has none); WorkbenchError when it is not one this workbench
-    wrote (corrupt, or edited by hand)."""
+    """The manifest of ``sweep_dir`` (None when it has none), checked here, once, for everything its readers take
+    from it; WorkbenchError when it is not one this workbench wrote (corrupt, or edited by hand)."""
     path = Path(sweep_dir) / MANIFEST
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise WorkbenchError(f"{path}: cannot read the sweep manifest ({exc}); move it away to start the sweep "
-                             "again in this directory") from None
-    rows = manifest.get("runs") if isinstance(manifest, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"name", "kind", "state", "point"} <= set(r)
-                                             for r in rows):
-        raise WorkbenchError(f"{path}: not a sweep manifest ({FORMAT}: an object whose runs each have a name, "
-                             "kind, state and point); move it away to start the sweep again in this directory")
+    manifest = _parse(path)
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise _not_ours(path, problem)
     return manifest
 
 
-def manifest_row(run_dir: str | os.PathLike) -> dict | None:
-    """The manifest row of ``run_dir`` when it is a run of a sweep (``SWEEP/runs/<name>``), else None (an unreadable
-    manifest too: the callers only word a message or a note with it)."""
-    path = Path(run_dir).resolve()
+def _parse(path: Path):
+    """``path`` as JSON, not checked (WorkbenchError when it is not JSON)."""
     try:
-        rows = (read_manifest(path.parent.parent) or {}).get("runs", []) if path.parent.name == "runs" else []
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise _not_ours(path, f"cannot read it: {exc}") from None
+
+
+def _not_ours(path: Path, problem: str) -> WorkbenchError:
+    return WorkbenchError(f"{path}: not a sweep manifest this workbench wrote ({problem}; edited by hand?); restore "
+                          "it, or run the sweep again with another --out")
+
+
+STATES = ("pending", "running", "done", "failed")
+# What each row of a manifest holds: key → (test, what it must be).
+ROW_FIELDS = {
+    "name": (lambda v: isinstance(v, str) and re.fullmatch(r"[\w.-]+", v, re.ASCII) and v.strip("."), "a run name"),
+    "kind": (lambda v: v in ("speculative", "baseline"), "speculative or baseline"),
+    "point": (lambda v: isinstance(v, dict) and set(GRID_DEFAULTS) <= set(v), "an object holding every grid key"),
+    "baseline": (lambda v: v is None or isinstance(v, str), "null or a baseline run's name"),
+    "state": (lambda v: v in STATES, ", ".join(STATES)),
+    "error": (lambda v: v is None or isinstance(v, str), "null or a string"),
+}
+
+
+def _manifest_problem(manifest) -> str | None:
+    """What makes ``manifest`` (parsed JSON) not a manifest of FORMAT, else None."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return f"no format {FORMAT!r}"
+    if not all(isinstance(manifest.get(k), str) for k in ("grid_hash", "sweep_file")):
+        return "grid_hash and sweep_file must be strings"
+    rows = manifest.get("runs")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        return "runs must be a non-empty array of objects"
+    for i, row in enumerate(rows):
+        for key, (ok, what) in ROW_FIELDS.items():
+            if key not in row or not ok(row[key]):
+                found = f"is {json.dumps(row[key], default=str)[:40]}" if key in row else "is missing"
+                return f"runs[{i}].{key} {found}, expected {what}"
+    kinds = {r["name"]: r["kind"] for r in rows}
+    if len(kinds) < len(rows):
+        return "two runs have the same name"
+    orphan = next((i for i, r in enumerate(rows) if r["baseline"] is not None and kinds.get(r["baseline"]) !=
+                   "baseline"), None)
+    return None if orphan is None else f"runs[{orphan}].baseline names no baseline run of the manifest"
+
+
+def manifest_row(run_dir: str | os.PathLike) -> dict | None:
+    """The manifest row of ``run_dir`` when it is a run of a sweep (``SWEEP/runs/<name>``), else None. Read as it
+    is, not checked (an unreadable manifest gives None): the callers only word a message or a note with it, and
+    whatever acts on a manifest reads it with ``read_manifest``."""
+    path = Path(run_dir).resolve()
+    manifest = path.parent.parent / MANIFEST
+    try:
+        rows = _parse(manifest)["runs"] if path.parent.name == "runs" and manifest.is_file() else []
         return next((r for r in rows if r.get("name") == path.name), None)
-    except (OSError, ValueError, AttributeError, TypeError, WorkbenchError):
+    except (OSError, ValueError, AttributeError, TypeError, KeyError, WorkbenchError):
         return None
 
 
@@ -234,6 +282,7 @@ def _drive(out: Path, manifest: dict, plans: list[RunPlan], ray: str | None, cpu
     from workbench import sweep_run
 
     rows = {r["name"]: r for r in manifest["runs"]}
+    sweep_run.recheck_done(out, rows, plans)  # a "done" run whose directory was removed or damaged is run again
     todo = [p for p in plans if rows[p.name]["state"] != "done"]
     for plan in todo:  # a driver killed earlier may have left "running" rows
         rows[plan.name].update(state="pending", error=None)

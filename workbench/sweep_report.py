@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.errors import WorkbenchError
 from workbench.sweep import BASELINE_KEYS, read_manifest, value_label
 from workbench.sweep_file import GRID_DEFAULTS
 
@@ -29,7 +30,12 @@ def expand_dirs(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
             runs.append(d)
             continue
         sweeps.append(d)
-        runs += [Path(d) / "runs" / r["name"] for r in manifest["runs"] if r["state"] == "done"]
+        done = [Path(d) / "runs" / r["name"] for r in manifest["runs"] if r["state"] == "done"]
+        gone = next((r for r in done if not (r / "meta.json").is_file()), None)  # removed since it was done
+        if gone is not None:
+            raise WorkbenchError(f"{gone}: the manifest calls this run done but it holds no run (removed?); "
+                                 f"{resume_command(d)} runs it again")
+        runs += done
     return runs, sweeps
 
 

@@ -132,6 +132,71 @@ def run_local(out: Path, plans: list[RunPlan], progress: Progress) -> None:
         progress.set(plan.name, outcome.state, outcome.error)
 
 
+def recheck_done(out: Path, rows: dict[str, dict], plans: list[RunPlan]) -> None:
+    """Mark ``pending`` (with a warning line) each run the manifest calls done whose directory no longer holds its
+    complete run (removed, or damaged since): the manifest is not trusted for what it cannot see. Loads no model."""
+    for plan in plans:
+        why = rows[plan.name]["state"] == "done" and not_complete(out / "runs" / plan.name, plan.point)
+        if why:
+            print(f"warning: run {plan.name} is marked done but {why}: running it again", file=sys.stderr)
+            rows[plan.name].update(state="pending", error=None)
+
+
+def not_complete(run_dir: Path, point: dict) -> str | None:
+    """Why ``run_dir`` does not hold the complete run of ``point`` (None: it does): no directory, no meta.json of
+    these settings whose last session finished, or a planned request without its part (checked where the prompts file
+    the run was made with is here)."""
+    from workbench import paths, trace
+    from workbench.prompts import load_prompts
+    from workbench.runner import config_diff, file_hash, plan
+
+    if not run_dir.is_dir():
+        return "its directory is missing"
+    cfg = run_config_for(point)
+    try:
+        meta = trace.read_meta(run_dir)
+        if meta.get("trace_version") != trace.TRACE_VERSION:
+            return None  # an older workbench's run, complete when it was marked done (a rerun could not resume it)
+        changed = config_diff(meta["config"], cfg)
+    except WorkbenchError as exc:  # no meta.json, a corrupt one, a drafter no longer parsed
+        return f"its directory holds no run of it ({exc})"
+    last = meta["sessions"][-1] if meta["sessions"] else None
+    if changed or not (isinstance(last, dict) and "finished" in last):
+        return f"its meta.json records other settings ({', '.join(changed)})" if changed else \
+            "its last session did not finish"
+    try:
+        prompts_file = paths.prompts_path(cfg.prompts)
+        if file_hash(prompts_file) != meta.get("prompts_sha256"):
+            return None  # not here (with --ray it may be on the workers only), or edited since: no plan to check
+        prompts = load_prompts(prompts_file, limit=cfg.limit, per_category=cfg.per_category)
+    except (WorkbenchError, OSError):
+        return None
+    have = _request_ids(run_dir, meta["run_id"])
+    if isinstance(have, str):
+        return have
+    missing = [spec.request_id for spec in plan(cfg, prompts) if spec.request_id not in have]
+    return f"{len(missing)} of its requests are missing" if missing else None
+
+
+def _request_ids(run_dir: Path, run_id: str) -> set[str] | str:
+    """The ids of run ``run_id``'s completed requests in ``run_dir`` (read from their requests parts only), or which
+    part is unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench import trace
+
+    ids: set[str] = set()
+    for i in trace.completed_parts(run_dir):
+        path = trace.part_path(run_dir, "requests", i)
+        try:
+            rows = pq.read_table(path, columns=["run_id", "request_id"]).to_pylist()
+        except (pa.ArrowException, OSError, ValueError, KeyError):
+            return f"{path.name} cannot be read"
+        ids.update(row["request_id"] for row in rows if row["run_id"] == run_id)  # not a part copied in
+    return ids
+
+
 def precheck_runs(plans: list[RunPlan], *, prompts: bool) -> None:
     """Every run's settings (and, with ``prompts``, its prompt file) checked before anything is written: a typo in
     the sweep file is one error line and exit 2, not a manifest of failed runs. Models are left to the runs (on a
