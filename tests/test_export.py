@@ -149,8 +149,8 @@ def test_format_2_parts_under_a_meta_json_without_a_version_are_one_error_line(s
     run_id = json.loads((run / "meta.json").read_text())["run_id"]
     (run / "meta.json").write_text(json.dumps({"run_id": run_id}))  # no trace_version: format 1, which had gamma
     assert main([command, str(run), *(["--perfetto", str(tmp_path / "t.json")] if command == "export" else [])]) == 2
-    assert capsys.readouterr().err == (f"error: {run / 'meta.json'}: records trace format 1 (or no "
-                                       "trace_version) but the run's parts are format 2 (a meta.json from elsewhere, or edited?)\n")
+    assert capsys.readouterr().err == (f"error: {run / 'meta.json'}: records trace format 1 (or no trace_version) "
+                                       "but the run's parts are format 2 (a meta.json from elsewhere, or edited?)\n")
 
 
 def test_export_checks_its_output_path_first_and_names_it(small_run, tmp_path, capsys):
