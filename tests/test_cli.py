@@ -74,8 +74,15 @@ def test_parts_that_are_not_this_runs_are_ignored_or_refused(model_dirs, prompts
         assert main(run_args(model_dirs, prompts_file, out, "--no-warmup")) == 0
     n = len(trace.load(one).requests)
     # a file manager's duplicate is not a part (its name has no part index): ignored, not a crash
-    shutil.copy(one / "requests-00000.parquet", one / "requests-00000 copy.parquet")
+    for name in ("requests-00000 copy.parquet", "requests-0.parquet", "requests-000000.parquet",
+                 "requests-\u0660\u0660\u0660\u0660\u0661.parquet"):  # Arabic-Indic digits: \d would take them
+        shutil.copy(one / "requests-00000.parquet", one / name)
     assert len(trace.load(one).requests) == n
+    # this run's own part copied under another index: the request would count twice
+    for table in trace.TABLES:
+        shutil.copy(one / f"{table}-00000.parquet", one / f"{table}-00099.parquet")
+    with pytest.raises(TraceError, match="is in more than one part"):
+        trace.load(one)
     # another run's part copied in: refused, naming both runs (it would be averaged in silently)
     for table in trace.TABLES:
         shutil.copy(other / f"{table}-00000.parquet", one / f"{table}-00099.parquet")

@@ -152,6 +152,21 @@ def test_export_and_replay_never_write_into_the_run(run, capsys, argv, flag):
     assert files(run) == before
 
 
+@pytest.mark.parametrize("target", ["other/meta.json", "other/requests-00000.parquet", "other/new.csv",
+                                    "sw/manifest.json"])
+@pytest.mark.parametrize("command", ["export", "replay"])
+def test_export_and_replay_never_write_into_another_run_or_a_sweep_manifest(run, tmp_path, capsys, command, target):
+    shutil.copytree(SAMPLE, tmp_path / "other")
+    fake_sweep(tmp_path)
+    before = {d: files(tmp_path / d) for d in ("other", "sw")}
+    out = tmp_path / target
+    flag = "--perfetto" if command == "export" else "--out"
+    assert main([command, str(run), flag, str(out), *(["--policy", "constant:2"] if command == "replay" else [])]) == 2
+    one_error_line(capsys, f"{flag} {out}: ", "manifest" if target.startswith("sw") else
+                   f"lies inside the run directory {tmp_path / 'other'}")
+    assert {d: files(tmp_path / d) for d in ("other", "sw")} == before
+
+
 @pytest.mark.parametrize("argv", [["export", str(SAMPLE), "--perfetto", ""], ["replay", str(SAMPLE), "--out", " "]])
 def test_an_empty_output_path_says_it_is_empty(argv, capsys):
     assert main(argv) == 2

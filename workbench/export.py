@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench import atomic
 from workbench.errors import WorkbenchError
-from workbench.trace import PHASES
+from workbench.trace import META_FILE, PHASES
 
 PID = 1
 
@@ -82,16 +82,20 @@ def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike, flag: str
 def check_output_file(path: str | os.PathLike, flag: str, run_dir: str | os.PathLike | None = None) -> Path:
     """Refuse, before any work, a file to write that cannot be one (also ``replay --out``): an empty path (``Path``
     would make it "."), an existing directory, a path inside ``run_dir`` (the run being read: the output could
-    overwrite its own trace), under a file, or under a directory that cannot be written. Returns it as a Path;
-    nothing is created here."""
+    overwrite its own trace) or inside any other run directory, a sweep's manifest, a path under a file, or under a
+    directory that cannot be written. Returns it as a Path; nothing is created here."""
     if not str(path).strip():
         raise WorkbenchError(f"{flag}: an empty path (give the file to write)")
     path = Path(path)
     if path.is_dir():
         raise WorkbenchError(f"{flag} {path}: is a directory, not a file")
-    if run_dir is not None and atomic.overlap(path, run_dir) == "lies inside":  # symlinks resolved: caught too
-        raise WorkbenchError(f"{flag} {path}: lies inside the run directory {run_dir}, whose files it could "
+    owner = run_dir if run_dir is not None and atomic.overlap(path, run_dir) == "lies inside" else next(
+        (d for d in path.resolve().parents if (d / META_FILE).is_file()), None)  # the run read, or any other run
+    if owner is not None:  # symlinks resolved: caught too
+        raise WorkbenchError(f"{flag} {path}: lies inside the run directory {owner}, whose files it could "
                              "overwrite; write it outside the run directory")
+    if path.name == "manifest.json" and (path.parent / "runs").is_dir():
+        raise WorkbenchError(f"{flag} {path}: is a sweep's manifest, which it would overwrite; write it elsewhere")
     parent = next((p for p in path.parents if p.exists()), Path("."))  # the nearest folder that exists
     if not parent.is_dir():
         raise WorkbenchError(f"{parent}: exists and is not a directory")

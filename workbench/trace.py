@@ -84,13 +84,14 @@ def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
         written.append(final)
 
 
-PART_NAME = re.compile(r"requests-(\d+)\.parquet")  # a file manager's "requests-00000 copy.parquet" is not a part
+PART_NAME = re.compile(r"requests-([0-9]{5,})\.parquet")  # as part_path writes it; "requests-00000 copy.parquet",
+#                                                           "requests-3.parquet" or "requests-000003.parquet" is not
 
 
 def completed_parts(run_dir: Path) -> list[int]:
     """Indices of parts whose requests file exists (= completed requests)."""
     names = (PART_NAME.fullmatch(p.name) for p in Path(run_dir).glob("requests-*.parquet"))
-    return sorted(int(m.group(1)) for m in names if m)
+    return sorted(int(m.group(1)) for m in names if m and m.group(1) == f"{int(m.group(1)):05d}")
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
@@ -211,6 +212,10 @@ def load(run_dir: str | os.PathLike) -> Trace:
     if strangers:  # parts copied in from another run would be averaged with this one's, silently
         raise TraceError(f"{run_dir}: holds requests of another run ({', '.join(map(str, strangers))}) beside run "
                          f"{meta['run_id']} of its meta.json; keep each run in its own directory")
+    repeated = loaded.requests["request_id"].duplicated()
+    if repeated.any():  # a part copied under another index would count its request twice
+        raise TraceError(f"{run_dir}: request {loaded.requests['request_id'][repeated].iloc[0]} is in more than one "
+                         "part (a copied part file?); each request's part is written once")
     return loaded if version == TRACE_VERSION else _upgrade_v1(loaded)
 
 
