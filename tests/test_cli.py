@@ -161,6 +161,37 @@ def test_bad_input_gets_one_clear_line(model_dirs, prompts_file, tmp_path, capsy
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+@pytest.mark.parametrize("command, hint", [("replay", "--max-new-tokens"), ("train", "--draft-layers")])
+def test_running_out_of_memory_is_one_line_with_what_to_shrink(monkeypatch, capsys, command, hint):
+    import importlib
+
+    def allocate(args):  # what torch's CPU allocator raises for a shape that does not fit
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you tried "
+                           "to allocate 400000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(importlib.import_module(f"workbench.commands.{command}"), "main", allocate)
+    argv = {"replay": ["replay", "data/sample_run"], "train": ["train", "--out", "x"]}[command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: out of memory (try a smaller") and hint in err and "\n" not in err
+
+
+def test_the_summary_prints_a_small_temperature_as_it_is(model_dirs, prompts_file, tmp_path, capsys):
+    assert main(run_args(model_dirs, prompts_file, tmp_path / "run", "--limit", "1", "--no-warmup",
+                         "--temperature", "1e-05")) == 0
+    out = capsys.readouterr().out
+    assert "constant:4       1e-05 " in out  # the temperature column, not rounded to 0.000 (which reads as greedy)
+
+
+def test_a_closed_stdout_ends_quietly_not_with_a_traceback():
+    # `workbench … | head -1`: the reader goes away; the command's work is done, its printing must not crash
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "replay", "data/sample_run", "--policy", "constant:2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads: the first print gets EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
 def test_unicode_line_separators_inside_a_prompt_are_text_not_line_breaks(tmp_path):
     import json
 

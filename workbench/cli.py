@@ -20,6 +20,7 @@ EXIT_USAGE = 2
 # modules in workbench/commands, in --help order
 COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
+TRAIN_OOM_HINT = "out of memory (try a smaller shape: --preset, --draft-layers, --draft-hidden)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C → 130, SIGTERM (Terminated) → 143
         print(interrupted_message(sys.argv[1:] if argv is None else argv, getattr(args, "out", None)), file=sys.stderr)
         return exit_code(exc)
+    except BrokenPipeError:  # stdout closed early (`workbench run … | head -1`): what was measured is saved
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 128 + 13  # as a shell reports a program that SIGPIPE ended
     except OSError as exc:  # a path given that cannot be read or written (missing parent, not a directory, read-only)
         if exc.filename is None:
             raise
@@ -70,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     except MemoryError:
-        print(f"error: {OOM_HINT}", file=sys.stderr)
+        print(f"error: {TRAIN_OOM_HINT if args.command == 'train' else OOM_HINT}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # CUDA OOM is a RuntimeError subclass; anything else is a bug: show it whole
-        if "out of memory" not in str(exc):
+        if not any(sign in str(exc) for sign in ("out of memory", "can't allocate memory")):  # CUDA / CPU allocator
             raise
-        print(f"error: {OOM_HINT}", file=sys.stderr)
+        print(f"error: {TRAIN_OOM_HINT if args.command == 'train' else OOM_HINT}", file=sys.stderr)
         return 1
 
 

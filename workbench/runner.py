@@ -81,7 +81,8 @@ def open_run_dir(cfg: RunConfig, out: Path, *, resume: bool) -> dict | None:
         if old.get("prompts_sha256") != file_hash(paths.prompts_path(cfg.prompts)):
             diff.append("prompts")
         if diff:
-            raise WorkbenchError(f"--resume: this command's settings differ from the run in {out} ({', '.join(diff)})")
+            raise WorkbenchError(f"cannot continue the run in {out}: this command's settings differ from it "
+                                 f"({', '.join(diff)}); give its own settings, or choose another --out")
         return old
     if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise WorkbenchError(f"--out {out}: directory is not empty and holds no workbench run")

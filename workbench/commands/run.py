@@ -105,7 +105,10 @@ def print_summary(out) -> None:
 
     loaded = trace.load(out)
     print(f"run {loaded.meta['run_id']} → {out}")
-    print(summary_table(loaded).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    table = summary_table(loaded)
+    if "temperature" in table:  # 1e-05 must not print as 0.000, which reads as greedy
+        table["temperature"] = table["temperature"].map(lambda t: f"{t:g}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     disturbed = clock_note(loaded.steps, loaded.requests)
     if disturbed:
         print(f"warning: {disturbed}", file=sys.stderr)
