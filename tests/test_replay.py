@@ -4,12 +4,14 @@ policies under greedy decoding, and one clear line for each bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from test_cli import run_args
+from test_sweep import make_finished_sweep
 
 from workbench import trace
 from workbench.analysis import latency, policies, replay
@@ -269,8 +271,6 @@ def _unfinished(run, modes=("speculative",)):
                "finish it with `workbench run … --resume`)"),
     ("sweep-baseline", "no speculative requests to replay (a sweep's baseline run: replay the sweep's speculative "
                        "runs beside it)"),
-    ("sweep-spec", "no baseline requests, and a predicted speedup needs the target-only cost measured in the same "
-                   "run (a sweep keeps its baseline in a separate run, {runs}/baseline, which replay does not read)"),
     ("no-baseline", "no baseline requests, and a predicted speedup needs the target-only cost measured in the same "
                     "run (it was made without --baseline)"),
 ])
@@ -283,7 +283,7 @@ def test_replay_says_why_a_run_has_nothing_to_replay(model_dirs, prompts_file, t
     (tmp_path / "sweep" / "manifest.json").write_text(json.dumps({"runs": [
         {"name": "baseline", "kind": "baseline", "baseline": None, "state": "done", "point": {}},
         {"name": "spec", "kind": "speculative", "baseline": "baseline", "state": "done", "point": {}}]}))
-    run = runs / case.removeprefix("sweep-") if case.startswith("sweep-") else tmp_path / "run"
+    run = runs / "baseline" if case == "sweep-baseline" else tmp_path / "run"
     if case == "sweep-baseline":  # a sweep's baseline run has no drafter at all
         execute(RunConfig(target=str(model_dirs["target"]), drafts=(), prompts=str(prompts_file), baseline=True,
                           max_new_tokens=6, limit=1, warmup=False), run, progress=False)
@@ -295,7 +295,7 @@ def test_replay_says_why_a_run_has_nothing_to_replay(model_dirs, prompts_file, t
     capsys.readouterr()
     assert main(["replay", str(run)]) == 2
     out, err = capsys.readouterr()
-    assert err.startswith(f"error: replay: {run} has {message.format(runs=runs)}") and err.count("\n") == 1, err
+    assert err.startswith(f"error: replay: {run} has {message}") and err.count("\n") == 1, err
     assert not out
 
 
@@ -319,3 +319,103 @@ def test_replay_checks_its_output_and_names_the_run_s_drafters_first(model_dirs,
     for given, label in (("ngram", "ngram:3:1"), (str(model_dirs["draft_prefix"]), "draft_prefix")):
         assert main(["replay", str(run), "--drafter", given, "--policy", "constant:2"]) == 0
         assert set(capsys.readouterr().out.split()) & {"ngram:3:1", "draft_prefix"} == {label}
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(model_dirs, tmp_path_factory):
+    return make_finished_sweep(model_dirs, tmp_path_factory.mktemp("finished-sweep"))
+
+
+def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run(finished_sweep, tmp_path, capsys):
+    """A sweep keeps its baseline in a run of its own: replay pairs with it as the sweep report does (cross-run
+    ratios, said so), prompt by prompt as a baseline of the run's own would be."""
+    from workbench import sweep_report
+    from workbench.analysis import frames
+
+    runs = finished_sweep / "runs"
+    spec, base = trace.load(runs / "spec__policy-constant-2"), trace.load(runs / "baseline")
+    table = tmp_path / "table.csv"
+    assert main(["replay", str(runs / "spec__policy-constant-2"), "--policy", "constant:2,constant:3",
+                 "--out", str(table)]) == 0
+    out, err = capsys.readouterr()
+    assert f"divide by the target-only baseline of the sweep's run {runs / 'baseline'}, measured in another run: " \
+           "cross-run ratios" in out and "prediction" in out and not err
+    written = pd.read_csv(table).set_index("policy")
+    assert written["predicted_speedup"].notna().all() and (written["baseline_run"] == str(runs / "baseline")).all()
+    # measured: the sweep report's figure for this run (the same pairing, frames.paired_speedups)
+    reported = sweep_report.comparison(finished_sweep)[0].set_index("run").loc["spec__policy-constant-2", "speedup"]
+    assert written.loc["constant:2", "measured_speedup"] == pytest.approx(reported)
+    assert written.loc["constant:2", "measured_speedup"] == pytest.approx(
+        frames.paired_speedups(spec.requests, baseline=base.requests)["speedup"].median())
+    # predicted: each prompt's baseline as measured (spikes calmed) in the baseline run, as in a run of its own
+    per = replay.replay(spec, "draft_prefix", ["constant:2"], baseline=base).set_index("prompt_id")
+    calm = latency.calm_baseline_ms_per_token(base.steps, base.requests).droplevel(["run_id", "temperature"])
+    assert (per["base_ms"] / per["tokens"]).to_dict() == pytest.approx(calm.loc[per.index].to_dict())
+    assert per["base_ms"].notna().all() and len(per) == 2
+
+
+def _edited(finished_sweep, tmp_path, edit):
+    """A copy of the finished sweep with its manifest's rows changed by ``edit``; returns its speculative run."""
+    out = tmp_path / "out"
+    shutil.copytree(finished_sweep, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    edit(out, {r["name"]: r for r in manifest["runs"]})
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out / "runs" / "spec__policy-constant-2"
+
+
+def _drop_request(run_dir, mode):
+    """Remove the part of the run's last measured request of ``mode``."""
+    req = trace.load(run_dir).requests
+    k = max(i for i, r in req.iterrows() if r["mode"] == mode and not r["warmup"])
+    (run_dir / f"requests-{k:05d}.parquet").unlink()
+
+
+# what makes the sweep's baseline run one replay cannot divide by → the start of its one error line
+SWEEP_BASELINE_REFUSALS = {
+    "baseline-running": "{base}: the sweep's baseline run of spec__policy-constant-2 is not finished (running); "
+                        "`workbench sweep ",
+    "baseline-removed": "{base}: the sweep's baseline run of spec__policy-constant-2 holds no run (removed?); ",
+    "baseline-lacks-a-prompt": "replay: {base} has no measured baseline request for 1 of the run's 2 prompts (b) at "
+                               "its temperature: rerun the sweep to finish it",
+    "baseline-replaced": "{base}: holds another run than manifest.json names baseline (temperature 0.5 in the run, "
+                         "0.0 in the manifest)",
+    "run-replaced": "{spec}: holds another run than manifest.json names spec__policy-constant-2 (policies "
+                    '["constant:4"] in the run, ["constant:2"] in the manifest)',
+    "no-baseline-planned": "replay: {spec} has no baseline requests, and a predicted speedup needs the target-only "
+                           "cost measured in the same run (its sweep ran no baseline: baseline = false in the sweep "
+                           "file); to replay this setting",
+    "manifest-corrupt": "{sweep}/manifest.json: not a sweep manifest this workbench wrote (no format",
+}
+
+
+@pytest.mark.parametrize("case", SWEEP_BASELINE_REFUSALS)
+def test_replay_refuses_a_sweep_baseline_it_cannot_divide_by(finished_sweep, tmp_path, capsys, case):
+    def edit(out, rows):
+        base, spec = out / "runs" / "baseline", out / "runs" / "spec__policy-constant-2"
+        if case == "baseline-running":
+            rows["baseline"]["state"] = "running"
+        elif case == "baseline-removed":
+            shutil.rmtree(base)
+        elif case == "baseline-lacks-a-prompt":
+            _drop_request(base, "baseline")
+        elif case == "baseline-replaced":  # another target-only run: at another temperature
+            meta = json.loads((base / "meta.json").read_text())
+            meta["config"]["temperature"] = 0.5
+            (base / "meta.json").write_text(json.dumps(meta))
+        elif case == "run-replaced":
+            shutil.rmtree(spec)
+            shutil.copytree(out / "runs" / "spec__policy-constant-4", spec)
+        elif case == "no-baseline-planned":
+            for row in rows.values():
+                row["baseline"] = None
+
+    spec = _edited(finished_sweep, tmp_path, edit)
+    if case == "manifest-corrupt":  # not read leniently: it decides what the run is divided by
+        (tmp_path / "out" / "manifest.json").write_text('{"runs": []}')
+    capsys.readouterr()
+    assert main(["replay", str(spec)]) == 2
+    out, err = capsys.readouterr()
+    sweep_dir = tmp_path / "out"
+    expected = SWEEP_BASELINE_REFUSALS[case].format(base=sweep_dir / "runs" / "baseline", spec=spec, sweep=sweep_dir)
+    assert err.startswith(f"error: {expected}") and err.count("\n") == 1 and not out, err

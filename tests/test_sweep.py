@@ -15,6 +15,7 @@ import pytest
 
 from workbench import sweep, sweep_file, trace
 from workbench.cli import main
+from workbench.errors import WorkbenchError
 
 
 def toml_value(v) -> str:
@@ -315,6 +316,70 @@ def test_a_done_run_whose_directory_was_removed_or_damaged_is_run_again(model_di
     row = {r["name"]: r for r in sweep.read_manifest(out)["runs"]}[spec.name]
     assert row["state"] == "failed" and "holds no workbench run" in row["error"]
     assert (out / "runs" / spec.name / "notes.txt").read_text() == "mine"
+
+
+def make_finished_sweep(model_dirs, root: Path) -> Path:
+    """A finished sweep (one draft, γ 2 and 4, 2 prompts, one baseline) under ``root``; returns its directory."""
+    prompts = root / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "category": "prose", "prompt": "The quick brown fox"}\n'
+                       '{"id": "b", "category": "code", "prompt": "def add(a, b):"}\n')
+    grid = {**tiny_grid(model_dirs, prompts, gamma=[2, 4]), "draft": str(model_dirs["draft_prefix"])}
+    assert sweep.run_sweep(write_sweep(root / "s.toml", grid), root / "out", progress=False) == []
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(model_dirs, tmp_path_factory) -> Path:
+    """``make_finished_sweep`` once per module; tests copy it before changing it."""
+    return make_finished_sweep(model_dirs, tmp_path_factory.mktemp("finished-sweep"))
+
+
+def test_report_refuses_a_run_that_is_not_the_one_its_manifest_row_names(finished_sweep, tmp_path, capsys):
+    """The comparison labels each run by its manifest row: a row edited by hand, or a run directory replaced by
+    another run, would label a run by settings it was not made with."""
+    from workbench import sweep_report
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_sweep, out)
+    assert len(sweep_report.comparison(out)[0]) == 2  # as the sweep left it: accepted
+    manifest = json.loads((out / "manifest.json").read_text())
+    edited = json.loads(json.dumps(manifest))
+    edited["runs"][1]["point"].update(draft="other", policy="constant:6")  # the audit's edit of spec γ = 2
+    (out / "manifest.json").write_text(json.dumps(edited))
+    spec2, spec4 = out / "runs" / "spec__policy-constant-2", out / "runs" / "spec__policy-constant-4"
+    cases = {"manifest row edited": ('drafts ["draft_prefix"] in the run, ["other"] in the manifest; policies '
+                                     '["constant:2"] in the run, ["constant:6"] in the manifest'),
+             "run replaced": 'policies ["constant:4"] in the run, ["constant:2"] in the manifest'}
+    for case, differs in cases.items():
+        if case == "run replaced":  # the manifest restored; γ = 2's directory now holds the γ = 4 run
+            (out / "manifest.json").write_text(json.dumps(manifest))
+            shutil.rmtree(spec2)
+            shutil.copytree(spec4, spec2)
+        capsys.readouterr()
+        assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2, case
+        err = capsys.readouterr().err
+        assert err == (f"error: {spec2}: holds another run than manifest.json names spec__policy-constant-2 "
+                       f"({differs}): the manifest or the run directory was changed by hand; restore the manifest, "
+                       f"or move the directory away and run it again with `workbench sweep {finished_sweep.parent}"
+                       f"/s.toml --out {out}`\n"), case
+        assert not (tmp_path / "rep").exists()
+        with pytest.raises(WorkbenchError, match="holds another run than manifest.json names"):
+            sweep_report.comparison(out)
+
+
+def test_report_refuses_a_run_paired_with_a_baseline_of_other_settings(finished_sweep, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(finished_sweep, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    base = manifest["runs"][0]
+    manifest["runs"].insert(1, {**base, "name": "baseline2", "state": "pending",
+                                "point": {**base["point"], "temperature": 0.5}})
+    manifest["runs"][2]["baseline"] = "baseline2"  # spec γ = 2 (T = 0) paired with a T = 0.5 baseline
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {out / 'manifest.json'}: run spec__policy-constant-2 is paired with baseline run "
+                   "baseline2 of other settings (temperature); restore the manifest\n")
 
 
 # ------------------------------------------------------------------------------------------------ Ray

@@ -279,10 +279,10 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
 def _drive(out: Path, manifest: dict, plans: list[RunPlan], ray: str | None, cpus_per_task: int,
            progress: bool) -> list[dict]:
     """Run the unfinished runs of ``manifest`` (the lock on ``out`` held); returns the failed rows."""
-    from workbench import sweep_run
+    from workbench import sweep_check, sweep_run
 
     rows = {r["name"]: r for r in manifest["runs"]}
-    sweep_run.recheck_done(out, rows, plans)  # a "done" run whose directory was removed or damaged is run again
+    sweep_check.recheck_done(out, rows, plans)  # a "done" run whose directory was removed or damaged is run again
     todo = [p for p in plans if rows[p.name]["state"] != "done"]
     for plan in todo:  # a driver killed earlier may have left "running" rows
         rows[plan.name].update(state="pending", error=None)

@@ -4,6 +4,8 @@ Speedup of a speculative run = median over prompts of (its baseline run's ms/tok
 prompt_id, where "its baseline" is the sweep's baseline run with the same target, temperature, prompts and other
 baseline settings. These are cross-run ratios measured on the same machine (not interleaved within one run).
 Acceptance = Σn/Σγ over the run's speculative steps; tokens per step τ = mean(n + 1). Warm-ups never count.
+Each finished run is first checked against its manifest row (``done_runs``), as is the pairing ``workbench replay``
+takes for a sweep's speculative run (``baseline_run``).
 """
 
 from __future__ import annotations
@@ -22,21 +24,61 @@ SHOWN = ("target", "draft", "policy", "temperature")  # always shown; other sett
 
 
 def expand_dirs(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Replace each sweep directory by its finished run directories; returns (run dirs, sweep dirs)."""
+    """Replace each sweep directory by its finished run directories (checked: ``done_runs``); returns (run dirs,
+    sweep dirs)."""
     runs, sweeps = [], []
     for d in dirs:
-        manifest = read_manifest(d)
-        if manifest is None:
+        if read_manifest(d) is None:
             runs.append(d)
             continue
         sweeps.append(d)
-        done = [Path(d) / "runs" / r["name"] for r in manifest["runs"] if r["state"] == "done"]
-        gone = next((r for r in done if not (r / "meta.json").is_file()), None)  # removed since it was done
-        if gone is not None:
-            raise WorkbenchError(f"{gone}: the manifest calls this run done but it holds no run (removed?); "
-                                 f"{resume_command(d)} runs it again")
-        runs += done
+        runs += [Path(d) / "runs" / name for name in done_runs(d)]
     return runs, sweeps
+
+
+def done_runs(sweep_dir: str | os.PathLike) -> dict[str, dict]:
+    """The manifest rows of the sweep's finished runs (name → row), each checked against what its directory holds:
+    a run (else removed since: the sweep runs it again), of the row's settings (``sweep_check.check_row``: the
+    comparison labels each run by its row), and a speculative row's baseline of the same baseline settings. One
+    ``error:`` line naming the run and what to do otherwise."""
+    from workbench.sweep_check import check_pair, check_row
+
+    sweep_dir = Path(sweep_dir)
+    rows = {r["name"]: r for r in read_manifest(sweep_dir)["runs"]}
+    done = {name: r for name, r in rows.items() if r["state"] == "done"}
+    rerun = resume_command(sweep_dir) if done else ""
+    for name, row in done.items():
+        if not (sweep_dir / "runs" / name / "meta.json").is_file():  # removed since it was done
+            raise WorkbenchError(f"{sweep_dir / 'runs' / name}: the manifest calls this run done but it holds no "
+                                 f"run (removed?); {rerun} runs it again")
+        check_row(sweep_dir, row, rerun)
+        if row["baseline"] is not None:
+            check_pair(sweep_dir, row, rows[row["baseline"]])
+    return done
+
+
+def baseline_run(run_dir: str | os.PathLike) -> Path | None:
+    """The baseline run a sweep's speculative run ``run_dir`` is compared with, as the comparison pairs them (its
+    manifest row's ``baseline``), both checked as ``done_runs`` checks them; None when ``run_dir`` is not a run of a
+    sweep or its sweep planned no baseline. Refuses (one line) a baseline run that is not finished."""
+    from workbench.sweep_check import check_pair, check_row
+
+    run_dir = Path(run_dir).resolve()
+    sweep_dir = run_dir.parent.parent
+    manifest = read_manifest(sweep_dir) if run_dir.parent.name == "runs" else None
+    row = next((r for r in manifest["runs"] if r["name"] == run_dir.name), None) if manifest else None
+    if row is None or row["baseline"] is None:
+        return None
+    rows, rerun = {r["name"]: r for r in manifest["runs"]}, resume_command(sweep_dir)
+    check_row(sweep_dir, row, rerun)
+    base = rows[row["baseline"]]
+    check_pair(sweep_dir, row, base)
+    base_dir = sweep_dir / "runs" / base["name"]
+    if base["state"] != "done" or not (base_dir / "meta.json").is_file():
+        why = f"is not finished ({base['state']})" if base["state"] != "done" else "holds no run (removed?)"
+        raise WorkbenchError(f"{base_dir}: the sweep's baseline run of {run_dir.name} {why}; {rerun} finishes it")
+    check_row(sweep_dir, base, rerun)
+    return base_dir
 
 
 def _pooled(t) -> dict:
@@ -55,8 +97,7 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
     from workbench.analysis import frames
 
     sweep_dir = Path(sweep_dir)
-    manifest = read_manifest(sweep_dir)
-    done = {r["name"]: r for r in manifest["runs"] if r["state"] == "done"}
+    done = done_runs(sweep_dir)
     runs, cats = [], []
     for name, row in done.items():
         if row["kind"] != "speculative":

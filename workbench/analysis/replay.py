@@ -8,7 +8,8 @@ draft would have proposed from the run's teacher-forced ``forced`` table (model 
 on the accepted path; the confidences of drafts *after* a rejection are not observed (they only cost draft time), and
 replay uses the confidence recorded at the same output position in their place. Time comes from the run's measured
 step costs (``latency.StepCosts``: mean draft and verify time per k); the predicted speedup divides the baseline
-measured on the same prompt by the replayed speculative time. At T > 0 acceptance is drawn with the recorded
+measured on the same prompt (in the same run; for a sweep's speculative run, in the sweep's baseline run:
+``with_baseline``) by the replayed speculative time. At T > 0 acceptance is drawn with the recorded
 α = Σ min(p, q) of each position (expected acceptance: one seeded draw per position, shared by every policy and the
 oracle) along the one recorded path.
 The oracle drafts exactly the tokens that will be accepted: the bound every policy is measured against.
@@ -17,6 +18,7 @@ The oracle drafts exactly the tokens that will be accepted: the bound every poli
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -167,19 +169,48 @@ def summarize(per_prompt: pd.DataFrame, by=("policy",)) -> pd.DataFrame:
     return out.reset_index()
 
 
-def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
-    """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``."""
-    recorded = recorded_outputs(trace, drafter, limit)
+def replay(trace: Trace, drafter: str, specs, *, limit: int = 200, baseline: Trace | None = None) -> pd.DataFrame:
+    """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``.
+    ``baseline``: another run (a sweep's baseline run) whose measured baseline requests are the speedups'
+    denominators, for a run without a baseline of its own (``with_baseline``); the speculative side's costs come from
+    ``trace`` alone."""
+    recorded = recorded_outputs(trace if baseline is None else with_baseline(trace, baseline), drafter, limit)
     costs = run_costs(trace, drafter)
-    if not costs[False].costs.has_baseline:
-        raise WorkbenchError("replay: the run has no baseline requests (a sweep keeps its baseline in a separate run): "
-                             "a predicted speedup needs the target-only cost measured in the same run")
+    if baseline is None and not costs[False].costs.has_baseline:
+        raise WorkbenchError("replay: the run has no baseline requests: a predicted speedup needs the target-only "
+                             "cost measured in the same run (or, for a sweep's run, in the sweep's baseline run)")
     if sampled_ngram(trace, drafter):
         raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")
     greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
     max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
     return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=ngram_of(drafter))
                       for s in specs], ignore_index=True)
+
+
+def with_baseline(trace: Trace, baseline: Trace, where: str = "the baseline run") -> Trace:
+    """``trace`` (one run, with no baseline requests of its own) with the measured baseline requests of another run
+    (``baseline``, at ``where``: a sweep's baseline run) and their steps added under ``trace``'s run id, so each
+    pairs with the same prompt and temperature exactly as a baseline of the run's own would (``frames.BASELINE_KEY``;
+    the sweep report pairs them the same way, ``frames.paired_speedups(..., baseline=)``). The ratios are then
+    across two runs. Refuses a baseline that lacks one of the run's measured prompts."""
+    req = frames.measured_requests(trace.requests)
+    if (req["mode"] == "baseline").any():
+        raise WorkbenchError(f"replay: the run has baseline requests of its own; {where} is not read")
+    base = frames.measured_requests(baseline.requests)
+    base = base[base["mode"] == "baseline"]
+    have = set(zip(base["prompt_id"], base["temperature"]))
+    spec = req[req["mode"] == "speculative"]
+    lack = sorted({p for p, t in zip(spec["prompt_id"], spec["temperature"]) if (p, t) not in have})
+    if lack:
+        shown = ", ".join(lack[:5]) + (", …" if len(lack) > 5 else "")
+        raise WorkbenchError(f"replay: {where} has no measured baseline request for {len(lack)} of the run's "
+                             f"{spec['prompt_id'].nunique()} prompts ({shown}) at its temperature: rerun the sweep "
+                             "to finish it")
+    run_id = trace.meta["run_id"]
+    steps = baseline.steps[baseline.steps["request_id"].isin(base["request_id"])].assign(run_id=run_id)
+    return dataclasses.replace(trace, requests=pd.concat([trace.requests, base.assign(run_id=run_id)],
+                                                         ignore_index=True),
+                               steps=pd.concat([trace.steps, steps], ignore_index=True))
 
 
 def live_vs_replay(trace: Trace, drafter: str, *, oracle: bool = False, limit: int = 200) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """``workbench replay``: predict, from a recorded run, what other draft-length policies would have done.
 
 Replay is a prediction (docs/REPLAY.md): the table prints the run's live measurements beside it wherever the same
-policy ran live, and the oracle bound.
+policy ran live, and the oracle bound. A sweep's speculative run is divided by the sweep's baseline run beside it
+(docs/SWEEP.md): cross-run ratios, and the table says so.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ DEFAULT_POLICIES = ("constant:2", "constant:4", "constant:6", "heuristic", "thre
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay draft-length policies offline on a recorded run (a prediction)",
                        description=description(__doc__))
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory from `workbench run`")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                   help="run directory from `workbench run`, or a speculative run of a sweep (DIR/runs/NAME)")
     p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")
     p.add_argument("--drafter", default=None, help="drafter label to replay (default: every drafter of the run)")
@@ -36,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
 
     from workbench import trace
     from workbench.analysis import frames
-    from workbench.analysis.replay import ORACLE, live_table, replay, summarize
+    from workbench.analysis.replay import ORACLE, live_table, replay, summarize, with_baseline
     from workbench.export import check_output_file, write_output
     from workbench.policies import parse_policies, parse_policy
 
@@ -45,19 +47,26 @@ def main(args: argparse.Namespace) -> int:
     given = [p.spec for p in parse_policies(args.policies)] if args.policies else None  # duplicates refused, as run
     tr = trace.load(args.run_dir)
     req = frames.measured_requests(tr.requests)
+    base_dir = check_replayable(tr, args.run_dir)  # a sweep's baseline run, for a sweep's speculative run
+    base = trace.load(base_dir) if base_dir is not None else None
+    live = with_baseline(tr, base, str(base_dir)) if base is not None else tr  # refuses one lacking a prompt
     drafters = replay_drafters(tr, args.run_dir, args.drafter)
     tables = []
     for drafter in drafters:
         own = sorted(set(req[req["drafter"] == drafter]["policy"]))
         # the default (the run's own + DEFAULT_POLICIES) overlaps by design: merged silently, canonical, each once
         specs = given or list(dict.fromkeys(parse_policy(s).spec for s in (*own, *DEFAULT_POLICIES)))
-        table = summarize(replay(tr, drafter, [*specs, ORACLE], limit=args.limit))
-        tables.append(live_table(tr, drafter, table).assign(drafter=drafter))
+        table = summarize(replay(tr, drafter, [*specs, ORACLE], limit=args.limit, baseline=base))
+        tables.append(live_table(live, drafter, table).assign(drafter=drafter))
     out = pd.concat(tables, ignore_index=True)
+    out["baseline_run"] = "this run" if base_dir is None else str(base_dir)
     cols = ["drafter", "policy", "tokens_per_step", "target_calls_per_100", "wasted_per_token", "predicted_speedup",
             "measured_speedup", "measured_lo", "measured_hi", "measured_tokens_per_step"]
     print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement "
           "(measured_lo / measured_hi: its 95 % bootstrap interval over prompts):")
+    if base_dir is not None:
+        print(f"speedups (predicted and measured) divide by the target-only baseline of the sweep's run {base_dir}, "
+              "measured in another run: cross-run ratios, as in the sweep report, not interleaved prompt by prompt")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     if out_csv is not None:
         write_output(out_csv, out.to_csv(index=False))
@@ -67,12 +76,11 @@ def main(args: argparse.Namespace) -> int:
 def replay_drafters(tr, run_dir: Path, wanted: str | None) -> list[str]:
     """The drafters to replay: every drafter of the run's measured speculative requests, or ``wanted`` (a label,
     or a drafter as ``--draft`` takes it: ``ngram`` names ``ngram:3:1``, a model path its folder's name); refused
-    in one line naming the run's drafters if it is none of them (``check_replayable`` first)."""
+    in one line naming the run's drafters if it is none of them (after ``check_replayable``)."""
     from workbench.analysis.replay import sampled_ngram
     from workbench.drafters import parse_drafter
     from workbench.errors import WorkbenchError
 
-    check_replayable(tr, run_dir)
     measured = tr.requests[~tr.requests["warmup"].astype(bool)]
     labels = sorted(set(measured.loc[measured["mode"] == "speculative", "drafter"]))
     if wanted is None:  # every drafter replay can take: an n-gram lookup replays only from a greedy run
@@ -92,12 +100,14 @@ def replay_drafters(tr, run_dir: Path, wanted: str | None) -> list[str]:
     return [label]
 
 
-def check_replayable(tr, run_dir: Path) -> None:
+def check_replayable(tr, run_dir: Path) -> Path | None:
     """Refuse, in one line that says why and what to do, a run without measured speculative requests (a baseline
     run, e.g. a sweep's; a run stopped during its warm-ups) or without baseline requests, whose target-only cost
-    replay's predicted speedup needs from the same run (a sweep keeps it in a separate run)."""
+    replay's predicted speedup divides, unless it is a sweep's speculative run: then the sweep's baseline run beside
+    it, which it returns (checked as the sweep report checks it: ``sweep_report.baseline_run``; else None)."""
     from workbench.errors import WorkbenchError
     from workbench.sweep import manifest_row
+    from workbench.sweep_report import baseline_run
 
     req = tr.requests
     warm = req["warmup"].astype(bool)
@@ -110,13 +120,14 @@ def check_replayable(tr, run_dir: Path) -> None:
                "a sweep's baseline run: replay the sweep's speculative runs beside it" if sweep else
                "a target-only baseline run, with no drafter")
         raise WorkbenchError(f"replay: {run_dir} has no speculative requests to replay ({why})")
-    if not (base & ~warm).any():
-        paired = sweep.get("baseline") if sweep else None  # the sweep's baseline run beside it
-        paired_dir = Path(run_dir).resolve().parent / str(paired)
-        again = "; to replay this setting, record it with `workbench run … --baseline`"
-        why, then = ((f"a sweep keeps its baseline in a separate run, {paired_dir}, which "
-                      "replay does not read", again) if paired else
-                     (stopped.format("baseline"), "") if config.get("baseline") else
-                     ("it was made without --baseline", again))
-        raise WorkbenchError(f"replay: {run_dir} has no baseline requests, and a predicted speedup needs the "
-                             f"target-only cost measured in the same run ({why}){then}")
+    if (base & ~warm).any():
+        return None
+    paired = baseline_run(run_dir)  # a sweep's speculative run: the baseline run the sweep pairs it with
+    if paired is not None:
+        return paired
+    again = "; to replay this setting, record it with `workbench run … --baseline`"
+    why, then = ((stopped.format("baseline"), "") if config.get("baseline") else
+                 ("its sweep ran no baseline: baseline = false in the sweep file", again) if sweep else
+                 ("it was made without --baseline", again))
+    raise WorkbenchError(f"replay: {run_dir} has no baseline requests, and a predicted speedup needs the "
+                         f"target-only cost measured in the same run ({why}){then}")
