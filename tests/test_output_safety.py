@@ -19,7 +19,7 @@ import pytest
 
 from workbench import report
 from workbench.cli import main
-from workbench.sweep import FORMAT, MANIFEST
+from workbench.sweep import FORMAT, MANIFEST, run_config_for
 from workbench.sweep_file import GRID_DEFAULTS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample_run"
@@ -103,6 +103,9 @@ def fake_sweep(root: Path) -> Path:
     shutil.copytree(SAMPLE, sweep / "runs" / "spec")
     row = {"name": "spec", "kind": "speculative", "point": dict(GRID_DEFAULTS), "baseline": None, "state": "done",
            "error": None}
+    meta = json.loads((sweep / "runs" / "spec" / "meta.json").read_text())  # the settings of its row, as a sweep's
+    meta["config"] = run_config_for(row["point"]).as_dict()  # run has (report checks them: sweep_check.check_row)
+    (sweep / "runs" / "spec" / "meta.json").write_text(json.dumps(meta))
     manifest = {"format": FORMAT, "grid_hash": "h", "sweep_file": "s.toml", "runs": [row]}
     (sweep / MANIFEST).write_text(json.dumps(manifest))
     return sweep
