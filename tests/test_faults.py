@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from assertions import one_error_line
 
 from workbench import trace
 from workbench.atomic import publish_dir
@@ -37,15 +38,6 @@ SAMPLE_RUN = REPO / "data" / "sample_run"
 def run_args(dirs, prompts, out, *extra):
     return ["run", "--target", str(dirs["target"]), "--draft", str(dirs["draft_prefix"]), "--prompts", str(prompts),
             "--out", str(out), "--max-new-tokens", "12", "--no-progress", *extra]
-
-
-def one_error_line(capsys, *fragments: str) -> str:
-    """The captured stderr is exactly one `error: …` line containing every fragment."""
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 # ---------------------------------------------------------------- run lock

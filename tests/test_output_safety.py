@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from assertions import one_error_line
 
 from workbench import report
 from workbench.cli import main
@@ -24,15 +25,6 @@ from workbench.sweep_file import GRID_DEFAULTS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample_run"
 pytestmark = pytest.mark.skipif(not (SAMPLE / "meta.json").is_file(), reason="needs the committed sample run")
-
-
-def one_error_line(capsys, *fragments: str) -> str:
-    """The captured stderr is exactly one `error: …` line containing every fragment."""
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 def files(d: Path) -> dict[str, bytes]:
