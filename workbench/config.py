@@ -15,7 +15,7 @@ from workbench.errors import WorkbenchError
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: cuda, else mps, else cpu
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on CUDA, float16 on MPS
 MIN_TEMPERATURE = 1e-5  # below it (but > 0) logits / T overflows float32 → NaN; vLLM treats T < 1e-5 as greedy too
-MAX_SEED = 2**63 - 1  # torch.Generator takes < 2**64; session k of a resumed run seeds with seed + k
+MAX_SEED = 2**63 - 1  # torch.Generator takes < 2**64; session k of a resumed run seeds with seed + k (train: + 1)
 
 
 # What a valid value of a scalar setting is: field → (test, its wording). RunConfig.validate names the CLI flag,

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 from workbench.commands import description, out_path
+from workbench.config import MAX_SEED  # the run's bound; the draft's init and the copy prompts use seed + 1
 from workbench.errors import WorkbenchError
 
-MAX_SEED = 2**63 - 1  # torch.Generator takes < 2**64; the draft's init and the copy prompts use seed + 1
 # file names the recipe writes into --out itself, so neither can be a model's sub-directory
 _RESERVED_NAMES = ("training_log.json", "heldout.jsonl")
 # What a valid value of a numeric flag is: dest → (test, wording). An absent optional flag (None) is not checked;
