@@ -162,6 +162,13 @@ def test_export_and_replay_never_write_into_another_run_or_a_sweep_manifest(run,
     assert {d: files(tmp_path / d) for d in ("other", "sw")} == before
 
 
+def test_a_folder_with_a_meta_json_of_its_own_is_not_taken_for_a_run(run, tmp_path, capsys):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "meta.json").write_text('{"name": "my project"}')  # someone's own meta.json, no run_id
+    out = tmp_path / "project" / "out" / "trace.json"
+    assert main(["export", str(run), "--perfetto", str(out)]) == 0 and out.is_file()
+
+
 @pytest.mark.parametrize("argv", [["export", str(SAMPLE), "--perfetto", ""], ["replay", str(SAMPLE), "--out", " "]])
 def test_an_empty_output_path_says_it_is_empty(argv, capsys):
     assert main(argv) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench import atomic
 from workbench.errors import WorkbenchError
-from workbench.trace import META_FILE, PHASES
+from workbench.trace import META_FILE, PHASES, read_meta
 
 PID = 1
 
@@ -90,7 +90,7 @@ def check_output_file(path: str | os.PathLike, flag: str, run_dir: str | os.Path
     if path.is_dir():
         raise WorkbenchError(f"{flag} {path}: is a directory, not a file")
     owner = run_dir if run_dir is not None and atomic.overlap(path, run_dir) == "lies inside" else next(
-        (d for d in path.resolve().parents if (d / META_FILE).is_file()), None)  # the run read, or any other run
+        (d for d in path.resolve().parents if _is_run_dir(d)), None)  # the run read, or any other run
     if owner is not None:  # symlinks resolved: caught too
         raise WorkbenchError(f"{flag} {path}: lies inside the run directory {owner}, whose files it could "
                              "overwrite; write it outside the run directory")
@@ -103,6 +103,19 @@ def check_output_file(path: str | os.PathLike, flag: str, run_dir: str | os.Path
         why = "a read-only file system" if os.statvfs(parent).f_flag & os.ST_RDONLY else "permission denied"
         raise WorkbenchError(f"{flag} {path}: cannot write in {parent} ({why})")
     return path
+
+
+def _is_run_dir(d: Path) -> bool:
+    """Whether ``d`` holds a workbench run (a meta.json that names one): any folder's meta.json is not enough."""
+    from workbench.errors import TraceError
+
+    if not (d / META_FILE).is_file():
+        return False
+    try:
+        read_meta(d, resume=False)
+    except TraceError:
+        return False
+    return True
 
 
 def write_output(path: Path, text: str) -> None:
