@@ -178,13 +178,10 @@ def _read_table(path: Path, table: str, version: int = TRACE_VERSION) -> pd.Data
 def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
     """Whether a column read back can stand for ``expected``: same kind (string, integer, float, bool, list); an
     all-null column and an integer column where floats are expected pass."""
-    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating,
-             pa.types.is_boolean, lambda t: pa.types.is_list(t) or pa.types.is_large_list(t))
+    kinds = (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), pa.types.is_integer,
+             pa.types.is_floating, pa.types.is_boolean, lambda t: pa.types.is_list(t) or pa.types.is_large_list(t))
     if pa.types.is_null(found) or (pa.types.is_floating(expected) and pa.types.is_integer(found)):
         return True
-    string = pa.types.is_string(expected) or pa.types.is_large_string(expected)
-    if string:
-        return pa.types.is_string(found) or pa.types.is_large_string(found)
     return any(kind(found) and kind(expected) for kind in kinds)
 
 
