@@ -36,6 +36,16 @@ def test_a_sweep_killed_during_its_first_manifest_write_starts_again(tmp_path):
         sweep.open_manifest(tmp_path / "other", plans_of(path), path)
 
 
+def test_the_rerun_command_for_unfinished_runs_works_from_any_directory(tmp_path, monkeypatch):
+    write_sweep(tmp_path / "s.toml", GRID)
+    monkeypatch.chdir(tmp_path)  # the user types a relative sweep file ...
+    sweep.open_manifest(tmp_path / "out", plans_of(Path("s.toml")), Path("s.toml"))
+    monkeypatch.chdir(tmp_path / "out")  # ... and reads the report from elsewhere
+    note = sweep_report.unfinished_note(tmp_path / "out")
+    assert "3 of 3 runs of this sweep are not finished (3 pending)" in note
+    assert f"`workbench sweep {tmp_path / 's.toml'} --out {tmp_path / 'out'}`" in note
+
+
 @pytest.mark.parametrize("text", ['{"grid_hash": ', "[1, 2]", '{"runs": [{"name": "a"}]}'])
 def test_a_corrupt_or_hand_edited_manifest_is_one_error_line(tmp_path, capsys, text):
     path = write_sweep(tmp_path / "s.toml", GRID)

@@ -163,7 +163,8 @@ def open_manifest(out: Path, plans: list[RunPlan], sweep_file: Path) -> dict:
     if out.exists() and not _unstarted(out):
         raise WorkbenchError(f"--out {out}: exists, is not empty and holds no sweep manifest")
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    manifest = {"format": FORMAT, "grid_hash": digest, "sweep_file": str(sweep_file),
+    # sweep_file: absolute, so that the rerun command `report` prints works from any directory
+    manifest = {"format": FORMAT, "grid_hash": digest, "sweep_file": str(sweep_file.resolve()),
                 "runs": [{**asdict(p), "state": "pending", "error": None} for p in plans]}
     write_manifest_json(path, manifest)
     return manifest
