@@ -7,6 +7,7 @@ Uses the committed real run ``data/sample_run`` when present, else a synthetic r
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -308,24 +309,56 @@ def test_sweep_report_renders_every_page_and_says_what_it_skipped(sweep_report):
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "acceptance_baseline: not built" in index and "target-only baseline run" in index
     assert "1 speculative runs compared" in index and "href='acceptance_spec.html'" in index
-    note = ("This run has no target-only baseline, so no speedup was measured: rerun with --baseline. "
-            "(Runs of a sweep: `workbench report SWEEP_DIR` compares them")
-    for page in ("acceptance_spec", "latency_spec", "tuning"):  # tuning compares the speculative run only
-        text = (out / f"{page}.html").read_text(encoding="utf-8")
-        assert (note in text) == (page != "acceptance_spec"), page  # nothing on the acceptance page divides by it
-        assert text.count('class="plotly-graph-div"') >= (3 if page != "tuning" else 0), page
+    cross = "Run spec is a sweep's run: its speedups divide by the sweep's baseline run baseline"
+    for page in ("acceptance_spec", "latency_spec", "tuning"):  # each says what it divides by, none lacks it
+        text = html.unescape((out / f"{page}.html").read_text(encoding="utf-8"))
+        assert cross in text and "ratios across two runs" in text and "no target-only baseline" not in text, page
+        assert text.count('class="plotly-graph-div"') >= 3, page
     assert notebook.BASELINE_ONLY in (out / "latency_baseline.html").read_text(encoding="utf-8")
 
 
-def test_sweep_report_figures_hold_measurements_only(sweep_report):
+def test_sweep_report_pages_measure_what_the_sweep_comparison_measures(sweep_report):
+    """A sweep's speculative run is paired with the sweep's baseline run on its pages as in the comparison: the same
+    speedup, from real requests of both runs; and its greedy outputs are the baseline run's, token for token."""
+    from workbench import sweep_report as sweep_pages
+
     sw, out = sweep_report
     spec = trace.load(sw / "runs" / "spec")
+    compared = sweep_pages.comparison(sw)[0].set_index("run").loc["spec", "speedup"]
+    assert np.isfinite(compared) and compared > 0
     fig = json.loads((out / "acceptance_spec_figures.json").read_text())
     overall = acceptance.acceptance_by(spec.steps, spec.tokens, spec.requests).iloc[0]
     assert fig["steps"] == overall["steps"] > 0 and fig["alpha_mle"] == pytest.approx(overall["alpha_mle"])
+    assert fig["greedy_identical"] == 1.0  # float32 greedy: identical to the baseline run's outputs
     (row,) = json.loads((out / "tuning_figures.json").read_text())["rows"]
     assert row["alpha"] == pytest.approx(overall["alpha_mle"])  # one constant γ: the fit's α is the run's
-    for key in ("optimal_gamma", "optimal_predicted", "best_measured_gamma", "best_measured"):
-        assert np.isnan(row[key]), key  # no baseline in the run: nothing predicted or measured against it
+    assert row["best_measured_gamma"] == 2 and row["best_measured"] == pytest.approx(compared)
+    assert np.isfinite(row["optimal_predicted"]) and 1 <= row["optimal_gamma"] <= 16
     speed = json.loads((out / "latency_spec_figures.json").read_text())["speedup"]
-    assert all(np.isnan(v) for v in speed.values())
+    assert list(speed.values()) == pytest.approx([compared])
+
+
+@pytest.mark.parametrize("case", ["baseline-running", "no-baseline-planned"])
+def test_a_sweep_run_without_a_usable_baseline_run_says_why(sweep_report, tmp_path, case):
+    sw = tmp_path / "sw"
+    shutil.copytree(sweep_report[0], sw)
+    manifest = json.loads((sw / "manifest.json").read_text())
+    for row in manifest["runs"]:
+        if case == "baseline-running" and row["kind"] == "baseline":
+            row["state"] = "running"
+        if case == "no-baseline-planned":
+            row["baseline"] = None
+    (sw / "manifest.json").write_text(json.dumps(manifest))
+    tr, said = notebook.load_run(sw / "runs" / "spec")
+    assert not notebook.has_baseline(tr)  # nothing divides by a run that cannot be used
+    if case == "baseline-running":
+        assert said == (f"Run spec: its sweep's baseline run cannot be used, so nothing divides by it: "
+                        f"{sw / 'runs' / 'baseline'}: the sweep's baseline run of spec is not finished (running); "
+                        f"`workbench sweep {sweep_report[0].parent / 's.toml'} --out {sw}` finishes it.")
+    else:
+        assert said == ""
+        assert notebook.no_baseline_note([tr], [sw / "runs" / "spec"]).endswith(
+            "(A sweep's run divides by its sweep's baseline run when the sweep has a finished one: "
+            "`baseline = true` in the sweep file.)")
+    assert notebook.load_run(sw / "runs" / "baseline")[1] == ""  # a baseline run is itself: nothing added
+

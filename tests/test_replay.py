@@ -348,7 +348,7 @@ def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run
     assert written.loc["constant:2", "measured_speedup"] == pytest.approx(
         frames.paired_speedups(spec.requests, baseline=base.requests)["speedup"].median())
     # predicted: each prompt's baseline as measured (spikes calmed) in the baseline run, as in a run of its own
-    per = replay.replay(spec, "draft_prefix", ["constant:2"], baseline=base).set_index("prompt_id")
+    per = replay.replay(replay.with_baseline(spec, base), "draft_prefix", ["constant:2"]).set_index("prompt_id")
     calm = latency.calm_baseline_ms_per_token(base.steps, base.requests).droplevel(["run_id", "temperature"])
     assert (per["base_ms"] / per["tokens"]).to_dict() == pytest.approx(calm.loc[per.index].to_dict())
     assert per["base_ms"].notna().all() and len(per) == 2

@@ -142,6 +142,41 @@ def has_speculative(trace: Trace) -> bool:
     return has_requests(trace, "speculative")
 
 
+def load_run(run_dir) -> tuple[Trace, str]:
+    """A report page's trace of ``run_dir``, and a note for the page ("" when there is nothing to say).
+
+    A sweep's speculative run has no baseline of its own: its sweep's baseline run measured the same prompts
+    (``sweep_report.baseline_run``, the pairing the sweep comparison uses). Its measured baseline requests are added
+    (``replay.with_baseline``), so the page measures and predicts speedups as the sweep comparison does; the note
+    says these are ratios across two runs. A baseline run that cannot be used (not finished, or lacking a prompt)
+    leaves the run as it is, and the note says why."""
+    from workbench import trace as traces
+    from workbench.analysis.replay import with_baseline
+    from workbench.errors import WorkbenchError
+    from workbench.sweep_report import baseline_run
+
+    tr, name = traces.load(run_dir), Path(run_dir).name
+    if not has_speculative(tr) or has_baseline(tr) or manifest_row(run_dir) is None:
+        return tr, ""
+    try:
+        base = baseline_run(run_dir)
+        if base is None:  # the sweep ran no baseline (baseline = false): no_baseline_note says so
+            return tr, ""
+        tr = with_baseline(tr, traces.load(base), str(base))
+    except WorkbenchError as exc:
+        return tr, f"Run {name}: its sweep's baseline run cannot be used, so nothing divides by it: " \
+                   f"{str(exc).removeprefix('replay: ')}."
+    return tr, (f"Run {name} is a sweep's run: its speedups divide by the sweep's baseline run {base.name} "
+                "(the same prompts, target and settings, measured in another run on this machine, not interleaved "
+                "prompt by prompt): ratios across two runs, as in the sweep comparison.")
+
+
+def load_runs(run_dirs: list) -> tuple[list[Trace], str]:
+    """``load_run`` of every run, and their notes joined."""
+    loaded = [load_run(d) for d in run_dirs]
+    return [t for t, _ in loaded], " ".join(n for _, n in loaded if n)
+
+
 def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
     """One sentence naming the speculative runs that have no target-only baseline (so no measured speedup), with
     what to do; "" when every one has its baseline. ``run_dirs``: the directories the traces were loaded from."""
@@ -155,8 +190,8 @@ def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
         who = f"Runs {', '.join(names)} have" if len(names) > 1 else f"Run {names[0]} has"
     text = f"{who} no target-only baseline, so no speedup was measured: rerun with --baseline."
     if any(manifest_row(d) is not None for d in missing):
-        text += (" (Runs of a sweep: `workbench report SWEEP_DIR` compares them with the sweep's baseline run, "
-                 "cross-run ratios, on its index page.)")
+        text += (" (A sweep's run divides by its sweep's baseline run when the sweep has a finished one: "
+                 "`baseline = true` in the sweep file.)")
     return text
 
 

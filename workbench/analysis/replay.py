@@ -169,14 +169,14 @@ def summarize(per_prompt: pd.DataFrame, by=("policy",)) -> pd.DataFrame:
     return out.reset_index()
 
 
-def replay(trace: Trace, drafter: str, specs, *, limit: int = 200, baseline: Trace | None = None) -> pd.DataFrame:
+def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
     """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``.
-    ``baseline``: another run (a sweep's baseline run) whose measured baseline requests are the speedups'
-    denominators, for a run without a baseline of its own (``with_baseline``); the speculative side's costs come from
-    ``trace`` alone."""
-    recorded = recorded_outputs(trace if baseline is None else with_baseline(trace, baseline), drafter, limit)
+    A sweep's speculative run has no baseline of its own: give it ``with_baseline(trace, its sweep's baseline
+    run)``, which adds that run's baseline requests (the speedups' denominators) and their steps (the target-only
+    forwards of the step costs), as a baseline of the run's own would be."""
+    recorded = recorded_outputs(trace, drafter, limit)
     costs = run_costs(trace, drafter)
-    if baseline is None and not costs[False].costs.has_baseline:
+    if not costs[False].costs.has_baseline:
         raise WorkbenchError("replay: the run has no baseline requests: a predicted speedup needs the target-only "
                              "cost measured in the same run (or, for a sweep's run, in the sweep's baseline run)")
     if sampled_ngram(trace, drafter):

@@ -48,16 +48,16 @@ def main(args: argparse.Namespace) -> int:
     tr = trace.load(args.run_dir)
     req = frames.measured_requests(tr.requests)
     base_dir = check_replayable(tr, args.run_dir)  # a sweep's baseline run, for a sweep's speculative run
-    base = trace.load(base_dir) if base_dir is not None else None
-    live = with_baseline(tr, base, str(base_dir)) if base is not None else tr  # refuses one lacking a prompt
+    if base_dir is not None:  # it stands in for a baseline of the run's own (refused if it lacks a prompt)
+        tr = with_baseline(tr, trace.load(base_dir), str(base_dir))
     drafters = replay_drafters(tr, args.run_dir, args.drafter)
     tables = []
     for drafter in drafters:
         own = sorted(set(req[req["drafter"] == drafter]["policy"]))
         # the default (the run's own + DEFAULT_POLICIES) overlaps by design: merged silently, canonical, each once
         specs = given or list(dict.fromkeys(parse_policy(s).spec for s in (*own, *DEFAULT_POLICIES)))
-        table = summarize(replay(tr, drafter, [*specs, ORACLE], limit=args.limit, baseline=base))
-        tables.append(live_table(live, drafter, table).assign(drafter=drafter))
+        table = summarize(replay(tr, drafter, [*specs, ORACLE], limit=args.limit))
+        tables.append(live_table(tr, drafter, table).assign(drafter=drafter))
     out = pd.concat(tables, ignore_index=True)
     out["baseline_run"] = "this run" if base_dir is None else str(base_dir)
     cols = ["drafter", "policy", "tokens_per_step", "target_calls_per_100", "wasted_per_token", "predicted_speedup",
