@@ -362,3 +362,16 @@ def test_a_sweep_run_without_a_usable_baseline_run_says_why(sweep_report, tmp_pa
             "`baseline = true` in the sweep file.)")
     assert notebook.load_run(sw / "runs" / "baseline")[1] == ""  # a baseline run is itself: nothing added
 
+
+
+def test_runs_paired_with_one_sweep_baseline_run_share_one_note(sweep_report, tmp_path):
+    sw = tmp_path / "sw"
+    shutil.copytree(sweep_report[0], sw)
+    shutil.copytree(sw / "runs" / "spec", sw / "runs" / "spec2")  # a second run of the same settings
+    manifest = json.loads((sw / "manifest.json").read_text())
+    manifest["runs"].append({**next(r for r in manifest["runs"] if r["name"] == "spec"), "name": "spec2"})
+    (sw / "manifest.json").write_text(json.dumps(manifest))
+    traces, said = notebook.load_runs([sw / "runs" / "spec", sw / "runs" / "spec2"])
+    assert said.startswith("Runs spec, spec2 are a sweep's runs: their speedups divide by the sweep's baseline run "
+                           "baseline (") and said.count("baseline run baseline") == 1, said
+    assert all(notebook.has_baseline(t) for t in traces)

@@ -150,31 +150,43 @@ def load_run(run_dir) -> tuple[Trace, str]:
     (``replay.with_baseline``), so the page measures and predicts speedups as the sweep comparison does; the note
     says these are ratios across two runs. A baseline run that cannot be used (not finished, or lacking a prompt)
     leaves the run as it is, and the note says why."""
+    (tr,), said = load_runs([run_dir])
+    return tr, said
+
+
+def load_runs(run_dirs: list) -> tuple[list[Trace], str]:
+    """``load_run`` of every run, with one note for all of them (one sentence per baseline run divided by)."""
+    paired = [_paired(d) for d in run_dirs]
+    by_base: dict[str, list[str]] = {}
+    for d, (_, base, _) in zip(run_dirs, paired):
+        if base:
+            by_base.setdefault(base, []).append(Path(d).name)
+    notes = [(f"Run {names[0]} is a sweep's run: its speedups divide" if len(names) == 1 else
+              f"Runs {', '.join(names)} are a sweep's runs: their speedups divide") +
+             f" by the sweep's baseline run {base} (the same prompts, target and settings, measured in another run "
+             "on this machine, not interleaved prompt by prompt): ratios across two runs, as in the sweep comparison."
+             for base, names in by_base.items()]
+    return [t for t, _, _ in paired], " ".join(notes + [why for _, _, why in paired if why])
+
+
+def _paired(run_dir) -> tuple[Trace, str, str]:
+    """(the trace, the name of the sweep's baseline run added to it or "", why none could be or "")."""
     from workbench import trace as traces
     from workbench.analysis.replay import with_baseline
     from workbench.errors import WorkbenchError
     from workbench.sweep_report import baseline_run
 
-    tr, name = traces.load(run_dir), Path(run_dir).name
+    tr = traces.load(run_dir)
     if not has_speculative(tr) or has_baseline(tr) or manifest_row(run_dir) is None:
-        return tr, ""
+        return tr, "", ""
     try:
         base = baseline_run(run_dir)
         if base is None:  # the sweep ran no baseline (baseline = false): no_baseline_note says so
-            return tr, ""
-        tr = with_baseline(tr, traces.load(base), str(base))
+            return tr, "", ""
+        return with_baseline(tr, traces.load(base), str(base)), base.name, ""
     except WorkbenchError as exc:
-        return tr, f"Run {name}: its sweep's baseline run cannot be used, so nothing divides by it: " \
-                   f"{str(exc).removeprefix('replay: ')}."
-    return tr, (f"Run {name} is a sweep's run: its speedups divide by the sweep's baseline run {base.name} "
-                "(the same prompts, target and settings, measured in another run on this machine, not interleaved "
-                "prompt by prompt): ratios across two runs, as in the sweep comparison.")
-
-
-def load_runs(run_dirs: list) -> tuple[list[Trace], str]:
-    """``load_run`` of every run, and their notes joined."""
-    loaded = [load_run(d) for d in run_dirs]
-    return [t for t, _ in loaded], " ".join(n for _, n in loaded if n)
+        return tr, "", (f"Run {Path(run_dir).name}: its sweep's baseline run cannot be used, so nothing divides by "
+                        f"it: {str(exc).removeprefix('replay: ')}.")
 
 
 def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
