@@ -54,6 +54,14 @@ def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_n
     assert note.startswith("The clock of run x was disturbed") and "(the worst 1" in note
     table = latency.spikes(noisy.steps, noisy.requests).set_index("phase")
     assert table.loc["verify", "share"] == pytest.approx(1 / 8, abs=0.03) and table.loc["other", "spikes"] == 0
+    # each phase's share is of the steps it ran in: baseline steps draft nothing and do not dilute the draft's
+    decode = noisy.steps[noisy.steps["step"] >= 1].merge(noisy.requests[["request_id", "mode", "warmup"]])
+    decode = decode[~decode["warmup"]]
+    assert table.loc["draft", "steps"] == (decode["gamma"] > 0).sum() < table.loc["verify", "steps"] == len(decode)
+    assert table.loc["draft", "share"] == pytest.approx(1 / 8, abs=0.03)
+    assert "run next to it" in note
+    cross = latency.clock_note(noisy.steps, noisy.requests, "run x", interleaved=False)
+    assert "run next to it" not in cross and "measured in another run (a sweep's) move with a disturbance" in cross
     # what was measured stays measured: the phase means include the stalls
     raw = latency.phase_breakdown(noisy.steps, noisy.requests, by="mode").set_index("mode")
     steps = noisy.steps[noisy.steps["step"] >= 1].merge(noisy.requests[["request_id", "mode", "warmup"]])

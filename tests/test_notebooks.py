@@ -309,7 +309,7 @@ def test_sweep_report_renders_every_page_and_says_what_it_skipped(sweep_report):
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "acceptance_baseline: not built" in index and "target-only baseline run" in index
     assert "1 speculative runs compared" in index and "href='acceptance_spec.html'" in index
-    cross = "Run spec is a sweep's run: its speedups divide by the sweep's baseline run baseline"
+    cross = "Run spec is a sweep's run: its speedups divide by the sweep's baseline run sw/runs/baseline"
     for page in ("acceptance_spec", "latency_spec", "tuning"):  # each says what it divides by, none lacks it
         text = html.unescape((out / f"{page}.html").read_text(encoding="utf-8"))
         assert cross in text and "ratios across two runs" in text and "no target-only baseline" not in text, page
@@ -338,7 +338,7 @@ def test_sweep_report_pages_measure_what_the_sweep_comparison_measures(sweep_rep
     assert list(speed.values()) == pytest.approx([compared])
 
 
-@pytest.mark.parametrize("case", ["baseline-running", "no-baseline-planned"])
+@pytest.mark.parametrize("case", ["baseline-running", "no-baseline-planned", "manifest-corrupt"])
 def test_a_sweep_run_without_a_usable_baseline_run_says_why(sweep_report, tmp_path, case):
     sw = tmp_path / "sw"
     shutil.copytree(sweep_report[0], sw)
@@ -348,20 +348,38 @@ def test_a_sweep_run_without_a_usable_baseline_run_says_why(sweep_report, tmp_pa
             row["state"] = "running"
         if case == "no-baseline-planned":
             row["baseline"] = None
-    (sw / "manifest.json").write_text(json.dumps(manifest))
-    tr, said = notebook.load_run(sw / "runs" / "spec")
+    (sw / "manifest.json").write_text("{not json" if case == "manifest-corrupt" else json.dumps(manifest))
+    tr, said, _ = notebook.load_run(sw / "runs" / "spec")
     assert not notebook.has_baseline(tr)  # nothing divides by a run that cannot be used
+    missing = notebook.no_baseline_note([tr], [sw / "runs" / "spec"])
     if case == "baseline-running":
         assert said == (f"Run spec: its sweep's baseline run cannot be used, so nothing divides by it: "
                         f"{sw / 'runs' / 'baseline'}: the sweep's baseline run of spec is not finished (running); "
                         f"`workbench sweep {sweep_report[0].parent / 's.toml'} --out {sw}` finishes it.")
+        assert missing.endswith("no speedup was measured: its sweep's baseline run could not be used (the note "
+                                "above says why).")
+    elif case == "manifest-corrupt":  # said as `replay` says it, not taken for an ordinary run
+        assert said.startswith(f"Run spec: its sweep's baseline run cannot be used, so nothing divides by it: "
+                               f"{sw / 'manifest.json'}: not a sweep manifest"), said
     else:
         assert said == ""
-        assert notebook.no_baseline_note([tr], [sw / "runs" / "spec"]).endswith(
-            "(A sweep's run divides by its sweep's baseline run when the sweep has a finished one: "
-            "`baseline = true` in the sweep file.)")
+        assert missing == (
+            "This run has no target-only baseline, so no speedup was measured: set `baseline = true` in the sweep "
+            "file and run the sweep again (a sweep's run divides by its sweep's baseline run).")
     assert notebook.load_run(sw / "runs" / "baseline")[1] == ""  # a baseline run is itself: nothing added
 
+
+def test_the_clock_of_a_sweep_s_run_and_of_its_baseline_run_are_read_apart(sweep_report, monkeypatch):
+    """Each run's clock on its own steps: the baseline run's many one-token steps must not dilute the run's share
+    of stalled draft times (nor its stalls the baseline run's), and the wording says the ratios are cross-run."""
+    monkeypatch.setattr(latency, "DISTURBED", 0.0)  # every clock "disturbed": the note says whose
+    _, _, clock = notebook.load_run(sweep_report[0] / "runs" / "spec")
+    own, base = clock.split(" The clock of the sweep's baseline run sw/runs/baseline was disturbed")
+    assert own.startswith("The clock of this run was disturbed") and "run next to it" not in clock
+    assert "measured in another run (a sweep's) move with a disturbance of either run" in own and base
+    spec = trace.load(sweep_report[0] / "runs" / "spec")
+    worst = latency.spikes(spec.steps, spec.requests).set_index("phase")["share"]  # the run's own steps only
+    assert f"{worst.max():.0%} of its {worst.idxmax()} times" in own
 
 
 def test_runs_paired_with_one_sweep_baseline_run_share_one_note(sweep_report, tmp_path):
@@ -371,7 +389,14 @@ def test_runs_paired_with_one_sweep_baseline_run_share_one_note(sweep_report, tm
     manifest = json.loads((sw / "manifest.json").read_text())
     manifest["runs"].append({**next(r for r in manifest["runs"] if r["name"] == "spec"), "name": "spec2"})
     (sw / "manifest.json").write_text(json.dumps(manifest))
-    traces, said = notebook.load_runs([sw / "runs" / "spec", sw / "runs" / "spec2"])
+    traces, said, _ = notebook.load_runs([sw / "runs" / "spec", sw / "runs" / "spec2"])
     assert said.startswith("Runs spec, spec2 are a sweep's runs: their speedups divide by the sweep's baseline run "
-                           "baseline (") and said.count("baseline run baseline") == 1, said
+                           "sw/runs/baseline (") and said.count("baseline run sw/runs/baseline") == 1, said
     assert all(notebook.has_baseline(t) for t in traces)
+
+
+def test_the_per_run_sections_of_a_page_over_several_runs_name_the_run_they_show(synthetic):
+    spec_only = _without(synthetic, "baseline")
+    assert notebook.first_run_note([synthetic], ["/x/a"], synthetic) == ""
+    note = notebook.first_run_note([spec_only, synthetic], ["/x/a", "/x/b"], synthetic)
+    assert note.startswith("This section looks at run b only, the first speculative run given (2 runs on this page)")

@@ -367,6 +367,22 @@ def test_report_refuses_a_run_that_is_not_the_one_its_manifest_row_names(finishe
             sweep_report.comparison(out)
 
 
+def test_report_refuses_a_sweep_whose_done_baseline_run_lost_a_request(finished_sweep, tmp_path, capsys):
+    """A lost request part would quietly drop its prompt from every median of the comparison; the pages (which
+    check the baseline run's prompts) would disagree with it. One line; the rerun restores it."""
+    from test_replay import _drop_request
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_sweep, out)
+    _drop_request(out / "runs" / "baseline", "baseline")
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / 'runs' / 'baseline'}: the manifest calls this run done but 1 of its "
+                          "requests are missing; `workbench sweep ") and err.count("\n") == 1, err
+    assert not (tmp_path / "rep").exists()
+
+
 def test_report_refuses_a_run_paired_with_a_baseline_of_other_settings(finished_sweep, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(finished_sweep, out)
@@ -448,6 +464,7 @@ def test_report_accepts_a_sweep_directory(model_dirs, prompts_file, tmp_path, mo
     page = index.read_text()
     assert "1 speculative runs compared" in page and "href='latency_spec__draft-draft_prefix.html'" in page
     assert "acceptance_baseline: not built — baseline is a target-only baseline run" in page
+    assert "No target-only baseline in this run: its speedup divides by its sweep's baseline run baseline" in page
     assert (tmp_path / "report" / "latency_spec__draft-draft_prefix.html").is_file()
 
 

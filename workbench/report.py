@@ -267,4 +267,4 @@ def _write_pages(run_dirs: list[Path], names: list[str], traces: list[trace.Trac
                 summary.append(report_index.flat(stem, figures))
             bar.update(1)
     bar.close()
-    return report_index.write_index(out_dir, pages, report_index.headline(traces, names), summary, skipped)
+    return report_index.write_index(out_dir, pages, report_index.headline(traces, names, run_dirs), summary, skipped)

@@ -9,14 +9,16 @@ from pathlib import Path
 from workbench import trace
 
 
-def headline(traces: list[trace.Trace], names: list[str]) -> str:
+def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) -> str:
     """Per run: what was measured (models, device, date) and the answer per setting (summary.summary_table)."""
     from workbench.analysis.latency import clock_note
     from workbench.analysis.notebook import has_baseline, has_speculative
     from workbench.analysis.summary import summary_table
+    from workbench.sweep import manifest_row
 
     parts = []
-    for t, name in zip(traces, names):
+    for t, name, d in zip(traces, names, run_dirs):
+        row = manifest_row(d)  # a sweep's run: its speedups divide by the sweep's baseline run, another run
         models, env = t.meta.get("models", {}), t.meta.get("environment", {})
         size = lambda m: f"{m['parameters'] / 1e6:.1f}M" if m else "-"  # noqa: E731
         drafts = ", ".join(f"{k} {size(v)}" for k, v in (models.get("drafts") or {}).items()) or "none"
@@ -29,8 +31,11 @@ def headline(traces: list[trace.Trace], names: list[str]) -> str:
             table = summary_table(t).to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0,
                                              classes="wb")
             if not has_baseline(t):
-                table += "<p>No target-only baseline in this run, so no speedup was measured in it.</p>"
-        disturbed = clock_note(t.steps, t.requests)
+                table += ("<p>No target-only baseline in this run: its speedup divides by its sweep's baseline run "
+                          f"{html.escape(str(row['baseline']))} (the sweep comparison on this page, and its pages: "
+                          "ratios across two runs).</p>" if row and row.get("baseline") else
+                          "<p>No target-only baseline in this run, so no speedup was measured in it.</p>")
+        disturbed = clock_note(t.steps, t.requests, interleaved=row is None and has_baseline(t))
         if disturbed:
             table += f"<p class='wb-note'><b>Warning:</b> {html.escape(disturbed)}</p>"
         parts.append(f"<h2>{html.escape(name)} <small>run {html.escape(str(t.meta.get('run_id')))}</small></h2>"
@@ -65,7 +70,8 @@ def write_index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str,
             "body{font-family:sans-serif;margin:2em;max-width:1200px}td,th{border:1px solid #ccc;padding:2px 8px}"
             "table{border-collapse:collapse}small{color:#666;font-weight:normal}</style></head><body>"
             "<h1>Speculative decoding report</h1><p>Measured speedup = per-prompt median of baseline ÷ speculative "
-            "ms/token, both measured in the same run; acceptance rate = Σn/Σγ; tokens per step τ = mean(n+1); "
+            "ms/token, both measured in the same run (for a sweep's run, the baseline is its sweep's baseline run: "
+            "a ratio across two runs); acceptance rate = Σn/Σγ; tokens per step τ = mean(n+1); "
             "drafter · policy name a setting; spec_ms_per_token, base_ms_per_token: medians over requests (their "
             "ratio is not the speedup); greedy_identical = share of greedy outputs token for token equal to the "
             "baseline's (1 in float32, barring exact ties).</p>"

@@ -39,9 +39,10 @@ def expand_dirs(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
 def done_runs(sweep_dir: str | os.PathLike) -> dict[str, dict]:
     """The manifest rows of the sweep's finished runs (name → row), each checked against what its directory holds:
     a run (else removed since: the sweep runs it again), of the row's settings (``sweep_check.check_row``: the
-    comparison labels each run by its row), and a speculative row's baseline of the same baseline settings. One
-    ``error:`` line naming the run and what to do otherwise."""
-    from workbench.sweep_check import check_pair, check_row
+    comparison labels each run by its row), complete (``sweep_check.not_complete``: a request lost since, from a
+    baseline run above all, would quietly drop its prompt from every median), and a speculative row's baseline of
+    the same baseline settings. One ``error:`` line naming the run and what to do otherwise."""
+    from workbench.sweep_check import check_pair, check_row, not_complete
 
     sweep_dir = Path(sweep_dir)
     rows = {r["name"]: r for r in read_manifest(sweep_dir)["runs"]}
@@ -52,6 +53,10 @@ def done_runs(sweep_dir: str | os.PathLike) -> dict[str, dict]:
             raise WorkbenchError(f"{sweep_dir / 'runs' / name}: the manifest calls this run done but it holds no "
                                  f"run (removed?); {rerun} runs it again")
         check_row(sweep_dir, row, rerun)
+        damaged = not_complete(sweep_dir / "runs" / name, row["point"])
+        if damaged:
+            raise WorkbenchError(f"{sweep_dir / 'runs' / name}: the manifest calls this run done but {damaged}; "
+                                 f"{rerun} runs it again")
         if row["baseline"] is not None:
             check_pair(sweep_dir, row, rows[row["baseline"]])
     return done

@@ -70,15 +70,17 @@ def calm_baseline_ms_per_token(steps: pd.DataFrame, requests: pd.DataFrame) -> p
 
 def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     """Per phase: how many decode steps' times were spikes, their share, and the largest time ÷ its cell's median
-    (what a report shows to say the clock was disturbed). Columns: phase, steps, spikes, share, worst."""
+    (what a report shows to say the clock was disturbed). Columns: phase, steps, spikes, share, worst. ``steps``
+    counts the steps the phase ran in (a baseline step, or one that drafted nothing, has no draft time: counting
+    it would dilute the draft's share)."""
     s = frames.decode_steps(steps, requests)
     rows = []
     for col in PHASES:
         median = _cell_median(s, col, CELL)
         ratio = (s[col] / median.where(median > 0)).to_numpy(float)
-        n = int((s[col] > SPIKE * median).sum())
-        rows.append({"phase": col.removesuffix("_ms"), "steps": len(s), "spikes": n,
-                     "share": n / len(s) if len(s) else np.nan,
+        n, ran = int((s[col] > SPIKE * median).sum()), int((s[col] > 0).sum())
+        rows.append({"phase": col.removesuffix("_ms"), "steps": ran, "spikes": n,
+                     "share": n / ran if ran else np.nan,
                      "worst": float(np.nanmax(ratio)) if np.isfinite(ratio).any() else np.nan})
     return pd.DataFrame(rows, columns=["phase", "steps", "spikes", "share", "worst"])
 
@@ -244,9 +246,10 @@ def cost_model(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str | None 
                      new_tokens=mean(req["new_tokens"]), has_baseline=bool(len(base)))
 
 
-def clock_note(steps: pd.DataFrame, requests: pd.DataFrame, name: str = "this run") -> str:
+def clock_note(steps: pd.DataFrame, requests: pd.DataFrame, name: str = "this run", interleaved: bool = True) -> str:
     """One sentence when the clock of ``name`` was disturbed (a phase with ≥ DISTURBED of its times spikes), with
-    what still holds; "" on a quiet run."""
+    what still holds; "" on a quiet run. ``interleaved``: whether the run's speedups divide by a baseline run next to
+    them in the same run (False for a sweep's runs: a disturbance of either run moves a cross-run ratio)."""
     table = spikes(steps, requests)
     bad = table[table["share"] >= DISTURBED]
     if not len(bad):
@@ -254,9 +257,11 @@ def clock_note(steps: pd.DataFrame, requests: pd.DataFrame, name: str = "this ru
     worst = bad.loc[bad["share"].idxmax()]
     return (f"The clock of {name} was disturbed: {worst['share']:.0%} of its {worst['phase']} times were over "
             f"{SPIKE:g}× their median (the worst {worst['worst']:.0f}×), so another process was using the machine. "
-            "The measured speedups divide each request by its own prompt's baseline, run next to it, so they hold "
-            "up best; absolute times and the predictions (which leave the spikes out) do not. Rerun on a quiet "
-            "machine before trusting them.")
+            + ("The measured speedups divide each request by its own prompt's baseline, run next to it, so they hold "
+               "up best; absolute times and the predictions (which leave the spikes out) do not. " if interleaved else
+               "Speedups that divide by a baseline measured in another run (a sweep's) move with a disturbance of "
+               "either run, as absolute times and the predictions do. ")
+            + "Rerun on a quiet machine before trusting them.")
 
 
 def _per_token(spec: pd.DataFrame) -> float:

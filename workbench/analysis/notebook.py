@@ -142,51 +142,77 @@ def has_speculative(trace: Trace) -> bool:
     return has_requests(trace, "speculative")
 
 
-def load_run(run_dir) -> tuple[Trace, str]:
-    """A report page's trace of ``run_dir``, and a note for the page ("" when there is nothing to say).
+def load_run(run_dir) -> tuple[Trace, str, str]:
+    """A report page's trace of ``run_dir``, a note on what its speedups divide by and a note on its clock ("" when
+    there is nothing to say).
 
     A sweep's speculative run has no baseline of its own: its sweep's baseline run measured the same prompts
     (``sweep_report.baseline_run``, the pairing the sweep comparison uses). Its measured baseline requests are added
     (``replay.with_baseline``), so the page measures and predicts speedups as the sweep comparison does; the note
-    says these are ratios across two runs. A baseline run that cannot be used (not finished, or lacking a prompt)
-    leaves the run as it is, and the note says why."""
-    (tr,), said = load_runs([run_dir])
-    return tr, said
+    says these are ratios across two runs. A baseline run that cannot be used (not finished, lacking a prompt, a
+    manifest that cannot be read) leaves the run as it is, and the note says why. The clock note looks at each run
+    on its own (``latency.clock_note``): the run, and the baseline run it divides by."""
+    (tr,), paired, clock = load_runs([run_dir])
+    return tr, paired, clock
 
 
-def load_runs(run_dirs: list) -> tuple[list[Trace], str]:
-    """``load_run`` of every run, with one note for all of them (one sentence per baseline run divided by)."""
-    paired = [_paired(d) for d in run_dirs]
-    by_base: dict[str, list[str]] = {}
-    for d, (_, base, _) in zip(run_dirs, paired):
-        if base:
-            by_base.setdefault(base, []).append(Path(d).name)
-    notes = [(f"Run {names[0]} is a sweep's run: its speedups divide" if len(names) == 1 else
-              f"Runs {', '.join(names)} are a sweep's runs: their speedups divide") +
-             f" by the sweep's baseline run {base} (the same prompts, target and settings, measured in another run "
-             "on this machine, not interleaved prompt by prompt): ratios across two runs, as in the sweep comparison."
-             for base, names in by_base.items()]
-    return [t for t, _, _ in paired], " ".join(notes + [why for _, _, why in paired if why])
+def load_runs(run_dirs: list) -> tuple[list[Trace], str, str]:
+    """``load_run`` of every run, with one pairing note (a sentence per baseline run divided by, naming it as
+    SWEEP/runs/NAME) and one clock note for all of them."""
+    from workbench.analysis.latency import clock_note
+
+    loaded = [_paired(d) for d in run_dirs]
+    bases: dict[Path, tuple[Trace, list[str]]] = {}
+    for d, (_, _, base, base_trace, _) in zip(run_dirs, loaded):
+        if base is not None:
+            bases.setdefault(base, (base_trace, []))[1].append(Path(d).name)
+    label = lambda base: f"{base.parent.parent.name}/runs/{base.name}"  # noqa: E731
+    paired = [(f"Run {names[0]} is a sweep's run: its speedups divide" if len(names) == 1 else
+               f"Runs {', '.join(names)} are a sweep's runs: their speedups divide") +
+              f" by the sweep's baseline run {label(base)} (the same prompts, target and settings, measured in "
+              "another run on this machine, not interleaved prompt by prompt): ratios across two runs, as in the "
+              "sweep comparison." for base, (_, names) in bases.items()]
+    named = lambda d: "this run" if len(run_dirs) == 1 else f"run {Path(d).name}"  # noqa: E731
+    clocks = [clock_note(raw.steps, raw.requests, named(d), base is None and has_baseline(raw))
+              for d, (_, raw, base, _, _) in zip(run_dirs, loaded)]
+    clocks += [clock_note(t.steps, t.requests, f"the sweep's baseline run {label(base)}", False)
+               for base, (t, _) in bases.items()]
+    return ([page for page, *_ in loaded], " ".join(paired + [why for *_, why in loaded if why]),
+            " ".join(c for c in clocks if c))
 
 
-def _paired(run_dir) -> tuple[Trace, str, str]:
-    """(the trace, the name of the sweep's baseline run added to it or "", why none could be or "")."""
+def _paired(run_dir) -> tuple[Trace, Trace, Path | None, Trace | None, str]:
+    """(the page's trace, the run's own, the sweep's baseline run added to it and its trace, or None and None, and
+    why none could be added or "")."""
     from workbench import trace as traces
     from workbench.analysis.replay import with_baseline
     from workbench.errors import WorkbenchError
+    from workbench.sweep import MANIFEST
     from workbench.sweep_report import baseline_run
 
-    tr = traces.load(run_dir)
-    if not has_speculative(tr) or has_baseline(tr) or manifest_row(run_dir) is None:
-        return tr, "", ""
+    raw, where = traces.load(run_dir), Path(run_dir).resolve()
+    in_sweep = where.parent.name == "runs" and (where.parent.parent / MANIFEST).is_file()
+    if not has_speculative(raw) or has_baseline(raw) or not in_sweep:
+        return raw, raw, None, None, ""
     try:
-        base = baseline_run(run_dir)
+        base = baseline_run(run_dir)  # reads the manifest strictly: one that cannot be read is said so
         if base is None:  # the sweep ran no baseline (baseline = false): no_baseline_note says so
-            return tr, "", ""
-        return with_baseline(tr, traces.load(base), str(base)), base.name, ""
+            return raw, raw, None, None, ""
+        base_trace = traces.load(base)
+        return with_baseline(raw, base_trace, str(base)), raw, base, base_trace, ""
     except WorkbenchError as exc:
-        return tr, "", (f"Run {Path(run_dir).name}: its sweep's baseline run cannot be used, so nothing divides by "
-                        f"it: {str(exc).removeprefix('replay: ')}.")
+        return raw, raw, None, None, (f"Run {Path(run_dir).name}: its sweep's baseline run cannot be used, so "
+                                      f"nothing divides by it: {str(exc).removeprefix('replay: ')}.")
+
+
+def first_run_note(traces: list[Trace], run_dirs: list, first: Trace) -> str:
+    """With several runs: which one the per-run sections (ranking, policies, setting to use) look at; "" else."""
+    if len(traces) < 2:
+        return ""
+    name = next(Path(d).name for t, d in zip(traces, run_dirs) if t is first)
+    return (f"This section looks at run {name} only, the first speculative run given ({len(traces)} runs on this "
+            "page); the other runs' speedups are in the tables above and, for a sweep, in the comparison on the "
+            "report's index page.")
 
 
 def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
@@ -200,21 +226,14 @@ def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
         who = "This run has"
     else:
         who = f"Runs {', '.join(names)} have" if len(names) > 1 else f"Run {names[0]} has"
-    text = f"{who} no target-only baseline, so no speedup was measured: rerun with --baseline."
-    if any(manifest_row(d) is not None for d in missing):
-        text += (" (A sweep's run divides by its sweep's baseline run when the sweep has a finished one: "
-                 "`baseline = true` in the sweep file.)")
-    return text
-
-
-def clock_notes(traces: list[Trace], run_dirs: list) -> str:
-    """``latency.clock_note`` of every run whose clock was disturbed, naming the run when there are several."""
-    from workbench.analysis.latency import clock_note
-
-    if len(traces) == 1:
-        return clock_note(traces[0].steps, traces[0].requests)
-    notes = (clock_note(t.steps, t.requests, f"run {Path(d).name}") for t, d in zip(traces, run_dirs))
-    return " ".join(n for n in notes if n)
+    rows = [manifest_row(d) for d in missing]  # a sweep's run: its remedy is in the sweep (load_run says which)
+    if all(rows):
+        fix = ("its sweep's baseline run could not be used (the note above says why)" if any(r.get("baseline")
+               for r in rows) else "set `baseline = true` in the sweep file and run the sweep again (a sweep's run "
+               "divides by its sweep's baseline run)")
+    else:
+        fix = "rerun with --baseline" + (" (a sweep's run: `baseline = true` in the sweep file)" if any(rows) else "")
+    return f"{who} no target-only baseline, so no speedup was measured: {fix}."
 
 
 def note(text: str) -> None:
