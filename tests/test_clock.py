@@ -108,3 +108,20 @@ def test_each_request_starts_its_own_clock():
     second = clock.finish()
     # the second request's marks only, counted from its own start (no wall-clock bound: a loaded machine stalls)
     assert len(first) == len(second) == 2 and first[0] == second[0] == 0.0
+
+
+def test_a_phase_of_microseconds_jittering_past_3x_is_not_a_disturbed_clock(clean):
+    """An n-gram lookup drafts in a few µs: a GC pause or a cache miss makes it 8× its median without costing the
+    step anything. Only a stall that adds a material share of a step (``latency.MATERIAL``) counts."""
+    steps = clean.steps.copy()
+    drafted = steps["gamma"] > 0
+    steps.loc[drafted, "draft_ms"] = 0.01  # µs-scale draft times ...
+    jitter = drafted & (np.arange(len(steps)) % 5 == 0)
+    steps.loc[jitter, "draft_ms"] = 0.08  # ... a fifth of them 8× their median: +0.07 ms on a ms-scale step
+    t = Trace(meta=clean.meta, requests=clean.requests, steps=steps, tokens=clean.tokens, forced=clean.forced)
+    table = latency.spikes(t.steps, t.requests).set_index("phase")
+    assert table.loc["draft", "spikes"] == 0 and table.loc["draft", "worst"] == pytest.approx(8.0)
+    assert latency.clock_note(t.steps, t.requests) == ""
+    steps.loc[jitter, "draft_ms"] = 100.0  # the same steps stalled for real: counted
+    t = Trace(meta=clean.meta, requests=clean.requests, steps=steps, tokens=clean.tokens, forced=clean.forced)
+    assert latency.spikes(t.steps, t.requests).set_index("phase").loc["draft", "share"] == pytest.approx(0.2, abs=0.05)

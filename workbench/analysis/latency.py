@@ -24,6 +24,7 @@ from workbench.trace import PHASES as STEP_PHASES
 PHASES = tuple(f"{p}_ms" for p in STEP_PHASES)  # the steps table's phase columns
 SPIKE = 3.0  # a phase time (or TTFT) above SPIKE × its cell's median is a stall, left out of the costs (``calm``)
 DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
+MATERIAL = 0.25  # ... counting only spikes that add ≥ this share of a median step (an n-gram lookup's µs jitter: no)
 CELL = ["mode", "drafter", "gamma"]  # steps whose phases should take the same time
 
 
@@ -72,13 +73,16 @@ def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     """Per phase: how many decode steps' times were spikes, their share, and the largest time ÷ its cell's median
     (what a report shows to say the clock was disturbed). Columns: phase, steps, spikes, share, worst. ``steps``
     counts the steps the phase ran in (a baseline step, or one that drafted nothing, has no draft time: counting
-    it would dilute the draft's share)."""
+    it would dilute the draft's share); ``spikes`` the times above SPIKE × their cell's median that also add at
+    least MATERIAL × the cell's median step time (a phase of a few µs jitters past 3× with no stall at all)."""
     s = frames.decode_steps(steps, requests)
+    step = _cell_median(s.assign(step_total=s[list(PHASES)].sum(axis=1)), "step_total", CELL)
     rows = []
     for col in PHASES:
         median = _cell_median(s, col, CELL)
         ratio = (s[col] / median.where(median > 0)).to_numpy(float)
-        n, ran = int((s[col] > SPIKE * median).sum()), int((s[col] > 0).sum())
+        stall = (s[col] > SPIKE * median) & (s[col] - median >= MATERIAL * step)
+        n, ran = int(stall.sum()), int((s[col] > 0).sum())
         rows.append({"phase": col.removesuffix("_ms"), "steps": ran, "spikes": n,
                      "share": n / ran if ran else np.nan,
                      "worst": float(np.nanmax(ratio)) if np.isfinite(ratio).any() else np.nan})
