@@ -93,8 +93,8 @@ def fake_sweep(root: Path) -> Path:
     """A sweep directory whose one finished run is a copy of the sample run (manifest as `workbench sweep` writes)."""
     sweep = root / "sw"
     shutil.copytree(SAMPLE, sweep / "runs" / "spec")
-    row = {"name": "spec", "kind": "speculative", "point": dict(GRID_DEFAULTS), "baseline": None, "state": "done",
-           "error": None}
+    point = {**GRID_DEFAULTS, "max_new_tokens": 48, "per_category": 6}  # requests the sample run holds (complete)
+    row = {"name": "spec", "kind": "speculative", "point": point, "baseline": None, "state": "done", "error": None}
     meta = json.loads((sweep / "runs" / "spec" / "meta.json").read_text())  # the settings of its row, as a sweep's
     meta["config"] = run_config_for(row["point"]).as_dict()  # run has (report checks them: sweep_check.check_row)
     (sweep / "runs" / "spec" / "meta.json").write_text(json.dumps(meta))
