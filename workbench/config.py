@@ -59,6 +59,8 @@ class RunConfig:
     per_category: int | None = None  # only the first N prompts of each category
     warmup: bool = True  # run (and flag) one short warm-up request per mode, drafter and policy first
     ignore_eos: bool = False  # always generate max_new_tokens (fixed-length benchmarks)
+    chat_template: bool = False  # give each prompt as one user message through the target tokenizer's chat template
+    #                              (with the assistant's turn opened), as a chat/instruct model is served; off = as is
     replay_data: bool = True  # record the teacher-forced `forced` table that offline replay needs (docs/REPLAY.md)
     trust_remote_code: bool = False  # let transformers run code shipped with a model (off unless asked)
 

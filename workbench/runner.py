@@ -92,9 +92,10 @@ def open_run_dir(cfg: RunConfig, out: Path, *, resume: bool) -> dict | None:
 def config_diff(old: dict, cfg: RunConfig) -> list[str]:
     from workbench.drafters import parse_drafters
 
-    new = cfg.as_dict()
+    new, default = cfg.as_dict(), RunConfig().as_dict()
     skip = {"target", "drafts", "prompts"}
-    diff = sorted(k for k in new.keys() | old.keys() if k not in skip and new.get(k) != old.get(k))
+    # a setting an older workbench did not record had its default then (it did not exist)
+    diff = sorted(k for k in new.keys() | old.keys() if k not in skip and new.get(k) != old.get(k, default.get(k)))
     if [d.label for d in parse_drafters(old.get("drafts", []))] != [d.label for d in parse_drafters(cfg.drafts)]:
         diff.append("drafts")
     return diff

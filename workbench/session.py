@@ -14,6 +14,7 @@ from workbench.config import RunConfig
 from workbench.decoding import Decoding, generate_baseline, generate_speculative
 from workbench.drafters import parse_drafters
 from workbench.drafters.build import build_drafter
+from workbench.errors import WorkbenchError
 from workbench.forced import forced_rows, output_probs
 from workbench.lm import check_can_draft
 from workbench.pair import ModelPair, check_fits, load_pair
@@ -37,6 +38,10 @@ class Session:
         specs = parse_drafters(cfg.drafts)
         pair = load_pair(target=cfg.target, drafts=specs, device=cfg.device, dtype=cfg.dtype,
                          trust_remote_code=cfg.trust_remote_code)
+        if cfg.chat_template and not getattr(pair.tokenizer, "chat_template", None):
+            raise WorkbenchError(f"--chat-template: the target's tokenizer ({cfg.target}) has no chat template; "
+                                 "run without --chat-template ([settings] chat_template in a sweep file), and "
+                                 "the prompts are given as they are")
         drafters = {s.label: build_drafter(s, pair) for s in specs}
         policies = {(d, p.spec): p for d in drafters for p in (parse_policy(s) for s in cfg.policies)} if specs else {}
         dec = Decoding.create(pair, cfg.sampling, seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
@@ -46,9 +51,21 @@ class Session:
     def reseed(self, seed: int) -> None:
         self.dec.generator.manual_seed(seed)
 
+    def encode(self, prompt: Prompt) -> list[int]:
+        """The prompt's token ids, through the chat template when the run asks for it (ModelPair.encode)."""
+        if not self.cfg.chat_template:
+            return self.pair.encode(prompt.prompt)
+        from jinja2 import TemplateError  # transformers renders chat templates with jinja2 (needed only here)
+
+        try:
+            return self.pair.encode(prompt.prompt, chat=True)
+        except (TemplateError, TypeError, ValueError) as exc:  # a template that refuses, or is broken
+            raise WorkbenchError(f"--chat-template: the target tokenizer's chat template failed on prompt "
+                                 f"{prompt.id!r}: {type(exc).__name__}: {exc}") from None
+
     def check_fits(self, prompt: Prompt) -> None:
         """The request fits the context window, and every model drafter can run it (lm.check_can_draft)."""
-        prompt_len = len(self.pair.encode(prompt.prompt))
+        prompt_len = len(self.encode(prompt))
         check_fits(self.pair, prompt.id, prompt_len, self.cfg.max_new_tokens)
         for drafter in self.drafters.values():
             if hasattr(drafter, "lm"):  # a model or early-exit drafter, with a KV cache of its own
@@ -56,7 +73,7 @@ class Session:
 
     def run(self, spec, run_id: str, max_new_tokens: int) -> dict[str, list[dict]]:
         """Decode one request (a ``runner.RequestSpec``) and return its rows for the four tables."""
-        prompt_ids = self.pair.encode(spec.prompt.prompt)
+        prompt_ids = self.encode(spec.prompt)
         dec = dataclasses.replace(self.dec, max_new_tokens=max_new_tokens)
         recorder, started = TraceRecorder(), time.time()
         if spec.mode == "baseline":

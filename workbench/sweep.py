@@ -21,7 +21,7 @@ from pathlib import Path
 from workbench import atomic
 from workbench.errors import WorkbenchError
 from workbench.runlock import LOCK_FILE, RunLock
-from workbench.sweep_file import GRID_DEFAULTS, PATH_KEYS, SETTING_TYPES, SweepSpec, load_spec
+from workbench.sweep_file import GRID_DEFAULTS, LATER_SETTINGS, PATH_KEYS, SETTING_TYPES, SweepSpec, load_spec
 
 MANIFEST = "manifest.json"
 FORMAT = "workbench-sweep/1"
@@ -84,7 +84,8 @@ def _names(points: list[dict], keys: tuple[str, ...], prefix: str) -> list[str]:
 def expand(spec: SweepSpec) -> list[RunPlan]:
     """The grid's runs: baselines first (one per distinct BASELINE_KEYS combination, when asked), then the rest."""
     axes = _axes(spec)
-    settings = {k: spec.settings.get(k) for k in SETTING_TYPES if k != "baseline"}
+    settings = {k: spec.settings.get(k) for k in SETTING_TYPES
+                if k != "baseline" and (k not in LATER_SETTINGS or k in spec.settings)}
     points = [{**dict(zip(axes, combo)), **settings} for combo in itertools.product(*axes.values())]
     points = [p for p in points if not _excluded(p, spec.exclude)]
     if not points:

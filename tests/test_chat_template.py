@@ -1,0 +1,92 @@
+"""`--chat-template`: each prompt goes to the models as one user message through the target tokenizer's chat template
+(what a chat/instruct model is served with); without it, the prompt text as is. Greedy speculative output still
+equals the baseline's, and a tokenizer without a template, or a template that refuses, is one clear line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from transformers import AutoTokenizer
+
+from workbench import trace
+from workbench.cli import main
+from workbench.config import RunConfig
+from workbench.runner import config_diff
+from workbench.sweep import expand, grid_hash, run_config_for
+from workbench.sweep_file import load_spec
+
+# a small template in the usual shape: role markers around each message, the assistant's turn opened at the end
+TEMPLATE = ("{% for m in messages %}<eos>[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+            "{% if add_generation_prompt %}[assistant] {% endif %}")
+
+
+def _with_template(src, dst, template=TEMPLATE):
+    """A copy of a model directory whose tokenizer carries ``template``."""
+    shutil.copytree(src, dst)
+    tok = AutoTokenizer.from_pretrained(dst, local_files_only=True)
+    tok.chat_template = template
+    tok.save_pretrained(dst)
+    return dst
+
+
+def _args(target, draft, prompts, out, *extra):
+    return ["run", "--target", str(target), "--draft", str(draft), "--prompts", str(prompts), "--out", str(out),
+            "--max-new-tokens", "10", "--no-progress", "--no-warmup", "--baseline", *extra]
+
+
+def test_prompts_go_through_the_chat_template_and_greedy_still_equals_the_baseline(model_dirs, prompts_file, tmp_path):
+    target = _with_template(model_dirs["target"], tmp_path / "chat-target")
+    out = tmp_path / "run"
+    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, out, "--chat-template")) == 0
+    t = trace.load(out)
+    assert t.meta["config"]["chat_template"] is True
+    tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+    prompts = {p["id"]: p["prompt"] for p in map(json.loads, prompts_file.read_text().splitlines())}
+    for _, r in t.requests.iterrows():
+        text = f"<eos>[user] {prompts[r['prompt_id']]}\n[assistant] "  # the template, rendered by hand
+        assert list(r["prompt_token_ids"]) == tok(text, add_special_tokens=False)["input_ids"]
+        assert list(r["prompt_token_ids"]) != tok(prompts[r["prompt_id"]])["input_ids"]
+    out_ids = t.requests.set_index("request_id")["output_token_ids"].map(list)
+    for p in prompts:
+        assert out_ids[f"{p}/draft_prefix/constant:4"] == out_ids[f"{p}/baseline"]
+    # off (the default), the same target reads the prompt text as it is
+    plain = tmp_path / "plain"
+    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, plain)) == 0
+    p = trace.load(plain).requests.iloc[0]
+    assert list(p["prompt_token_ids"]) == tok(prompts[p["prompt_id"]])["input_ids"]
+
+
+@pytest.mark.parametrize("template, message", [
+    (None, "has no chat template; run without --chat-template"),
+    ("{{ raise_exception('only system messages, please') }}",
+     "chat template failed on prompt 'a': TemplateError: only system messages, please"),
+])
+def test_a_missing_or_refusing_template_is_one_line(model_dirs, prompts_file, tmp_path, capsys, template, message):
+    target = _with_template(model_dirs["target"], tmp_path / "t", template) if template else model_dirs["target"]
+    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, tmp_path / "run", "--chat-template")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --chat-template: ") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_a_run_recorded_before_the_setting_existed_resumes_with_it_off():
+    old = RunConfig().as_dict()
+    del old["chat_template"]  # meta.json of an older workbench
+    assert config_diff(old, RunConfig()) == []
+    assert config_diff(old, RunConfig(chat_template=True)) == ["chat_template"]
+
+
+def test_a_sweep_sets_it_for_every_run_and_an_older_sweep_keeps_its_identity(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[grid]\ngamma = [2, 4]\n')
+    plans = expand(load_spec(sweep))
+    assert all("chat_template" not in p.point and not run_config_for(p.point).chat_template for p in plans)
+    before = grid_hash(plans)
+    sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nchat_template = true\n')
+    plans = expand(load_spec(sweep))
+    assert all(run_config_for(p.point).chat_template for p in plans) and grid_hash(plans) != before
+    sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nchat_template = "yes"\n')
+    with pytest.raises(Exception, match=r"s.toml:4: \[settings\] chat_template: expected bool"):
+        load_spec(sweep)
