@@ -251,14 +251,14 @@ def test_demo_refuses_a_report_folder_it_would_replace_before_it_measures(tmp_pa
 @pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])
 def test_early_exit_on_a_layout_it_cannot_take_apart_is_refused(tokenizer, prompts_file, tmp_path, capsys, spec):
     from tiny_models import make_model, save
-    opt = make_model("opt", vocab_size=len(tokenizer), seed=4, layers=3)
-    assert opt.model.decoder.layers and not hasattr(opt.model, "layers")  # OPT keeps its blocks in the decoder
-    target = save(opt, tokenizer, tmp_path / "opt")
+    mpt = make_model("mpt", vocab_size=len(tokenizer), seed=4, layers=3)
+    assert mpt.transformer.blocks and not hasattr(mpt.transformer, "h")  # MPT names its block list `blocks`
+    target = save(mpt, tokenizer, tmp_path / "mpt")
     capsys.readouterr()  # saving may print a progress bar
     args = run_args({"target": target, "draft_prefix": spec}, prompts_file, tmp_path / "run", "--no-warmup")
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: early-exit: cannot take the first layers of a OPTForCausalLM") and "\n" not in err
+    assert err.startswith("error: early-exit: cannot take the first layers of a MptForCausalLM") and "\n" not in err
     assert not (tmp_path / "run").exists()
     # the same model runs with a drafter that needs no layers of it (the refusal is about early-exit only)
     assert main(run_args({"target": target, "draft_prefix": "ngram"}, prompts_file, tmp_path / "ok",

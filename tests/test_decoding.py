@@ -319,6 +319,26 @@ def test_early_exit_view_shares_weights_and_leaves_the_target_whole(tokenizer):
     assert view.lm_head.weight is target.lm_head.weight
 
 
+@pytest.mark.parametrize("kind, blocks", [("opt", lambda m: m.model.decoder.layers),
+                                          ("gpt_neox", lambda m: m.gpt_neox.layers)])
+def test_early_exit_takes_apart_opt_and_gpt_neox(tokenizer, kind, blocks):
+    from workbench.drafters.early_exit import first_layers_view
+
+    vocab = len(tokenizer)
+    target = make_model(kind, vocab_size=vocab, seed=1, layers=3)
+    view = first_layers_view(target, 1)
+    assert len(blocks(target)) == 3 and target.config.num_hidden_layers == 3  # the target is left whole
+    assert len(blocks(view)) == 1 and blocks(view)[0] is blocks(target)[0]  # shared weights, not a copy
+    ids = torch.tensor([tokenizer(PROMPTS[0])["input_ids"]])
+    with torch.inference_mode():  # the view computes what a model of the first block alone computes
+        assert torch.allclose(view(ids).logits, first_layers(target, 1)(ids).logits, atol=1e-5)
+    for policy in ("constant:3", "heuristic:2"):
+        dec = decoding(target, vocab, max_new=20)
+        out, base, events = run_pair(dec, drafter("early-exit:1", target, vocab), parse_policy(policy),
+                                     tokenizer(PROMPTS[1] * 2)["input_ids"])
+        assert out.tokens == base.tokens and 0 < sum(e.n_accepted for e in events) < sum(e.gamma for e in events)
+
+
 def test_ngram_lookup_takes_the_latest_earlier_occurrence():
     from workbench.drafters.ngram import lookup
 

@@ -10,10 +10,14 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    MptConfig,
+    MptForCausalLM,
     OPTConfig,
     OPTForCausalLM,
     PreTrainedTokenizerFast,
@@ -40,11 +44,21 @@ def make_tokenizer(vocab_size: int = VOCAB) -> PreTrainedTokenizerFast:
 
 def make_model(kind: str, *, vocab_size: int, seed: int, layers: int = 2, hidden: int = 32, eos_id: int = 0,
                context: int = 256, window: int = SLIDING):
-    """A random ``kind`` in {llama, qwen2, gpt2, opt, mistral-sw} model with peaked logits (opt: blocks in
-    model.decoder.layers, a layout early-exit does not take apart; mistral-sw: a sliding attention window of
-    ``window`` tokens, whose cache layers drop what falls out of the window)."""
+    """A random ``kind`` in {llama, qwen2, gpt2, opt, gpt_neox, mpt, mistral-sw} model with peaked logits (opt:
+    blocks in model.decoder.layers; gpt_neox: in gpt_neox.layers; mpt: in transformer.blocks, a layout early-exit
+    does not take apart; mistral-sw: a sliding attention window of ``window`` tokens, whose cache layers drop what
+    falls out of the window)."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, eos_token_id=eos_id, bos_token_id=eos_id)
+    if kind == "gpt_neox":
+        config = GPTNeoXConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                               num_attention_heads=4, max_position_embeddings=context, initializer_range=INIT_STD,
+                               **common)
+        return GPTNeoXForCausalLM(config).eval()
+    if kind == "mpt":
+        config = MptConfig(d_model=hidden, n_heads=4, n_layers=layers, expansion_ratio=2, max_seq_len=context,
+                           init_config={"init_std": INIT_STD}, **common)
+        return MptForCausalLM(config).eval()
     if kind == "opt":
         config = OPTConfig(hidden_size=hidden, ffn_dim=2 * hidden, num_hidden_layers=layers, num_attention_heads=4,
                            max_position_embeddings=context, word_embed_proj_dim=hidden, init_std=INIT_STD,
@@ -71,6 +85,10 @@ def first_layers(model, layers: int):
     if hasattr(draft, "transformer"):  # gpt2
         draft.transformer.h = draft.transformer.h[:layers]
         draft.config.n_layer = layers
+    elif hasattr(draft, "gpt_neox") or hasattr(getattr(draft, "model", None), "decoder"):  # gpt_neox, opt
+        decoder = getattr(draft, "gpt_neox", None) or draft.model.decoder
+        decoder.layers = decoder.layers[:layers]
+        draft.config.num_hidden_layers = layers
     else:
         draft.model.layers = draft.model.layers[:layers]
         draft.config.num_hidden_layers = layers
