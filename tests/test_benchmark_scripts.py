@@ -1,5 +1,6 @@
 """The issue-8 benchmark scripts (benchmarks/policy_headroom.py, draft_objective.py, predictions.py) on the tiny
-models: they print every figure RESULTS.md quotes, and the draft fine-tune does what it says."""
+models: they print every figure RESULTS.md quotes, and the draft fine-tune does what it says; and
+benchmarks/architectures.py, which catches a loop that is not lossless."""
 
 from __future__ import annotations
 
@@ -94,3 +95,18 @@ def test_predictions_script_prints_the_sweep_and_the_replay_beside_the_measureme
     assert "heuristic:5" in printed and "tau_error" in printed
     measured = speedup.sweep_table(trace.load(out))["measured"]
     assert all(f"{v:.6f}" in printed for v in measured)  # the measured column is the package's, as printed
+
+
+def test_architectures_script_passes_a_lossless_loop_and_catches_a_lossy_one(tmp_path, monkeypatch, capsys):
+    import workbench.decoding as decoding_module
+    from workbench.rejection import Verdict
+
+    script = _benchmark("architectures", monkeypatch)
+    assert script.main(["gpt_neox", "opt", "--out", str(tmp_path / "ok")]) == 0
+    printed = capsys.readouterr().out
+    assert "differs from the baseline on: none; a run failed on: none (2 architectures)" in printed
+    # a rule that accepts every draft under greedy changes the output: the script must say so and fail
+    monkeypatch.setattr(decoding_module, "accept", lambda x, p, q, sampling, generator: Verdict(
+        n=len(x), token=int(p[len(x)].argmax())))
+    assert script.main(["llama", "--out", str(tmp_path / "lossy")]) == 1
+    assert "differs from the baseline on: llama;" in capsys.readouterr().out
