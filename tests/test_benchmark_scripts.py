@@ -98,13 +98,20 @@ def test_predictions_script_prints_the_sweep_and_the_replay_beside_the_measureme
 
 
 def test_architectures_script_passes_a_lossless_loop_and_catches_a_lossy_one(tmp_path, monkeypatch, capsys):
+    import json
+
     import workbench.decoding as decoding_module
     from workbench.rejection import Verdict
 
     script = _benchmark("architectures", monkeypatch)
-    assert script.main(["gpt_neox", "opt", "--out", str(tmp_path / "ok")]) == 0
-    printed = capsys.readouterr().out
-    assert "differs from the baseline on: none; a run failed on: none (2 architectures)" in printed
+    for _ in range(2):  # the same --out twice: each architecture's folder is replaced
+        assert script.main(["gpt_neox", "opt", "--out", str(tmp_path / "ok")]) == 0
+        printed = capsys.readouterr().out
+        assert "differs from the baseline on: none; a run failed on: none (2 architectures)" in printed
+    rows = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    assert [(r["arch"], r["draft"], r["early-exit:1"], r["ngram:3:1"]) for r in rows] == [
+        ("gpt_neox", True, True, True), ("opt", True, True, True)]
+    assert all(r["α draft"] == r["α early-exit:1"] for r in rows)  # the draft is the target's first block
     # a rule that accepts every draft under greedy changes the output: the script must say so and fail
     monkeypatch.setattr(decoding_module, "accept", lambda x, p, q, sampling, generator: Verdict(
         n=len(x), token=int(p[len(x)].argmax())))

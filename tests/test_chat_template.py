@@ -33,7 +33,7 @@ def _with_template(src, dst, template=TEMPLATE):
 
 def _args(target, draft, prompts, out, *extra):
     return ["run", "--target", str(target), "--draft", str(draft), "--prompts", str(prompts), "--out", str(out),
-            "--max-new-tokens", "10", "--no-progress", "--no-warmup", "--baseline", *extra]
+            "--max-new-tokens", "10", "--no-progress", "--baseline", *extra]
 
 
 def test_prompts_go_through_the_chat_template_and_greedy_still_equals_the_baseline(model_dirs, prompts_file, tmp_path):
@@ -41,19 +41,19 @@ def test_prompts_go_through_the_chat_template_and_greedy_still_equals_the_baseli
     out = tmp_path / "run"
     assert main(_args(target, model_dirs["draft_prefix"], prompts_file, out, "--chat-template")) == 0
     t = trace.load(out)
-    assert t.meta["config"]["chat_template"] is True
+    assert t.meta["config"]["chat_template"] is True and t.requests["warmup"].sum() == 2
     tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
     prompts = {p["id"]: p["prompt"] for p in map(json.loads, prompts_file.read_text().splitlines())}
-    for _, r in t.requests.iterrows():
+    for _, r in t.requests.iterrows():  # the warm-ups too: they run the first prompt through the template
         text = f"<eos>[user] {prompts[r['prompt_id']]}\n[assistant] "  # the template, rendered by hand
         assert list(r["prompt_token_ids"]) == tok(text, add_special_tokens=False)["input_ids"]
         assert list(r["prompt_token_ids"]) != tok(prompts[r["prompt_id"]])["input_ids"]
-    out_ids = t.requests.set_index("request_id")["output_token_ids"].map(list)
+    out_ids = t.requests[~t.requests["warmup"]].set_index("request_id")["output_token_ids"].map(list)
     for p in prompts:
         assert out_ids[f"{p}/draft_prefix/constant:4"] == out_ids[f"{p}/baseline"]
     # off (the default), the same target reads the prompt text as it is
     plain = tmp_path / "plain"
-    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, plain)) == 0
+    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, plain, "--no-warmup")) == 0
     p = trace.load(plain).requests.iloc[0]
     assert list(p["prompt_token_ids"]) == tok(prompts[p["prompt_id"]])["input_ids"]
 
@@ -78,15 +78,37 @@ def test_a_run_recorded_before_the_setting_existed_resumes_with_it_off():
     assert config_diff(old, RunConfig(chat_template=True)) == ["chat_template"]
 
 
+# grid_hash of `[grid] gamma = [2, 4]` computed by the workbench before chat_template existed (commit e4723b7)
+OLD_GRID_HASH = "d87dda65303715f1"
+
+
 def test_a_sweep_sets_it_for_every_run_and_an_older_sweep_keeps_its_identity(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[grid]\ngamma = [2, 4]\n')
     plans = expand(load_spec(sweep))
     assert all("chat_template" not in p.point and not run_config_for(p.point).chat_template for p in plans)
-    before = grid_hash(plans)
+    assert grid_hash(plans) == OLD_GRID_HASH  # a sweep directory made before the setting existed reruns
+    sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nchat_template = false\n')  # the default, spelled out
+    assert grid_hash(expand(load_spec(sweep))) == OLD_GRID_HASH
     sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nchat_template = true\n')
     plans = expand(load_spec(sweep))
-    assert all(run_config_for(p.point).chat_template for p in plans) and grid_hash(plans) != before
+    assert all(run_config_for(p.point).chat_template for p in plans) and grid_hash(plans) != OLD_GRID_HASH
     sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nchat_template = "yes"\n')
     with pytest.raises(Exception, match=r"s.toml:4: \[settings\] chat_template: expected bool"):
         load_spec(sweep)
+
+
+def test_a_run_made_before_the_setting_is_not_a_chat_template_run_of_a_sweep():
+    from workbench.sweep_check import settings_diff
+
+    plan = next(p for p in expand_point(chat_template=True) if p.kind == "speculative")
+    old = run_config_for({k: v for k, v in plan.point.items() if k != "chat_template"}).as_dict()
+    del old["chat_template"]  # meta.json of an older workbench: that run read its prompts as they are
+    assert settings_diff(old, plan.point) == ["chat_template false in the run, true in the manifest"]
+    assert settings_diff(old, {k: v for k, v in plan.point.items() if k != "chat_template"}) == []
+
+
+def expand_point(**settings):
+    from workbench.sweep_file import SweepSpec
+
+    return expand(SweepSpec(path=None, grid={"gamma": [2]}, settings=settings))

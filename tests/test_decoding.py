@@ -339,6 +339,22 @@ def test_early_exit_takes_apart_opt_and_gpt_neox(tokenizer, kind, blocks):
         assert out.tokens == base.tokens and 0 < sum(e.n_accepted for e in events) < sum(e.gamma for e in events)
 
 
+def test_early_exit_view_says_l_layers_whatever_the_config_calls_them():
+    import transformers as hf
+
+    from workbench.drafters.early_exit import first_layers_view
+
+    ids = dict(vocab_size=64, bos_token_id=0, eos_token_id=0)
+    for config in (hf.FalconConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, **ids),  # no n_layer
+                   hf.GPT2Config(n_embd=32, n_layer=3, n_head=4, **ids)):  # n_layer, mapped to num_hidden_layers
+        model = hf.AutoModelForCausalLM.from_config(config).eval()
+        view = first_layers_view(model, 1)
+        assert view.config.num_hidden_layers == 1 and model.config.num_hidden_layers == 3
+        with torch.inference_mode():
+            cache = view(torch.tensor([[1, 2, 3]]), use_cache=True).past_key_values
+        assert len(cache.layers) == 1  # its own KV cache holds its one layer, not the target's three
+
+
 def test_ngram_lookup_takes_the_latest_earlier_occurrence():
     from workbench.drafters.ngram import lookup
 

@@ -85,7 +85,8 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     """The grid's runs: baselines first (one per distinct BASELINE_KEYS combination, when asked), then the rest."""
     axes = _axes(spec)
     settings = {k: spec.settings.get(k) for k in SETTING_TYPES
-                if k != "baseline" and (k not in LATER_SETTINGS or k in spec.settings)}
+                if k != "baseline" and (k not in LATER_SETTINGS or spec.settings.get(k, LATER_SETTINGS[k]) !=
+                                        LATER_SETTINGS[k])}
     points = [{**dict(zip(axes, combo)), **settings} for combo in itertools.product(*axes.values())]
     points = [p for p in points if not _excluded(p, spec.exclude)]
     if not points:

@@ -24,14 +24,17 @@ def settings_diff(config: dict, point: dict) -> list[str]:
     """Where a run's recorded config (meta.json's ``config``) and a manifest point disagree, each as "KEY RUN in the
     run, POINT in the manifest" ([] when the run is the point's): ``runner.config_diff`` (drafters by label), and the
     target and prompts by name, as the report labels them. A setting the config does not record (an older
-    workbench's run) is not compared."""
+    workbench's run, made before the setting existed) is compared at its default, which is what that run did."""
+    from workbench.config import RunConfig
     from workbench.runner import config_diff
 
     cfg = run_config_for(point)
     want = cfg.as_dict()
-    keys = [k for k in config_diff(config, cfg) if k in config]
+    recorded = {**RunConfig().as_dict(), **config}  # what the run did, including the defaults it could not record
+    keys = config_diff(config, cfg)
     keys += [k for k in NAMED if k in config and _shown(k, config[k]) != _shown(k, want[k])]
-    return [f"{k} {_shown(k, config[k])} in the run, {_shown(k, want[k])} in the manifest" for k in sorted(keys)]
+    return [f"{k} {_shown(k, recorded.get(k))} in the run, {_shown(k, want.get(k))} in the manifest"
+            for k in sorted(keys)]
 
 
 def _shown(key: str, value) -> str:

@@ -24,9 +24,10 @@ GRID_DEFAULTS = {"target": _RUN.target, "draft": _RUN.drafts[0], "policy": _RUN.
 # [settings]: scalars applied to every run (absent = RunConfig's default).
 SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category": int, "warmup": bool,
                                   "ignore_eos": bool, "trust_remote_code": bool, "chat_template": bool}
-# Settings added after the manifest format was fixed: a point carries one only when the sweep file sets it, so a sweep
-# directory made before the key existed keeps its grid identity (workbench.sweep.grid_hash) and reruns.
-LATER_SETTINGS = ("chat_template",)
+# Settings added after the manifest format was fixed, with their defaults: a point carries one only when the sweep
+# file sets it to another value, so a sweep directory made before the key existed (or a sweep file that spells out
+# the default) keeps its grid identity (workbench.sweep.grid_hash) and reruns.
+LATER_SETTINGS = {"chat_template": _RUN.chat_template}
 PATH_KEYS = ("target", "draft", "prompts")  # values that may be paths (resolved against the sweep file's folder)
 
 

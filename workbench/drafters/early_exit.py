@@ -20,26 +20,25 @@ from torch import nn
 
 from workbench.errors import WorkbenchError
 
-# Where a causal LM keeps its blocks: (path of attributes to the decoder inside the LM, attribute of its block list,
-# config field holding the layer count)
+# Where a causal LM keeps its blocks: (path of attributes to the decoder inside the LM, attribute of its block list).
+# The layer count is set as num_hidden_layers: configs that call it n_layer (GPT-2, GPT-J, BLOOM) map that name to it.
 LAYOUTS = (
-    (("model",), "layers", "num_hidden_layers"),  # Llama, Qwen, Mistral, Mixtral, Gemma, Phi, OLMo, Cohere, …
-    (("transformer",), "h", "n_layer"),  # GPT-2, GPT-J, Falcon, BLOOM, StarCoder
-    (("gpt_neox",), "layers", "num_hidden_layers"),  # GPT-NeoX, Pythia
-    (("model", "decoder"), "layers", "num_hidden_layers"),  # OPT
+    (("model",), "layers"),  # Llama, Qwen, Mistral, Mixtral, Gemma, Phi, OLMo, Cohere, StarCoder2, …
+    (("transformer",), "h"),  # GPT-2, GPT-J, Falcon, BLOOM
+    (("gpt_neox",), "layers"),  # GPT-NeoX, Pythia
+    (("model", "decoder"), "layers"),  # OPT
 )
 SUPPORTED = "model.layers, transformer.h, gpt_neox.layers and model.decoder.layers"
 
 
-def _find_blocks(model: nn.Module) -> tuple[list[nn.Module], tuple[str, ...], str, str]:
-    """The modules from the LM down to its decoder, the path between them, the block list's attribute, and the
-    config field of the layer count."""
-    for path, blocks_attr, count_field in LAYOUTS:
+def _find_blocks(model: nn.Module) -> tuple[list[nn.Module], tuple[str, ...], str]:
+    """The modules from the LM down to its decoder, the path between them, and the block list's attribute."""
+    for path, blocks_attr in LAYOUTS:
         chain = [model]
         for attr in path:
             chain.append(getattr(chain[-1], attr, None))
         if isinstance(getattr(chain[-1], blocks_attr, None), nn.ModuleList):
-            return chain, path, blocks_attr, count_field
+            return chain, path, blocks_attr
     raise WorkbenchError(f"early-exit: cannot take the first layers of a {type(model).__name__} "
                          f"(supported: blocks in {SUPPORTED})")
 
@@ -55,13 +54,13 @@ def _own_copy(module: nn.Module, config) -> nn.Module:
 
 def first_layers_view(model: nn.Module, layers: int) -> nn.Module:
     """A model that runs only the first ``layers`` blocks of ``model`` (shared weights)."""
-    chain, path, blocks_attr, count_field = _find_blocks(model)
+    chain, path, blocks_attr = _find_blocks(model)
     blocks = getattr(chain[-1], blocks_attr)
     if not 1 <= layers < len(blocks):
         raise WorkbenchError(f"early-exit:{layers}: the target has {len(blocks)} layers; "
                              f"choose L from 1 to {len(blocks) - 1}")
     config = copy.deepcopy(model.config)
-    setattr(config, count_field, layers)
+    config.num_hidden_layers = layers
     if getattr(config, "layer_types", None):
         config.layer_types = config.layer_types[:layers]
     # 1. the decoder: its own copy, holding the first L blocks
