@@ -31,6 +31,13 @@ def _with_template(src, dst, template=TEMPLATE):
     return dst
 
 
+def _expand(**settings):
+    """The runs of a one-γ sweep with these [settings]."""
+    from workbench.sweep_file import SweepSpec
+
+    return expand(SweepSpec(path=None, grid={"gamma": [2]}, settings=settings))
+
+
 def _args(target, draft, prompts, out, *extra):
     return ["run", "--target", str(target), "--draft", str(draft), "--prompts", str(prompts), "--out", str(out),
             "--max-new-tokens", "10", "--no-progress", "--baseline", *extra]
@@ -101,14 +108,8 @@ def test_a_sweep_sets_it_for_every_run_and_an_older_sweep_keeps_its_identity(tmp
 def test_a_run_made_before_the_setting_is_not_a_chat_template_run_of_a_sweep():
     from workbench.sweep_check import settings_diff
 
-    plan = next(p for p in expand_point(chat_template=True) if p.kind == "speculative")
+    plan = next(p for p in _expand(chat_template=True) if p.kind == "speculative")
     old = run_config_for({k: v for k, v in plan.point.items() if k != "chat_template"}).as_dict()
     del old["chat_template"]  # meta.json of an older workbench: that run read its prompts as they are
     assert settings_diff(old, plan.point) == ["chat_template false in the run, true in the manifest"]
     assert settings_diff(old, {k: v for k, v in plan.point.items() if k != "chat_template"}) == []
-
-
-def expand_point(**settings):
-    from workbench.sweep_file import SweepSpec
-
-    return expand(SweepSpec(path=None, grid={"gamma": [2]}, settings=settings))

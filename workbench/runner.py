@@ -89,13 +89,18 @@ def open_run_dir(cfg: RunConfig, out: Path, *, resume: bool) -> dict | None:
     return None
 
 
+def recorded_config(old: dict) -> dict:
+    """A run's settings as meta.json records them, with the default of every setting its workbench did not yet
+    record (the setting did not exist, so the run did what the default does)."""
+    return {**RunConfig().as_dict(), **old}
+
+
 def config_diff(old: dict, cfg: RunConfig) -> list[str]:
     from workbench.drafters import parse_drafters
 
-    new, default = cfg.as_dict(), RunConfig().as_dict()
+    new, old = cfg.as_dict(), recorded_config(old)
     skip = {"target", "drafts", "prompts"}
-    # a setting an older workbench did not record had its default then (it did not exist)
-    diff = sorted(k for k in new.keys() | old.keys() if k not in skip and new.get(k) != old.get(k, default.get(k)))
+    diff = sorted(k for k in new.keys() | old.keys() if k not in skip and new.get(k) != old.get(k))
     if [d.label for d in parse_drafters(old.get("drafts", []))] != [d.label for d in parse_drafters(cfg.drafts)]:
         diff.append("drafts")
     return diff

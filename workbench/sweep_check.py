@@ -25,12 +25,11 @@ def settings_diff(config: dict, point: dict) -> list[str]:
     run, POINT in the manifest" ([] when the run is the point's): ``runner.config_diff`` (drafters by label), and the
     target and prompts by name, as the report labels them. A setting the config does not record (an older
     workbench's run, made before the setting existed) is compared at its default, which is what that run did."""
-    from workbench.config import RunConfig
-    from workbench.runner import config_diff
+    from workbench.runner import config_diff, recorded_config
 
     cfg = run_config_for(point)
     want = cfg.as_dict()
-    recorded = {**RunConfig().as_dict(), **config}  # what the run did, including the defaults it could not record
+    recorded = recorded_config(config)
     keys = config_diff(config, cfg)
     keys += [k for k in NAMED if k in config and _shown(k, config[k]) != _shown(k, want[k])]
     return [f"{k} {_shown(k, recorded.get(k))} in the run, {_shown(k, want.get(k))} in the manifest"
