@@ -113,3 +113,52 @@ def test_a_run_made_before_the_setting_is_not_a_chat_template_run_of_a_sweep():
     del old["chat_template"]  # meta.json of an older workbench: that run read its prompts as they are
     assert settings_diff(old, plan.point) == ["chat_template false in the run, true in the manifest"]
     assert settings_diff(old, {k: v for k, v in plan.point.items() if k != "chat_template"}) == []
+
+
+def test_a_system_prompt_goes_before_each_prompt_and_needs_the_chat_template(model_dirs, prompts_file, tmp_path,
+                                                                             capsys):
+    target = _with_template(model_dirs["target"], tmp_path / "chat-target")
+    out, system = tmp_path / "run", "Answer in one short sentence."
+    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, out, "--chat-template", "--no-warmup",
+                      "--system-prompt", system)) == 0
+    t = trace.load(out)
+    assert t.meta["config"]["system_prompt"] == system
+    tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+    prompts = {p["id"]: p["prompt"] for p in map(json.loads, prompts_file.read_text().splitlines())}
+    for _, r in t.requests.iterrows():
+        text = f"<eos>[system] {system}\n<eos>[user] {prompts[r['prompt_id']]}\n[assistant] "  # rendered by hand
+        assert list(r["prompt_token_ids"]) == tok(text, add_special_tokens=False)["input_ids"]
+    out_ids = t.requests.set_index("request_id")["output_token_ids"].map(list)
+    assert all(out_ids[f"{p}/draft_prefix/constant:4"] == out_ids[f"{p}/baseline"] for p in prompts)
+    # without --chat-template a system prompt has nowhere to go: one line, before anything is written
+    no = _args(target, model_dirs["draft_prefix"], prompts_file, tmp_path / "no", "--system-prompt", system)
+    assert main(no) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --system-prompt needs --chat-template") and "\n" not in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_template_without_a_system_role_says_the_system_prompt_is_why(model_dirs, prompts_file, tmp_path, capsys):
+    refuses = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+               "{% endif %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
+    target = _with_template(model_dirs["target"], tmp_path / "t", refuses)
+    assert main(_args(target, model_dirs["draft_prefix"], prompts_file, tmp_path / "run", "--chat-template",
+                      "--system-prompt", "Be brief.")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --chat-template: ") and "\n" not in err
+    assert "with --system-prompt (some templates take no system message): TemplateError: System role not" in err
+
+
+def test_a_sweep_sets_a_system_prompt_for_every_run_only_with_the_chat_template(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nsystem_prompt = ""\n')  # the default, spelled out
+    assert grid_hash(expand(load_spec(sweep))) == OLD_GRID_HASH
+    sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nchat_template = true\nsystem_prompt = "Be brief."\n')
+    assert all(run_config_for(p.point).system_prompt == "Be brief." for p in expand(load_spec(sweep)))
+    sweep.write_text('[grid]\ngamma = [2, 4]\n[settings]\nsystem_prompt = "Be brief."\n')
+    with pytest.raises(Exception, match=r"s.toml:4: \[settings\] system_prompt needs chat_template = true"):
+        load_spec(sweep)
+    old = RunConfig(chat_template=True).as_dict()
+    del old["system_prompt"]  # meta.json of an older workbench: no system message
+    assert config_diff(old, RunConfig(chat_template=True)) == []
+    assert config_diff(old, RunConfig(chat_template=True, system_prompt="Be brief.")) == ["system_prompt"]

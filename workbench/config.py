@@ -61,6 +61,7 @@ class RunConfig:
     ignore_eos: bool = False  # always generate max_new_tokens (fixed-length benchmarks)
     chat_template: bool = False  # give each prompt as one user message through the target tokenizer's chat template
     #                              (with the assistant's turn opened), as a chat/instruct model is served; off = as is
+    system_prompt: str = ""  # with chat_template: a system message put before every prompt's user message; "" = none
     replay_data: bool = True  # record the teacher-forced `forced` table that offline replay needs (docs/REPLAY.md)
     trust_remote_code: bool = False  # let transformers run code shipped with a model (off unless asked)
 
@@ -74,6 +75,9 @@ class RunConfig:
         parse_drafters(self.drafts)
         if self.drafts:
             parse_policies(self.policies)
+        if self.system_prompt and not self.chat_template:
+            raise WorkbenchError("--system-prompt needs --chat-template ([settings] chat_template = true in a sweep "
+                                 "file): the system message goes in through the target's chat template")
         for name in RULES:  # whether a device exists is checked where the models load (workbench.loading)
             problem = setting_problem(name, getattr(self, name))
             if problem:

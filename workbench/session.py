@@ -57,11 +57,13 @@ class Session:
             return self.pair.encode(prompt.prompt)
         from jinja2 import TemplateError  # transformers renders chat templates with jinja2 (needed only here)
 
+        system = self.cfg.system_prompt
         try:
-            return self.pair.encode(prompt.prompt, chat=True)
+            return self.pair.encode(prompt.prompt, chat=True, system=system)
         except (TemplateError, TypeError, ValueError) as exc:  # a template that refuses, or is broken
+            with_system = " with --system-prompt (some templates take no system message)" if system else ""
             raise WorkbenchError(f"--chat-template: the target tokenizer's chat template failed on prompt "
-                                 f"{prompt.id!r}: {type(exc).__name__}: {exc}") from None
+                                 f"{prompt.id!r}{with_system}: {type(exc).__name__}: {exc}") from None
 
     def check_fits(self, prompt: Prompt) -> None:
         """The request fits the context window, and every model drafter can run it (lm.check_can_draft)."""

@@ -23,11 +23,12 @@ GRID_DEFAULTS = {"target": _RUN.target, "draft": _RUN.drafts[0], "policy": _RUN.
                                                   "device", "dtype")}}
 # [settings]: scalars applied to every run (absent = RunConfig's default).
 SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category": int, "warmup": bool,
-                                  "ignore_eos": bool, "trust_remote_code": bool, "chat_template": bool}
+                                  "ignore_eos": bool, "trust_remote_code": bool, "chat_template": bool,
+                                  "system_prompt": str}
 # Settings added after the manifest format was fixed, with their defaults: a point carries one only when the sweep
 # file sets it to another value, so a sweep directory made before the key existed (or a sweep file that spells out
 # the default) keeps its grid identity (workbench.sweep.grid_hash) and reruns.
-LATER_SETTINGS = {"chat_template": _RUN.chat_template}
+LATER_SETTINGS = {"chat_template": _RUN.chat_template, "system_prompt": _RUN.system_prompt}
 PATH_KEYS = ("target", "draft", "prompts")  # values that may be paths (resolved against the sweep file's folder)
 
 
@@ -108,6 +109,9 @@ def _settings(path: Path, text: str, settings: dict) -> dict:
         problem = value_problem(key, value) if _check_type(value, want) else f"expected {want.__name__}"
         if problem:
             raise bad(f"{problem}, got {value!r}")
+    if settings.get("system_prompt") and not settings.get("chat_template"):
+        raise _bad(path, text, "settings", "system_prompt", "[settings] system_prompt needs chat_template = true "
+                   "(the system message goes in through the target's chat template)")
     return dict(settings)
 
 

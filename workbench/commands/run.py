@@ -65,6 +65,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chat-template", action="store_true",
                    help="give each prompt as a user message through the target tokenizer's chat template "
                         "(chat/instruct models); off: the prompt text as is")
+    p.add_argument("--system-prompt", metavar="TEXT", default=d.system_prompt,
+                   help="with --chat-template: a system message before every prompt (default: none)")
     p.add_argument("--no-replay-data", dest="replay_data", action="store_false",
                    help="skip the teacher-forced pass that `workbench replay` needs")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with a model (off by default)")
@@ -76,7 +78,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      prompts=args.prompts, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                      max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
                      baseline=args.baseline, limit=args.limit, per_category=args.per_category, warmup=args.warmup,
-                     ignore_eos=args.ignore_eos, chat_template=args.chat_template, replay_data=args.replay_data,
+                     ignore_eos=args.ignore_eos, chat_template=args.chat_template, system_prompt=args.system_prompt,
+                     replay_data=args.replay_data,
                      trust_remote_code=args.trust_remote_code)
 
 
