@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 from workbench import trace
 from workbench.cli import main
 from workbench.config import RunConfig
+from workbench.report_index import workload
 from workbench.runner import config_diff
 from workbench.sweep import expand, grid_hash, run_config_for
 from workbench.sweep_file import load_spec
@@ -63,6 +64,8 @@ def test_prompts_go_through_the_chat_template_and_greedy_still_equals_the_baseli
     assert main(_args(target, model_dirs["draft_prefix"], prompts_file, plain, "--no-warmup")) == 0
     p = trace.load(plain).requests.iloc[0]
     assert list(p["prompt_token_ids"]) == tok(prompts[p["prompt_id"]])["input_ids"]
+    assert workload(t).endswith("through the target's chat template")
+    assert workload(trace.load(plain)).endswith("given to the models as they are")
 
 
 @pytest.mark.parametrize("template, message", [
@@ -125,6 +128,9 @@ def test_a_system_prompt_goes_before_each_prompt_and_needs_the_chat_template(mod
     assert t.meta["config"]["system_prompt"] == system
     tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
     prompts = {p["id"]: p["prompt"] for p in map(json.loads, prompts_file.read_text().splitlines())}
+    assert workload(t) == (f"prompts {prompts_file.name}: {len(prompts)} prompts, 10 new tokens at most (EOS ends a "
+                           f"request), given to the models through the target's chat template, after the system "
+                           f"message {system!r}")  # the report's headline says how the prompts went in
     for _, r in t.requests.iterrows():
         text = f"<eos>[system] {system}\n<eos>[user] {prompts[r['prompt_id']]}\n[assistant] "  # rendered by hand
         assert list(r["prompt_token_ids"]) == tok(text, add_special_tokens=False)["input_ids"]

@@ -39,8 +39,24 @@ def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) 
         if disturbed:
             table += f"<p class='wb-note'><b>Warning:</b> {html.escape(disturbed)}</p>"
         parts.append(f"<h2>{html.escape(name)} <small>run {html.escape(str(t.meta.get('run_id')))}</small></h2>"
-                     f"<p>{html.escape(about)}</p>{table}")
+                     f"<p>{html.escape(about)}<br>{html.escape(workload(t))}</p>{table}")
     return "".join(parts)
+
+
+def workload(t: trace.Trace) -> str:
+    """What the run decoded, from its recorded settings: the prompt set and how many prompts, the token budget,
+    and how the prompts reached the models (as they are, or through the chat template with any system message)."""
+    from workbench.runner import recorded_config
+
+    cfg = recorded_config(t.meta.get("config") or {})
+    prompts = t.requests.loc[~t.requests["warmup"], "prompt_id"].nunique() if len(t.requests) else 0
+    budget = f"{cfg['max_new_tokens']} new tokens" + (" each (EOS ignored)" if cfg["ignore_eos"] else
+                                                       " at most (EOS ends a request)")
+    given, system = "as they are", cfg["system_prompt"]
+    if cfg["chat_template"]:
+        system = system if len(system) <= 80 else system[:79] + "…"  # meta.json holds it whole
+        given = "through the target's chat template" + (f", after the system message {system!r}" if system else "")
+    return f"prompts {Path(str(cfg['prompts'])).name}: {prompts} prompts, {budget}, given to the models {given}"
 
 
 # Units of the key figures in index.html's table (the notebooks record the bare numbers).
