@@ -180,3 +180,38 @@ def test_replay_refuses_a_policy_given_twice_as_run_does(capsys):
                                                                     "threshold:0.4:16")):
         assert main(["replay", str(SAMPLE), "--policy", policies]) == 2
         one_error_line(capsys, f"--policy lists {dupe} more than once")
+
+
+# ------------------------------------------------------------------------ what stands at an output path
+
+
+@pytest.mark.parametrize("command", ["export", "replay"])
+def test_an_output_that_is_a_pipe_is_refused_not_replaced(tmp_path, capsys, command):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    flag = "--perfetto" if command == "export" else "--out"
+    # an atomic write renames a file over the path: /dev/null would become one (a pipe stands for it here, so that
+    # a regression breaks no machine's /dev/null)
+    assert main([command, str(SAMPLE), flag, str(fifo), *(["--policy", "constant:2"] if command == "replay"
+                                                          else [])]) == 2
+    one_error_line(capsys, f"{flag} {fifo}: is not a regular file")
+    assert fifo.is_fifo()
+
+
+def test_an_output_symlink_is_written_through_and_a_planted_temp_name_is_never_followed(tmp_path, capsys):
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "t.json").write_text("old")
+    (tmp_path / "latest.json").symlink_to(tmp_path / "traces" / "t.json")
+    assert main(["export", str(SAMPLE), "--perfetto", str(tmp_path / "latest.json")]) == 0
+    assert (tmp_path / "latest.json").is_symlink()  # the link stays; the file it names holds the new trace
+    assert json.loads((tmp_path / "traces" / "t.json").read_text())["traceEvents"]
+    # a link waiting at the temp name an older workbench used (OUT.tmp) must not carry the write elsewhere
+    (tmp_path / "precious.txt").write_text("mine")
+    (tmp_path / "x.json.tmp").symlink_to(tmp_path / "precious.txt")
+    assert main(["export", str(SAMPLE), "--perfetto", str(tmp_path / "x.json")]) == 0
+    assert (tmp_path / "precious.txt").read_text() == "mine" and not (tmp_path / "x.json").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "precious.txt", "traces", "x.json",
+                                                          "x.json.tmp"]  # no temp file of ours left behind
+    capsys.readouterr()

@@ -10,7 +10,9 @@ one at ``.<name>.old-<pid>``, never a partial new one at ``final``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,21 +22,46 @@ from workbench.errors import WorkbenchError
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a sibling temp file renamed into place: readers see the old file or the
-    new one, never half of it; on failure the temp file is removed and the error re-raised."""
-    path = Path(path)
-    tmp = text_temp(path)
+    new one, never half of it; on failure the temp file is removed and the error re-raised. A symlink is written
+    through (the link stays, its target is replaced); a directory, device, pipe or socket is refused, never replaced."""
+    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
+    check_regular(path)
+    tmp = None
     try:
+        tmp = new_temp(path)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
-def text_temp(path: Path) -> Path:
-    """The sibling temp file an atomic write (``write_text``, a trace part) fills before renaming it into place (a
-    killed writer may leave it)."""
-    return path.with_name(path.name + ".tmp")
+def check_regular(path: Path) -> None:
+    """Refuse, in one line, to replace what is not a regular file (``/dev/null`` would become one)."""
+    if path.exists() and not path.is_file():
+        raise WorkbenchError(f"{path}: exists and is not a regular file (a directory, device, pipe or socket); "
+                             "give the path of a file to write")
+
+
+def new_temp(path: Path) -> Path:
+    """Create an empty sibling temp file for an atomic write of ``path`` and return it. The name is new each time
+    and the file is created exclusively, so a file or a symlink someone left at a fixed name is never written
+    through; it starts with ``path``'s name and ".tmp" (``is_temp``), which no reader takes for a part."""
+    for _ in range(100):
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666: the umask applies
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "cannot create a temporary file", str(path))
+
+
+def is_temp(name: str, final_name: str) -> bool:
+    """Whether ``name`` is the temp file of an atomic write of ``final_name`` (``new_temp``; an older workbench
+    wrote ``final_name + ".tmp"``), which a killed writer may leave behind."""
+    return name.startswith(final_name + ".tmp")
 
 
 def temp_path(final: Path, tag: str = "tmp") -> Path:

@@ -89,6 +89,8 @@ def check_output_file(path: str | os.PathLike, flag: str, run_dir: str | os.Path
     path = Path(path)
     if path.is_dir():
         raise WorkbenchError(f"{flag} {path}: is a directory, not a file")
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: an atomic write would replace it with a file
+        raise WorkbenchError(f"{flag} {path}: is not a regular file (a device, pipe or socket); give a file path")
     owner = run_dir if run_dir is not None and atomic.overlap(path, run_dir) == "lies inside" else next(
         (d for d in path.resolve().parents if _is_run_dir(d)), None)  # the run read, or any other run
     if owner is not None:  # symlinks resolved: caught too

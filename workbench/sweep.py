@@ -178,7 +178,7 @@ def _unstarted(out: Path) -> bool:
     for entry in out.iterdir():
         if entry.name == "runs" and entry.is_dir() and not any(entry.iterdir()):
             continue
-        if entry.name not in (LOCK_FILE, atomic.text_temp(out / MANIFEST).name):
+        if entry.name != LOCK_FILE and not atomic.is_temp(entry.name, MANIFEST):
             return False
     return True
 

@@ -73,13 +73,13 @@ def write_part(run_dir: Path, index: int, rows: dict[str, list[dict]]) -> None:
     """
     written = []
     for table in WRITE_ORDER:
-        final = part_path(run_dir, table, index)
-        tmp = atomic.text_temp(final)  # the sibling temp name every atomic write uses
+        final, tmp = part_path(run_dir, table, index), None
         try:
+            tmp = atomic.new_temp(final)  # a fresh sibling temp file, as every atomic write uses
             pq.write_table(pa.Table.from_pylist(rows.get(table, []), schema=SCHEMAS[table]), tmp)
             os.replace(tmp, final)
         except OSError as exc:  # ENOSPC, EACCES, EIO…: drop this part entirely (no requests file = not complete)
-            _remove(tmp, *written)
+            _remove(*([tmp] if tmp else []), *written)
             raise write_error(final, exc) from None
         written.append(final)
 
