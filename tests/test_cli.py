@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from trace_fixtures import as_killed
 
 from workbench import trace
 from workbench.cli import main
@@ -58,7 +59,7 @@ def test_killed_run_resumes_without_redoing_completed_requests(model_dirs, promp
 def test_a_part_without_its_requests_file_is_ignored(model_dirs, prompts_file, tmp_path):
     out = tmp_path / "run"
     assert main(run_args(model_dirs, prompts_file, out, "--no-warmup")) == 0
-    (out / "requests-00002.parquet").unlink()  # killed between writing steps/tokens and requests
+    as_killed(out, parts=[2])  # killed between writing steps/tokens and requests
     assert len(trace.load(out).requests) == 2
 
 
@@ -454,3 +455,40 @@ def test_demo_prints_what_it_measured_and_where_the_report_is(model_dirs, prompt
     assert "speedup_lo" in out and "adaptive:16" in out  # the summary table `run` prints, per setting
     assert f"report: {tmp_path / 'demo' / 'report' / 'index.html'}" in out
     assert (tmp_path / "demo" / "report" / "tuning.html").is_file()
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_before_anything_runs(tmp_path, capsys):
+    garbled = str(tmp_path / "o") + b"\xff".decode("utf-8", "surrogateescape")  # what Python makes of such bytes
+    assert main(["run", "--out", garbled, "--baseline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: workbench: the argument ") and "o\\xff' is not UTF-8" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_library_message_over_several_lines_is_printed_on_one(monkeypatch, capsys):
+    from workbench.commands import replay
+
+    def fail(args):
+        raise TraceError("x.parquet: not a readable Parquet file (Couldn't deserialize thrift: bad type: \n)")
+
+    monkeypatch.setattr(replay, "main", fail)
+    assert main(["replay", "somewhere"]) == 2
+    assert capsys.readouterr().err == "error: x.parquet: not a readable Parquet file (Couldn't deserialize thrift: " \
+                                      "bad type: )\n"
+
+
+def test_a_path_too_long_is_bad_input(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / ("a" * 300)), "--baseline", "--limit", "1"]) == 2
+    assert capsys.readouterr().err.strip().endswith("File name too long")
+
+
+@pytest.mark.parametrize("version, age", [(99, "a newer"), (1, "an older")])
+def test_resume_of_a_run_in_another_trace_format_says_which(tmp_path, capsys, version, age):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "meta.json").write_text(json.dumps({"run_id": "r", "trace_version": version, "config": {}, "models": {},
+                                               "sessions": []}))
+    assert main(["run", "--out", str(out), "--resume", "--baseline"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --resume: {out} was written by {age} workbench (trace format {version}; this one writes " \
+                  f"{trace.TRACE_VERSION}); start a new run\n"

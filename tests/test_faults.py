@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from assertions import one_error_line
+from trace_fixtures import as_killed
 
 from workbench import trace
 from workbench.atomic import publish_dir
@@ -148,6 +149,7 @@ def test_a_run_stopped_in_its_warm_ups_gets_the_command_that_finishes_it_from_re
     for index in measured.index[~measured["warmup"]]:  # as if killed once its warm-ups were saved
         for part in out.glob(f"*-{index:05d}.parquet"):
             part.unlink()
+    as_killed(out)
     with pytest.raises(WorkbenchError, match="has no finished request yet") as err:
         build_report([out], tmp_path / "report", progress=False)
     hint = shlex.split(str(err.value).split("finish it with ", 1)[1].strip("`"))
@@ -235,6 +237,25 @@ def test_an_unwritable_meta_is_one_line(model_dirs, prompts_file, tmp_path, caps
     assert main(run_args(model_dirs, prompts_file, tmp_path / "run", "--no-warmup")) == 2
     one_error_line(capsys, "cannot write ", "meta.json: Permission denied")
     assert not list((tmp_path / "run").glob("meta.json*"))
+
+
+def test_a_part_lost_after_the_run_finished_is_told_and_resume_redoes_it(model_dirs, prompts_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--no-warmup")
+    assert main(args) == 0
+    assert trace.read_meta(out)["sessions"][-1]["requests"] == 6  # 3 prompts × (baseline, constant:4)
+    lost = trace.load(out).requests.set_index("request_id").index[3]
+    for table in trace.TABLES:  # a part deleted (or moved away) after the run finished
+        trace.part_path(out, table, 3).unlink()
+    capsys.readouterr()
+    for command in (["replay", str(out)], ["export", str(out), "--perfetto", str(tmp_path / "t.json")]):
+        assert main(command) == 2  # a silent figure over 5 of 6 requests would be wrong
+        one_error_line(capsys, f"{out}: 1 of its requests are gone (it held 6 when its last session finished",
+                       "--resume` redoes them")
+    assert main([*args, "--resume"]) == 0  # redoes the lost request and records the count anew
+    requests = trace.load(out).requests
+    assert len(requests) == 6 and lost in set(requests["request_id"])
+    assert trace.read_meta(out)["sessions"][-1]["requests"] == 6
 
 
 # ---------------------------------------------------------------- progress off a terminal, quiet libraries

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from test_cli import run_args
 from test_sweep import make_finished_sweep
+from trace_fixtures import as_killed
 
 from workbench import trace
 from workbench.analysis import latency, policies, replay
@@ -262,8 +263,7 @@ def test_a_resumed_run_replays_each_session_warm_up_in_order(model_dirs, prompts
 def _unfinished(run, modes=("speculative",)):
     """``run`` as if killed before any measured request of ``modes`` finished (a part without requests is ignored)."""
     req = trace.load(run).requests
-    for k in [i for i, r in req.iterrows() if r["mode"] in modes and not r["warmup"]]:
-        (run / f"requests-{k:05d}.parquet").unlink()
+    as_killed(run, parts=[i for i, r in req.iterrows() if r["mode"] in modes and not r["warmup"]])
 
 
 @pytest.mark.parametrize("case, message", [
@@ -365,10 +365,14 @@ def _edited(finished_sweep, tmp_path, edit):
 
 
 def _drop_request(run_dir, mode):
-    """Remove the part of the run's last measured request of ``mode``."""
+    """Remove the part of the run's last measured request of ``mode``, in a run whose meta.json records no request
+    count (an older workbench's: a lost part is then found by what replay needs, not by trace.load)."""
     req = trace.load(run_dir).requests
     k = max(i for i, r in req.iterrows() if r["mode"] == mode and not r["warmup"])
     (run_dir / f"requests-{k:05d}.parquet").unlink()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    meta["sessions"][-1].pop("requests")
+    (run_dir / "meta.json").write_text(json.dumps(meta))
 
 
 # what makes the sweep's baseline run one replay cannot divide by → the start of its one error line
@@ -419,3 +423,14 @@ def test_replay_refuses_a_sweep_baseline_it_cannot_divide_by(finished_sweep, tmp
     sweep_dir = tmp_path / "out"
     expected = SWEEP_BASELINE_REFUSALS[case].format(base=sweep_dir / "runs" / "baseline", spec=spec, sweep=sweep_dir)
     assert err.startswith(f"error: {expected}") and err.count("\n") == 1 and not out, err
+
+
+def test_a_sweep_run_that_lost_a_part_says_its_sweep_redoes_it(finished_sweep, tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(finished_sweep, sweep)  # the module's sweep stays whole for the other tests
+    run = sweep / "runs" / "spec__policy-constant-2"
+    (run / f"requests-{trace.completed_parts(run)[-1]:05d}.parquet").unlink()
+    assert main(["replay", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {run}: 1 of its requests are gone") and "\n" not in err
+    assert "rerunning its sweep (`workbench sweep " in err and err.endswith(f" --out {sweep}`) redoes them"), err

@@ -103,3 +103,16 @@ def write_synthetic_run(run_dir: Path, *, gammas=(1, 2, 4), prompts=3, steps=12,
             reqs.append(request_rows(f"p{p}", "speculative", g, rows, alpha_tv=alpha, **common))
     return write_run(run_dir, reqs, {"run_id": run_id, "synthetic": True, "trace_version": wtrace.TRACE_VERSION,
                                      "config": {"temperature": temperature}})
+
+
+def as_killed(run_dir: Path, parts=()) -> None:
+    """``run_dir`` as a kill leaves it: these parts without their requests file (written last, so the part is not
+    complete), and its last session without the ``finished`` mark and request count a finished session records."""
+    import json
+
+    for k in parts:
+        (Path(run_dir) / f"requests-{k:05d}.parquet").unlink()
+    meta = json.loads((Path(run_dir) / "meta.json").read_text())
+    for key in ("finished", "requests"):
+        meta["sessions"][-1].pop(key, None)
+    (Path(run_dir) / "meta.json").write_text(json.dumps(meta))

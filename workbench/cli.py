@@ -42,14 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     install_sigterm_handler()  # SIGTERM (kill, timeout, pre-emption) unwinds like Ctrl-C below
+    garbled = next((a for a in (sys.argv[1:] if argv is None else argv) if not _is_text(a)), None)
+    if garbled is not None:  # a path or text the shell passed in another encoding: every writer would choke on it
+        shown = garbled.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        print(f"error: workbench: the argument '{shown}' is not UTF-8 text (paths, prompts and names must be); rename "
+              "the file or folder, or give the text in UTF-8", file=sys.stderr)
+        return EXIT_USAGE
     args = build_parser().parse_args(argv)  # --help and usage errors end here, before any heavy import
     from workbench.progress import quiet_libraries
 
     quiet_libraries()  # no "Loading weights" bars or library chatter between our own lines
     try:
         return args.func(args)
-    except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except WorkbenchError as exc:  # one line, even where a library's message it quotes spans several
+        print("error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return exc.exit_code  # 2: bad input; 1: an environment failure such as a full disk
     except KeyboardInterrupt as exc:  # Ctrl-C → 130, SIGTERM (Terminated) → 143
         print(interrupted_message(sys.argv[1:] if argv is None else argv, getattr(args, "out", None)), file=sys.stderr)
@@ -81,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {TRAIN_OOM_HINT if args.command == 'train' else OOM_HINT}", file=sys.stderr)
         return 1
+
+
+def _is_text(arg: str) -> bool:
+    """Whether a command-line argument is text (Python maps bytes that are not UTF-8 to lone surrogates)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

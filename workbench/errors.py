@@ -3,7 +3,8 @@
 import errno
 
 # Errors that are the given path's fault (bad input, exit 2); any other I/O failure, such as a full disk, exits 1.
-PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST}
+PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
+               errno.ENAMETOOLONG}
 
 
 class WorkbenchError(Exception):

@@ -74,9 +74,11 @@ def open_run_dir(cfg: RunConfig, out: Path, *, resume: bool) -> dict | None:
         if not resume:
             raise WorkbenchError(f"--out {out} already holds run {old.get('run_id')}; "
                                  "pass --resume to continue it or choose another --out")
-        if old.get("trace_version", 1) != trace.TRACE_VERSION:
-            raise WorkbenchError(f"--resume: {out} was written by an older workbench (trace format "
-                                 f"{old.get('trace_version', 1)}); start a new run")
+        version = old.get("trace_version", 1)
+        if version != trace.TRACE_VERSION:
+            age = "a newer" if version > trace.TRACE_VERSION else "an older"
+            raise WorkbenchError(f"--resume: {out} was written by {age} workbench (trace format {version}; this one "
+                                 f"writes {trace.TRACE_VERSION}); start a new run")
         diff = config_diff(old["config"], cfg)
         if old.get("prompts_sha256") != file_hash(paths.prompts_path(cfg.prompts)):
             diff.append("prompts")
@@ -147,7 +149,8 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
                 raise WorkbenchError(f"--out {out}: another process wrote into it while this run was starting; "
                                      "choose another --out")
         trace.write_meta(out, run_meta)
-        done = set(trace.load(out).requests["request_id"]) if old is not None and trace.completed_parts(out) else set()
+        done = set(trace.load(out, whole=False).requests["request_id"]) if old is not None and \
+            trace.completed_parts(out) else set()
         todo = [s for s in plan(cfg, prompts) if s.request_id not in done]
         next_part = max(trace.completed_parts(out), default=-1) + 1
         if cfg.warmup and todo:
@@ -157,6 +160,7 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
                 next_part += 1
         _run_all(session, todo, out, run_meta["run_id"], next_part, progress, after_request)
         run_meta["sessions"][-1]["finished"] = meta.now_utc()
+        run_meta["sessions"][-1]["requests"] = trace.request_count(out)  # a part lost later is then told (trace.load)
         trace.write_meta(out, run_meta)
     return out
 

@@ -185,8 +185,9 @@ def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
     return any(kind(found) and kind(expected) for kind in kinds)
 
 
-def load(run_dir: str | os.PathLike) -> Trace:
-    """Load a run directory into DataFrames; raises TraceError with one clear line if anything is wrong."""
+def load(run_dir: str | os.PathLike, *, whole: bool = True) -> Trace:
+    """Load a run directory into DataFrames; raises TraceError with one clear line if anything is wrong, a part
+    lost since it was written included (``whole``; ``--resume`` reads what is there and redoes the rest)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         what = "a file, not a run directory" if run_dir.exists() else "no such run directory"
@@ -209,6 +210,8 @@ def load(run_dir: str | os.PathLike) -> Trace:
     if strangers:  # parts copied in from another run would be averaged with this one's, silently
         raise TraceError(f"{run_dir}: holds requests of another run ({', '.join(map(str, strangers))}) beside run "
                          f"{meta['run_id']} of its meta.json; keep each run in its own directory")
+    if whole:
+        check_whole(run_dir, meta, len(loaded.requests))
     repeated = loaded.requests["request_id"].duplicated()
     if repeated.any():  # a part copied under another index would count its request twice
         raise TraceError(f"{run_dir}: request {loaded.requests['request_id'][repeated].iloc[0]} is in more than one "
@@ -230,6 +233,33 @@ def _upgrade_v1(old: Trace) -> Trace:
     steps.insert(5, "draft_stop", (steps["gamma"] > 0).map({True: "cap", False: ""}))
     forced = pa.Table.from_pylist([], schema=SCHEMAS["forced"]).to_pandas()
     return Trace(meta=old.meta, requests=req, steps=steps, tokens=old.tokens, forced=forced)
+
+
+def request_count(run_dir: Path) -> int:
+    """Requests (warm-ups included) in the completed parts, from the Parquet footers (the rows are not read)."""
+    return sum(pq.read_metadata(part_path(run_dir, "requests", i)).num_rows for i in completed_parts(run_dir))
+
+
+def check_whole(run_dir: Path, meta: dict, have: int) -> None:
+    """A finished session records how many requests the run then held: fewer now is a part lost since (deleted,
+    moved), whose requests every figure would silently leave out. ``--resume`` redoes them (and records anew)."""
+    from workbench.interrupts import resume_command
+
+    sessions = [s for s in meta.get("sessions") or [] if isinstance(s, dict)]
+    recorded = next((s["requests"] for s in reversed(sessions) if isinstance(s.get("requests"), int)), None)
+    if recorded is None or have >= recorded:
+        return
+    redo = f"`{resume_command(meta)}` redoes them"
+    sweep_dir = run_dir.parent.parent
+    if run_dir.parent.name == "runs" and (sweep_dir / "manifest.json").is_file():  # a sweep's run: its sweep redoes it
+        from workbench.sweep_report import resume_command as sweep_command
+
+        try:
+            redo = f"rerunning its sweep ({sweep_command(sweep_dir)}) redoes them"
+        except WorkbenchError:
+            redo = f"rerunning its sweep (`workbench sweep SWEEP_FILE --out {sweep_dir}`) redoes them"
+    raise TraceError(f"{run_dir}: {recorded - have} of its requests are gone (it held {recorded} when its last "
+                     f"session finished; a deleted or moved part file?), and its figures would leave them out: {redo}")
 
 
 def compact(run_dir: str | os.PathLike) -> int:
