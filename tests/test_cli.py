@@ -108,6 +108,11 @@ def test_parts_that_are_not_this_runs_are_ignored_or_refused(model_dirs, prompts
     (lambda a, d, t: a.extend(["--policy", "threshold:abc"]), "'abc' must be a probability"),
     (lambda a, d, t: a.extend(["--policy", "threshold:1.5"]), "'1.5' must be a probability"),
     (lambda a, d, t: a.extend(["--policy", "constant:0"]), "'0' must be a whole number"),
+    # Python's int() reads all three as numbers; a spec says what it means, in ASCII digits
+    (lambda a, d, t: a.extend(["--policy", "constant:4_0"]), "'4_0' must be a whole number"),
+    (lambda a, d, t: a.extend(["--policy", "constant:٤"]), "'٤' must be a whole number"),
+    (lambda a, d, t: a.extend(["--policy", "constant: 4"]), "' 4' must be a whole number"),
+    (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram:3_0"), "N and M must be whole numbers ('3_0')"),
     (lambda a, d, t: a.extend(["--policy", "threshold:0"]), "'0' must be a probability between 0 and 1"),
     (lambda a, d, t: a.extend(["--policy", "entropy:0"]), "'0' must be a positive number (nats)"),
     (lambda a, d, t: a.extend(["--policy", "entropy:inf"]), "'inf' must be a positive number (nats)"),
@@ -492,3 +497,13 @@ def test_resume_of_a_run_in_another_trace_format_says_which(tmp_path, capsys, ve
     err = capsys.readouterr().err
     assert err == f"error: --resume: {out} was written by {age} workbench (trace format {version}; this one writes " \
                   f"{trace.TRACE_VERSION}); start a new run\n"
+
+
+def test_a_negative_zero_temperature_is_recorded_as_zero():
+    import math
+
+    from workbench.cli import build_parser
+    from workbench.commands.run import config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["run", "--out", "x", "--temperature=-0"]))
+    assert cfg.temperature == 0.0 and math.copysign(1.0, cfg.temperature) == 1.0  # shown as 0, never "-0"

@@ -162,12 +162,19 @@ def parse_policies(specs) -> list[Policy]:
 def _number(spec: str, text: str, kind: type, ok, what: str):
     """``text`` parsed as ``kind`` and checked by ``ok``; one-line WorkbenchError saying what it must be."""
     try:
-        value = kind(text)
+        value = kind(text) if plain_number(text) else None
     except ValueError:
         value = None
     if value is None or not ok(value):
         raise WorkbenchError(f"policy {spec!r}: {text!r} must be {what}")
     return value
+
+
+def plain_number(text: str) -> bool:
+    """Whether ``text`` is written as a number is on the command line: ASCII digits, no spaces, no ``_`` (Python's
+    int() and float() also read "4_0" as 40, "٤" as 4 and " 4" as 4; a spec is recorded as typed, so it must say
+    what it means)."""
+    return text.isascii() and text == text.strip() and "_" not in text
 
 
 def _gamma(spec: str, text: str) -> int:

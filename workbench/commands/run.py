@@ -74,8 +74,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     policies = (args.gamma or ()) + (args.policies or ())
+    temperature = args.temperature + 0.0  # --temperature -0 is recorded (and shown) as 0
     return RunConfig(target=args.target, drafts=args.drafts, policies=policies or RunConfig().policies,
-                     prompts=args.prompts, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                     prompts=args.prompts, temperature=temperature, top_k=args.top_k, top_p=args.top_p,
                      max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
                      baseline=args.baseline, limit=args.limit, per_category=args.per_category, warmup=args.warmup,
                      ignore_eos=args.ignore_eos, chat_template=args.chat_template, system_prompt=args.system_prompt,

@@ -97,7 +97,11 @@ def _distinct(drafters: list[DrafterSpec]) -> list[DrafterSpec]:
 
 
 def _int(spec: str, text: str, what: str) -> int:
+    from workbench.policies import plain_number
+
     try:
+        if not plain_number(text):
+            raise ValueError(text)
         return int(text)
     except ValueError:
         raise WorkbenchError(f"drafter {spec!r}: {what} must be whole numbers ({text!r})") from None
