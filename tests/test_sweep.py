@@ -147,6 +147,11 @@ def test_run_config_adapter_maps_the_settings(tmp_path):
     ("[grid]\ngamma = [1]\n[settings]\nper_category = false\n", ":4: [settings] per_category: expected int, got False"),
     ("[grid]\ngamma = [1]\n[settings]\nwarmup = 1\n", ":4: [settings] warmup: expected bool, got 1"),
     ("[grid]\ngamma = [1]\n\xff\n", "not UTF-8 text"),
+    # "" would resolve to the sweep file's folder, and a comma list is `workbench run`'s syntax, not one grid value
+    ("[grid]\ntarget = ''\n", ":2: [grid] target: '': an empty value (give a path, or `default`)"),
+    ("[grid]\ndraft = 'default,ngram'\n", ":2: [grid] draft: 'default,ngram': one draft per run: list them as"),
+    ("[grid]\npolicy = 'constant:2,constant:4'\n", ":2: [grid] policy: 'constant:2,constant:4': one policy per run"),
+    ("[grid]\ngamma = [1]\n[[exclude]]\ngamma = 2\n[[exclude]]\n", ":5: an empty [[exclude]] table: give the grid"),
 ])
 def test_bad_sweep_file_is_one_error_line_and_exit_2(tmp_path, capsys, text, message):
     (tmp_path / "s.toml").write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())

@@ -90,6 +90,10 @@ def value_problem(key: str, value) -> str | None:
     from workbench.policies import parse_policy
 
     parse = {"policy": parse_policy, "gamma": lambda g: parse_policy(f"constant:{g}"), "draft": parse_drafter}
+    if key in PATH_KEYS and not value.strip():
+        return "an empty value (give a path, or `default`)"
+    if key in ("draft", "policy") and "," in value:  # `workbench run` takes a list here; a grid point is one of each
+        return f"one {key} per run: list them as [grid] {key} = [\"a\", \"b\"]"
     try:
         if key in parse:
             parse[key](value)
@@ -138,15 +142,21 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         bad = lambda what, k=key: _bad(path, text, "grid", k, f"[grid] {k}: {what}")  # noqa: E731
         if key not in GRID_TYPES:
             raise bad(f"unknown key (known: {', '.join(GRID_TYPES)})")
-        spec.grid[key] = [_resolve(path, v) if key in PATH_KEYS else v for v in _as_list(value, GRID_TYPES[key], bad)]
-        for v in spec.grid[key]:
+        values = _as_list(value, GRID_TYPES[key], bad)
+        for v in values:  # as written: "" would resolve to the sweep file's own folder
             problem = value_problem(key, v)
             if problem:
                 raise bad(f"{v!r}: {problem}")
+        spec.grid[key] = [_resolve(path, v) if key in PATH_KEYS else v for v in values]
     spec.settings = _settings(path, text, settings)
     for i, table in enumerate(exclude):
         if not isinstance(table, dict):
             raise _bad(path, text, "", "exclude", "exclude must be an array of tables [[exclude]]")
+        if not table:  # matching every key of none, it would leave out every run
+            heads = [n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[exclude]]")]
+            where = f"{path}:{heads[i]}" if i < len(heads) else str(path)
+            raise WorkbenchError(f"{where}: an empty [[exclude]] table: give the grid keys and values of the runs "
+                                 "to leave out")
         for key, value in table.items():
             bad = lambda what, k=key, n=i: _bad(path, text, "exclude", k, f"[[exclude]] {k}: {what}", n)  # noqa: E731
             if key not in GRID_TYPES:
