@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from trace_fixtures import as_killed
 
 from workbench import sweep, sweep_file, trace
 from workbench.cli import main
@@ -191,7 +192,7 @@ def test_local_sweep_completes_reruns_as_a_no_op_resumes_and_refuses_another_swe
     assert snapshot(out) == before
 
     victim = out / "runs" / plans[2].name  # as if killed after 2 of 3 requests: resume from completed requests
-    (victim / "requests-00002.parquet").unlink()
+    as_killed(victim, parts=[2])
     manifest["runs"][2]["state"] = "running"
     (out / "manifest.json").write_text(json.dumps(manifest))
     kept = trace.load(victim).requests.set_index("request_id")["total_ms"]

@@ -171,9 +171,9 @@ def _number(spec: str, text: str, kind: type, ok, what: str):
 
 
 def plain_number(text: str) -> bool:
-    """Whether ``text`` is written as a number is on the command line: ASCII digits, no spaces, no ``_`` (Python's
-    int() and float() also read "4_0" as 40, "٤" as 4 and " 4" as 4; a spec is recorded as typed, so it must say
-    what it means)."""
+    """Whether ``text`` is written as numbers usually are on a command line: ASCII, no surrounding spaces, no ``_``
+    (Python's int() and float() also read "4_0" as 40, "٤" as 4 and " 4" as 4; a spec is recorded as typed, so it
+    must say what it means)."""
     return text.isascii() and text == text.strip() and "_" not in text
 
 

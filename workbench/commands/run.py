@@ -80,8 +80,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
                      baseline=args.baseline, limit=args.limit, per_category=args.per_category, warmup=args.warmup,
                      ignore_eos=args.ignore_eos, chat_template=args.chat_template, system_prompt=args.system_prompt,
-                     replay_data=args.replay_data,
-                     trust_remote_code=args.trust_remote_code)
+                     replay_data=args.replay_data, trust_remote_code=args.trust_remote_code)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
