@@ -258,6 +258,20 @@ def test_a_part_lost_after_the_run_finished_is_told_and_resume_redoes_it(model_d
     assert trace.read_meta(out)["sessions"][-1]["requests"] == 6
 
 
+def test_resume_removes_the_temp_files_killed_writers_left_and_nothing_else(model_dirs, prompts_file, tmp_path):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--no-warmup", "--limit", "1")
+    assert main(args) == 0
+    stale = ["meta.json.tmp", "meta.json.tmp-77-0a1b2c3d", "steps-00001.parquet.tmp-77-0a1b2c3d",
+             "requests-00001.parquet.tmp"]  # new-style names, and the fixed name an older workbench used
+    kept = ["notes.txt", "notes.txt.tmp", "requests-00001.parquet.tmpdir"]  # not ours: left alone
+    for name in stale + kept:
+        (out / name).write_text("x")
+    assert main([*args, "--resume"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert not names & set(stale) and set(kept) <= names
+
+
 # ---------------------------------------------------------------- progress off a terminal, quiet libraries
 
 def test_progress_off_a_terminal_prints_a_few_plain_lines():

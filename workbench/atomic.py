@@ -61,7 +61,7 @@ def new_temp(path: Path) -> Path:
 def is_temp(name: str, final_name: str) -> bool:
     """Whether ``name`` is the temp file of an atomic write of ``final_name`` (``new_temp``; an older workbench
     wrote ``final_name + ".tmp"``), which a killed writer may leave behind."""
-    return name.startswith(final_name + ".tmp")
+    return name == final_name + ".tmp" or name.startswith(final_name + ".tmp-")
 
 
 def temp_path(final: Path, tag: str = "tmp") -> Path:

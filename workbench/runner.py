@@ -148,6 +148,7 @@ def execute(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: 
             if any(p.name != LOCK_FILE for p in out.iterdir()):  # written by another process while models loaded
                 raise WorkbenchError(f"--out {out}: another process wrote into it while this run was starting; "
                                      "choose another --out")
+        trace.remove_stale_temps(out)  # under the lock: no other writer's temp file can be among them
         trace.write_meta(out, run_meta)
         done = set(trace.load(out, whole=False).requests["request_id"]) if old is not None and \
             trace.completed_parts(out) else set()

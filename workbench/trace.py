@@ -235,6 +235,14 @@ def _upgrade_v1(old: Trace) -> Trace:
     return Trace(meta=old.meta, requests=req, steps=steps, tokens=old.tokens, forced=forced)
 
 
+def remove_stale_temps(run_dir: Path) -> None:
+    """Remove the temp files killed writers left in ``run_dir`` (a part's or meta.json's, ``atomic.new_temp``); only
+    the run's own writer, holding its lock, may call this."""
+    finals = re.compile(rf"((?:{'|'.join(TABLES)})-[0-9]{{5,}}\.parquet|{re.escape(META_FILE)})")
+    _remove(*(e for e in Path(run_dir).iterdir() if (m := finals.match(e.name)) and e.is_file() and
+              atomic.is_temp(e.name, m.group(1))))
+
+
 def request_count(run_dir: Path) -> int:
     """Requests (warm-ups included) in the completed parts, from the Parquet footers (the rows are not read)."""
     return sum(pq.read_metadata(part_path(run_dir, "requests", i)).num_rows for i in completed_parts(run_dir))
