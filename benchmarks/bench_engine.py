@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,11 +28,13 @@ from workbench.config import RunConfig
 from workbench.decoding import Decoding, check_finite, generate_baseline, generate_speculative
 from workbench.drafters import parse_drafter
 from workbench.drafters.model import ModelDrafter
+from workbench.errors import WorkbenchError
 from workbench.lm import one_token_latency_ms
 from workbench.pair import load_pair
 from workbench.policies import parse_policy
 from workbench.prompts import load_prompts
 from workbench.recorder import NullRecorder, StepEvent, TraceRecorder
+from workbench.session import encode_prompt
 
 
 def timed(dec: Decoding, drafter, prompt_ids: list[int], gamma: int, recorder) -> tuple[list[float], int]:
@@ -53,6 +56,9 @@ def main() -> None:
     ap.add_argument("--gamma", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3, help="rounds over the prompts (after one warm-up round)")
+    ap.add_argument("--chat-template", action="store_true",
+                    help="each prompt through the target tokenizer's chat template, as `workbench run --chat-template`")
+    ap.add_argument("--system-prompt", default="", help="with --chat-template: a system message before every prompt")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
@@ -62,8 +68,8 @@ def main() -> None:
     spec = parse_drafter(args.draft)
     pair = load_pair(target=args.target, drafts=[spec], device=args.device, dtype=args.dtype)
     drafter = ModelDrafter(pair.drafts[spec.label], spec.label)
-    prompts = [pair.encode(p.prompt) for p in load_prompts(paths.prompts_path(args.prompts),
-                                                           per_category=args.per_category)]
+    prompts = [encode_prompt(pair, p, chat_template=args.chat_template, system_prompt=args.system_prompt)
+               for p in load_prompts(paths.prompts_path(args.prompts), per_category=args.per_category)]
     dec = Decoding.create(pair, RunConfig().sampling, seed=0, max_new_tokens=args.max_new_tokens,
                           ignore_eos=True)  # fixed length: no EOS
     variants = {"spec_traced": (args.gamma, TraceRecorder), "spec_untraced": (args.gamma, NullRecorder),
@@ -138,4 +144,7 @@ def report(args, pair, drafter, ms_per_token: dict, write_ms: list[float]) -> No
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except WorkbenchError as exc:  # bad input (a prompt the chat template refuses…): one line, as the CLI
+        sys.exit(f"error: {exc}")

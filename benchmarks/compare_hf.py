@@ -45,10 +45,12 @@ from workbench.config import RunConfig
 from workbench.decoding import Decoding, generate_speculative
 from workbench.drafters import parse_drafter
 from workbench.drafters.model import ModelDrafter
+from workbench.errors import WorkbenchError
 from workbench.pair import ModelPair, load_pair
 from workbench.policies import parse_policy
 from workbench.prompts import load_prompts
 from workbench.recorder import StepEvent
+from workbench.session import encode_prompt
 
 TINY_PROMPTS = ["The quick brown fox", "def add(a, b):", "A speculative decoder drafts",
                 "the target verifies them in one pass."]
@@ -271,6 +273,9 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.4, help="threshold pairing: P")
     ap.add_argument("--gmax", type=int, default=16, help="threshold pairing: GMAX (HF num_assistant_tokens)")
     ap.add_argument("--repeats", type=int, default=1, help="rounds over the prompts (after one warm-up round)")
+    ap.add_argument("--chat-template", action="store_true",
+                    help="each prompt through the target tokenizer's chat template, as `workbench run --chat-template`")
+    ap.add_argument("--system-prompt", default="", help="with --chat-template: a system message before every prompt")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--tiny", action="store_true", help="random tiny Llama target + its first layer as draft")
@@ -288,8 +293,9 @@ def main() -> None:
         else:
             spec = parse_drafter(args.draft)
             pair, label = load_pair(target=args.target, drafts=[spec], device=args.device, dtype=args.dtype), spec.label
-            prompts = [(p.id, pair.encode(p.prompt)) for p in load_prompts(paths.prompts_path(args.prompts),
-                                                                           per_category=args.per_category)]
+            prompts = [(p.id, encode_prompt(pair, p, chat_template=args.chat_template,
+                                            system_prompt=args.system_prompt))
+                       for p in load_prompts(paths.prompts_path(args.prompts), per_category=args.per_category)]
         print(describe(pair))
         print(f"target {pair.info['target']['parameters'] / 1e6:.2f}M params, draft "
               f"{pair.info['drafts'][label]['parameters'] / 1e6:.2f}M; {len(prompts)} prompts × "
@@ -302,4 +308,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except WorkbenchError as exc:  # bad input (a prompt the chat template refuses…): one line, as the CLI
+        sys.exit(f"error: {exc}")

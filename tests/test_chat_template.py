@@ -153,7 +153,7 @@ def test_a_template_without_a_system_role_says_the_system_prompt_is_why(model_di
                       "--system-prompt", "Be brief.")) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --chat-template: ") and "\n" not in err
-    assert "with --system-prompt (some templates take no system message): TemplateError: System role not" in err
+    assert "on prompt 'a' (some templates take no system message): TemplateError: System role not" in err
 
 
 def test_a_sweep_sets_a_system_prompt_for_every_run_only_with_the_chat_template(tmp_path):
@@ -169,3 +169,60 @@ def test_a_sweep_sets_a_system_prompt_for_every_run_only_with_the_chat_template(
     del old["system_prompt"]  # meta.json of an older workbench: no system message
     assert config_diff(old, RunConfig(chat_template=True)) == []
     assert config_diff(old, RunConfig(chat_template=True, system_prompt="Be brief.")) == ["system_prompt"]
+
+
+CONVERSATION = [{"role": "system", "content": "You continue stories."},
+                {"role": "user", "content": "Once upon a time"},
+                {"role": "assistant", "content": "there was a king."},
+                {"role": "user", "content": "Go on."}]
+
+
+def test_a_conversation_goes_through_the_chat_template_whole(model_dirs, prompts_file, tmp_path, capsys):
+    target = _with_template(model_dirs["target"], tmp_path / "chat-target")
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"id": "c1", "category": "chat", "messages": CONVERSATION}) + "\n" +
+                     json.dumps({"id": "p1", "prompt": "A plain prompt"}) + "\n")  # a plain line beside it
+    out = tmp_path / "run"
+    assert main(_args(target, model_dirs["draft_prefix"], chats, out, "--chat-template", "--no-warmup")) == 0
+    req = trace.load(out).requests.set_index("request_id")
+    tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+    by_hand = "".join(f"<eos>[{m['role']}] {m['content']}\n" for m in CONVERSATION) + "[assistant] "
+    assert list(req.loc["c1/baseline", "prompt_token_ids"]) == tok(by_hand, add_special_tokens=False)["input_ids"]
+    assert list(req.loc["p1/baseline", "prompt_token_ids"]) == tok("<eos>[user] A plain prompt\n[assistant] ",
+                                                                   add_special_tokens=False)["input_ids"]
+    for p in ("c1", "p1"):
+        assert list(req.loc[f"{p}/draft_prefix/constant:4", "output_token_ids"]) == \
+            list(req.loc[f"{p}/baseline", "output_token_ids"])
+    # without the template a conversation has no text to give: refused, not cut to its last message
+    capsys.readouterr()
+    assert main(_args(target, model_dirs["draft_prefix"], chats, tmp_path / "plain")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: prompt 'c1' is a conversation (messages), which goes to the models through their chat "
+                   "template: add --chat-template ([settings] chat_template = true in a sweep file)")
+    assert not (tmp_path / "plain").exists()
+    # a conversation with its own system message and --system-prompt: which one was meant is not guessed
+    assert main(_args(target, model_dirs["draft_prefix"], chats, tmp_path / "both", "--chat-template",
+                      "--system-prompt", "Be brief.")) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --system-prompt: prompt 'c1' is a conversation with a "
+                                                      "system message of its own")
+
+
+@pytest.mark.parametrize("line, message", [
+    ({"id": "x", "messages": []}, "messages: expected a non-empty list"),
+    ({"id": "x", "messages": "hi"}, "messages: expected a non-empty list"),
+    ({"id": "x", "messages": [{"role": "bot", "content": "hi"}]}, "messages[0]: expected {\"role\": 'system' | "),
+    ({"id": "x", "messages": [{"role": "user", "content": " "}]}, "messages[0]: expected"),
+    ({"id": "x", "messages": CONVERSATION[:3]}, "the last message must be the user's (the models answer it), not "
+                                                "'assistant'"),
+    ({"id": "x", "prompt": "p", "messages": CONVERSATION}, "give prompt or messages, not both"),
+    ({"id": "x"}, "missing prompt (or messages, a conversation)"),
+])
+def test_a_malformed_conversation_is_one_line_naming_its_line(tmp_path, line, message):
+    from workbench.errors import WorkbenchError
+    from workbench.prompts import load_prompts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": "ok", "prompt": "fine"}) + "\n" + json.dumps(line) + "\n")
+    with pytest.raises(WorkbenchError) as err:
+        load_prompts(path)
+    assert str(err.value).startswith(f"{path}:2: ") and message in str(err.value) and "\n" not in str(err.value)

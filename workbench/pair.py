@@ -44,15 +44,14 @@ class ModelPair:
         ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
         return frozenset(i for i in ids if i is not None)
 
-    def encode(self, text: str, chat: bool = False, system: str = "") -> list[int]:
-        """A prompt's token ids: the text as is, or (``chat``) the text as one user message, after a ``system``
-        message if one is given, through the tokenizer's chat template with the assistant's turn opened; the template
-        writes its own special tokens (BOS included)."""
-        if not chat:
-            return self.tokenizer(text)["input_ids"]
-        messages = [{"role": "system", "content": system}] if system else []
-        rendered = self.tokenizer.apply_chat_template(messages + [{"role": "user", "content": text}], tokenize=False,
-                                                      add_generation_prompt=True)
+    def encode(self, text: str) -> list[int]:
+        """A prompt's token ids, the text as is (the tokenizer adds its special tokens, BOS included)."""
+        return self.tokenizer(text)["input_ids"]
+
+    def encode_chat(self, messages: list[dict]) -> list[int]:
+        """A conversation's token ids through the tokenizer's chat template, with the assistant's turn opened; the
+        template writes its own special tokens (BOS included)."""
+        rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
 
     def decode_each(self, token_ids: list[int]) -> list[str]:

@@ -1,4 +1,6 @@
-"""Prompt sets: JSONL files with one ``{"id", "category", "prompt"}`` object per line."""
+"""Prompt sets: JSONL files with one ``{"id", "category", "prompt"}`` object per line; for chat models a line may
+hold a conversation instead, ``"messages": [{"role": "system" | "user" | "assistant", "content": "…"}, …]`` ending
+with the user's turn, which the models then answer (it needs ``--chat-template``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from workbench.errors import WorkbenchError
 class Prompt:
     id: str  # unique within the file; names the request in traces
     category: str  # grouping for per-category analysis
-    prompt: str  # the text given to the models as is
+    prompt: str  # the text given to the models as is (a conversation's: its last user message)
+    messages: tuple[tuple[str, str], ...] = ()  # a conversation as (role, content) pairs, ending with the user's
+    #                                             turn; () = the prompt text alone
 
 
 def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
@@ -24,9 +28,12 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
         raise WorkbenchError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise WorkbenchError(f"{path}:{lineno}: expected an object with id, category, prompt")
+    messages = _messages(path, lineno, obj)
+    if messages:
+        obj = {**obj, "prompt": messages[-1][1]}
     missing = [key for key in ("id", "prompt") if key not in obj]
     if missing:
-        raise WorkbenchError(f"{path}:{lineno}: missing {', '.join(missing)}")
+        raise WorkbenchError(f"{path}:{lineno}: missing {', '.join(missing)} (or messages, a conversation)")
     if not isinstance(obj["prompt"], str):
         raise WorkbenchError(f"{path}:{lineno}: prompt must be a string, got {type(obj['prompt']).__name__}")
     if not obj["prompt"].strip():
@@ -40,13 +47,40 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
     category = obj.get("category")
     if category is not None and not isinstance(category, str):
         raise WorkbenchError(f"{path}:{lineno}: category must be a string, got {type(category).__name__}")
-    prompt = Prompt(id=pid, category=category or "default", prompt=obj["prompt"])
-    for field in ("id", "category", "prompt"):  # JSON can spell a lone surrogate ("\\ud800"); no tokenizer takes it
+    prompt = Prompt(id=pid, category=category or "default", prompt=obj["prompt"], messages=messages)
+    texts = {"id": prompt.id, "category": prompt.category, "prompt": prompt.prompt,
+             **{f"messages[{i}]": content for i, (_, content) in enumerate(messages)}}
+    for field, text in texts.items():  # JSON can spell a lone surrogate ("\\ud800"); no tokenizer takes it
         try:
-            getattr(prompt, field).encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError:
             raise WorkbenchError(f"{path}:{lineno}: {field} is not valid Unicode text (a lone surrogate)") from None
     return prompt
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def _messages(path: Path, lineno: int, obj: dict) -> tuple[tuple[str, str], ...]:
+    """A line's conversation, checked: a non-empty list of {role, content} ending with the user's turn; () if the
+    line has a plain prompt instead."""
+    if "messages" not in obj:
+        return ()
+    where = f"{path}:{lineno}: messages"
+    if "prompt" in obj:
+        raise WorkbenchError(f"{where}: give prompt or messages, not both")
+    turns = obj["messages"]
+    if not isinstance(turns, list) or not turns:
+        raise WorkbenchError(f"{where}: expected a non-empty list of {{\"role\", \"content\"}} objects")
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str) \
+                or not turn["content"].strip():
+            raise WorkbenchError(f"{where}[{i}]: expected {{\"role\": {' | '.join(map(repr, ROLES))}, \"content\": "
+                                 f"non-empty text}}, got {json.dumps(turn, ensure_ascii=False)[:80]}")
+    if turns[-1]["role"] != "user":
+        raise WorkbenchError(f"{where}: the last message must be the user's (the models answer it), not "
+                             f"{turns[-1]['role']!r}")
+    return tuple((t["role"], t["content"]) for t in turns)
 
 
 def load_prompts(path: str | Path, *, limit: int | None = None, per_category: int | None = None) -> list[Prompt]:

@@ -52,18 +52,9 @@ class Session:
         self.dec.generator.manual_seed(seed)
 
     def encode(self, prompt: Prompt) -> list[int]:
-        """The prompt's token ids, through the chat template when the run asks for it (ModelPair.encode)."""
-        if not self.cfg.chat_template:
-            return self.pair.encode(prompt.prompt)
-        from jinja2 import TemplateError  # transformers renders chat templates with jinja2 (needed only here)
-
-        system = self.cfg.system_prompt
-        try:
-            return self.pair.encode(prompt.prompt, chat=True, system=system)
-        except (TemplateError, TypeError, ValueError) as exc:  # a template that refuses, or is broken
-            with_system = " with --system-prompt (some templates take no system message)" if system else ""
-            raise WorkbenchError(f"--chat-template: the target tokenizer's chat template failed on prompt "
-                                 f"{prompt.id!r}{with_system}: {type(exc).__name__}: {exc}") from None
+        """The prompt's token ids as this run gives it to the models (``encode_prompt``)."""
+        return encode_prompt(self.pair, prompt, chat_template=self.cfg.chat_template,
+                             system_prompt=self.cfg.system_prompt)
 
     def check_fits(self, prompt: Prompt) -> None:
         """The request fits the context window, and every model drafter can run it (lm.check_can_draft)."""
@@ -120,3 +111,29 @@ def _teach_times(policies: list[Policy], steps: list[dict]) -> None:
     for policy in policies:
         for s in steps[1:]:
             policy.observe_times(s["gamma"], s["draft_ms"], s["verify_ms"], s["other_ms"])
+
+
+def encode_prompt(pair, prompt: Prompt, *, chat_template: bool = False, system_prompt: str = "") -> list[int]:
+    """A prompt's token ids: its text as is, or (``chat_template``) the conversation (a prompt text is one user
+    message), after any system prompt, through the target's chat template (ModelPair.encode / encode_chat).
+    One-line WorkbenchError for what cannot be encoded so (the benchmarks encode through here too)."""
+    if not chat_template:
+        if prompt.messages:  # its last message alone would be a silent, different prompt
+            raise WorkbenchError(f"prompt {prompt.id!r} is a conversation (messages), which goes to the models "
+                                 "through their chat template: add --chat-template ([settings] chat_template = "
+                                 "true in a sweep file)")
+        return pair.encode(prompt.prompt)
+    from jinja2 import TemplateError  # transformers renders chat templates with jinja2 (needed only here)
+
+    turns = prompt.messages or (("user", prompt.prompt),)  # a conversation, or the prompt as one user message
+    system = (("system", system_prompt),) if system_prompt else ()
+    if system and turns[0][0] == "system":
+        raise WorkbenchError(f"--system-prompt: prompt {prompt.id!r} is a conversation with a system message of "
+                             "its own; give one or the other")
+    try:
+        return pair.encode_chat([{"role": r, "content": c} for r, c in system + turns])
+    except (TemplateError, TypeError, ValueError) as exc:  # a template that refuses, or is broken
+        with_system = " (some templates take no system message)" if "system" in {r for r, _ in system + turns} \
+            else ""
+        raise WorkbenchError(f"--chat-template: the target tokenizer's chat template failed on prompt "
+                             f"{prompt.id!r}{with_system}: {type(exc).__name__}: {exc}") from None
