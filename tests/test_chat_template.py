@@ -226,3 +226,13 @@ def test_a_malformed_conversation_is_one_line_naming_its_line(tmp_path, line, me
     with pytest.raises(WorkbenchError) as err:
         load_prompts(path)
     assert str(err.value).startswith(f"{path}:2: ") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_bundled_chat_set_is_conversations_in_the_general_set_s_categories():
+    from workbench import paths
+    from workbench.prompts import load_prompts
+
+    chats, general = (load_prompts(paths.prompts_path(name)) for name in ("chat", "general"))
+    assert len(chats) == 14 and all(p.messages and p.messages[-1][0] == "user" for p in chats)
+    assert {p.category for p in chats} == {p.category for p in general}
+    assert sum(len(p.messages) > 1 for p in chats) >= 10  # mostly multi-turn: what a single prompt cannot test

@@ -20,7 +20,7 @@ from workbench.errors import WorkbenchError
 
 DEFAULT = "default"  # the name that stands for the embedded default target / draft in configs and on the CLI
 DEFAULT_MODELS = {"target": "default-target", "draft": "default-draft"}  # sub-directories of data/models
-PROMPT_SETS = ("heldout", "general")  # bundled prompt sets, by name: data/prompts/<name>.jsonl
+PROMPT_SETS = ("heldout", "general", "chat")  # bundled prompt sets, by name: data/prompts/<name>.jsonl
 
 
 def _candidates() -> list[Path]:

@@ -48,7 +48,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=_gammas, default=None, metavar="G[,G...]",
                    help="shorthand for --policy constant:G,...; combined with --policy")
     p.add_argument("--prompts", default=d.prompts,
-                   help="JSONL prompts file (id, category, prompt) or a bundled set: heldout | general")
+                   help="JSONL prompts file (id, category, prompt) or a bundled set: heldout | general | chat "
+                        "(chat: conversations, needs --chat-template)")
     p.add_argument("--temperature", type=float, default=d.temperature, help="0 = greedy (default); sampling: ≥ 1e-5")
     p.add_argument("--top-k", type=int, default=d.top_k, help="top-k filter for p and q; 0 = off")
     p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus filter for p and q; 1 = off")
