@@ -28,7 +28,7 @@ from workbench import trace
 from workbench.atomic import publish_dir
 from workbench.cli import main
 from workbench.errors import WorkbenchError
-from workbench.interrupts import Terminated, exit_code, interrupted_message, resume_hint
+from workbench.interrupts import Terminated, exit_code, interrupted_message, resume_command, resume_hint
 from workbench.progress import Progress, quiet_libraries
 from workbench.runlock import RunLock
 
@@ -104,6 +104,11 @@ def test_resume_hint_and_exit_codes():
     assert resume_hint(["run", "--out", "my runs/x"]) == "workbench run --out 'my runs/x' --resume"
     assert resume_hint(["run", "--out", "x", "--resume"]) == "workbench run --out x --resume"
     assert resume_hint(["demo", "--limit", "2"]) == "workbench demo --limit 2"  # the demo always resumes
+    assert resume_command({"command": ["/x/bin/workbench", "run", "--out", "r"]}) == "workbench run --out r --resume"
+    # a run the demo made is finished by the demo command again, not by a `run` it never had
+    assert resume_command({"command": ["/x/bin/workbench", "demo", "--out", "run"]}) == "workbench demo --out run"
+    assert resume_command({"command": ["/x/bin/workbench", "demo"]}) == "workbench demo"
+    assert resume_command({}) == "workbench run … --resume"
     assert exit_code(KeyboardInterrupt()) == 130 and exit_code(Terminated()) == 143
     assert isinstance(Terminated(), KeyboardInterrupt)
     assert interrupted_message(["run", "--out", "r"], "r") == (

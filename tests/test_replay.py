@@ -18,6 +18,7 @@ from workbench import trace
 from workbench.analysis import latency, policies, replay
 from workbench.analysis.recorded import Recorded, recorded_outputs
 from workbench.cli import main
+from workbench.interrupts import resume_command
 from workbench.policies import parse_policy
 
 MATCH = [False, True, True, True, False, True, True, False, True]  # index 0 is the prefill's token
@@ -268,7 +269,7 @@ def _unfinished(run, modes=("speculative",)):
 
 @pytest.mark.parametrize("case, message", [
     ("killed", "no speculative requests to replay (it stopped before its first speculative request finished: "
-               "finish it with `workbench run … --resume`)"),
+               "finish it with `{resume}`)"),
     ("sweep-baseline", "no speculative requests to replay (a sweep's baseline run: replay the sweep's speculative "
                        "runs beside it)"),
     ("no-baseline", "no baseline requests, and a predicted speedup needs the target-only cost measured in the same "
@@ -295,6 +296,7 @@ def test_replay_says_why_a_run_has_nothing_to_replay(model_dirs, prompts_file, t
     capsys.readouterr()
     assert main(["replay", str(run)]) == 2
     out, err = capsys.readouterr()
+    message = message.format(resume=resume_command(trace.read_meta(run, resume=False)))  # the run's own command
     assert err.startswith(f"error: replay: {run} has {message}") and err.count("\n") == 1, err
     assert not out
 

@@ -61,6 +61,9 @@ def interrupted_message(argv: list[str], out: str | None) -> str:
 
 
 def resume_command(meta: dict) -> str:
-    """The command that finishes a recorded run, from the command line its meta.json holds."""
+    """The command that finishes a recorded run, from the command line its meta.json holds (``sys.argv``: the
+    program, then the subcommand): ``workbench run … --resume``, or for a run ``workbench demo`` made, that demo
+    command again (it always resumes)."""
     argv = list(meta.get("command") or [])
-    return resume_hint(["run", *argv[argv.index("run") + 1:]]) if "run" in argv else "workbench run … --resume"
+    sub = next((i for i, a in enumerate(argv[1:], 1) if a in ("run", "demo")), None)
+    return resume_hint(argv[sub:]) if sub is not None else "workbench run … --resume"

@@ -106,6 +106,7 @@ def check_replayable(tr, run_dir: Path) -> Path | None:
     replay's predicted speedup divides, unless it is a sweep's speculative run: then the sweep's baseline run beside
     it, which it returns (checked as the sweep report checks it: ``sweep_report.baseline_run``; else None)."""
     from workbench.errors import WorkbenchError
+    from workbench.interrupts import resume_command
     from workbench.sweep import manifest_row
     from workbench.sweep_report import baseline_run
 
@@ -114,7 +115,7 @@ def check_replayable(tr, run_dir: Path) -> Path | None:
     spec, base = req["mode"] == "speculative", req["mode"] == "baseline"
     sweep, config = manifest_row(run_dir), tr.meta.get("config") or {}
     stopped = "it stopped before its first {} request finished: " + (
-        "rerun the sweep to finish it" if sweep else "finish it with `workbench run … --resume`")
+        "rerun the sweep to finish it" if sweep else f"finish it with `{resume_command(tr.meta)}`")
     if not (spec & ~warm).any():  # config.drafts says whether speculative requests were planned (none: a baseline)
         why = (stopped.format("speculative") if config.get("drafts", (spec & warm).any()) else
                "a sweep's baseline run: replay the sweep's speculative runs beside it" if sweep else
