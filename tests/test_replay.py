@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,7 +17,7 @@ from trace_fixtures import as_killed
 
 from workbench import trace
 from workbench.analysis import latency, policies, replay
-from workbench.analysis.recorded import Recorded, recorded_outputs
+from workbench.analysis.recorded import Recorded, recorded_outputs, token_budget
 from workbench.cli import main
 from workbench.interrupts import resume_command
 from workbench.policies import parse_policy
@@ -436,3 +437,22 @@ def test_a_sweep_run_that_lost_a_part_says_its_sweep_redoes_it(finished_sweep, t
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {run}: 1 of its requests are gone") and "\n" not in err
     assert "rerunning its sweep (`workbench sweep " in err and err.endswith(f" --out {sweep}`) redoes them"), err
+
+
+def test_replay_refuses_a_token_budget_its_requests_contradict(tmp_path, capsys):
+    # replay clips every step to meta.json's max_new_tokens: a hand-edited budget would replay another workload
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parents[1] / "data" / "sample_run", run)
+    meta = json.loads((run / "meta.json").read_text())
+    assert token_budget(trace.load(run)) == meta["config"]["max_new_tokens"] == 48
+    for edited in (1000, 47, "48", True, None):
+        meta["config"]["max_new_tokens"] = edited
+        (run / "meta.json").write_text(json.dumps(meta))
+        if edited is None:  # not recorded: the budget the requests show (each stopped by it holds 48 tokens)
+            assert token_budget(trace.load(run)) == 48
+            continue
+        assert main(["replay", str(run), "--policy", "constant:4"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"error: replay: the run's meta.json says max_new_tokens {edited!r} in its config, but its "
+                       "requests stopped by the budget hold [48] new tokens (edited by hand? restore the config the "
+                       "run wrote)\n"), err

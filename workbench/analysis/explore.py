@@ -141,12 +141,12 @@ def replay_explorer(trace, drafter: str, limit: int = 200):
     from workbench.adaptive import PRIOR, Adaptive
     from workbench.analysis import replay
     from workbench.analysis.notebook import show
-    from workbench.analysis.recorded import recorded_outputs
+    from workbench.analysis.recorded import recorded_outputs, token_budget
     from workbench.policies import DEFAULT_GMAX, HEURISTIC_START, HF_THRESHOLD, MAX_GAMMA
 
     recorded = recorded_outputs(trace, drafter, limit)
     costs = replay.run_costs(trace, drafter)
-    max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
+    max_new = token_budget(trace)
     run = lambda spec: replay.summarize(replay.replay_policy(recorded, spec, costs, max_new=max_new))  # noqa: E731
     oracle = float(run(replay.ORACLE)["predicted_speedup"].iloc[0])
     measured = speedup.speedup_table(trace.requests)  # the live figure drawn beside every prediction

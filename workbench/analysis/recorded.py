@@ -16,8 +16,8 @@ import pandas as pd
 
 from workbench.analysis import frames, latency
 from workbench.drafters import kind_of, parse_drafter
-from workbench.errors import WorkbenchError
-from workbench.trace import Trace
+from workbench.errors import TraceError, WorkbenchError
+from workbench.trace import META_FILE, Trace
 
 
 @dataclass
@@ -111,6 +111,26 @@ def _with_times(recorded: list[Recorded], trace: Trace, drafter: str) -> list[Re
         out.append(dataclasses.replace(rec, times_before=tuple(rows[begin:max(end, begin)])))
         begin = max(end, begin)
     return out
+
+
+def token_budget(trace: Trace) -> int:
+    """The run's ``max_new_tokens``, which replay clips every step to: meta.json's config, checked against the
+    measured speculative requests (one stopped by the budget holds exactly that many new tokens, none holds more), so
+    a hand-edited value is one line (TraceError), not a replay of another budget. A config without it (none this
+    workbench wrote) falls back to the longest output the budget stopped, else no budget."""
+    req = frames.measured_requests(trace.requests)
+    new = req.loc[req["mode"] == "speculative", ["new_tokens", "stop_reason"]]
+    at_budget = new.loc[new["stop_reason"] == "max_new_tokens", "new_tokens"]
+    value = (trace.meta.get("config") or {}).get("max_new_tokens")
+    if value is None:
+        return int(at_budget.max()) if len(at_budget) else 1 << 30
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (at_budget == value).all() \
+            and (new["new_tokens"] <= value).all():
+        return value
+    held = f"its requests stopped by the budget hold {sorted(set(at_budget))[:5]} new tokens" if len(at_budget) else \
+        f"its longest request holds {int(new['new_tokens'].max()) if len(new) else 0} new tokens"
+    raise TraceError(f"replay: the run's {META_FILE} says max_new_tokens {value!r} in its config, but {held} "
+                     "(edited by hand? restore the config the run wrote)")
 
 
 def ngram_of(drafter: str) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames, latency
-from workbench.analysis.recorded import Recorded, ngram_of, recorded_outputs
+from workbench.analysis.recorded import Recorded, ngram_of, recorded_outputs, token_budget
 from workbench.drafters.ngram import lookup
 from workbench.errors import WorkbenchError
 from workbench.policies import StepOutcome, parse_policy
@@ -182,7 +182,7 @@ def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFra
     if sampled_ngram(trace, drafter):
         raise WorkbenchError("replay: n-gram drafters replay only from greedy runs (T = 0)")
     greedy = float(frames.measured_requests(trace.requests)["temperature"].max()) == 0.0
-    max_new = int((trace.meta.get("config") or {}).get("max_new_tokens", 1 << 30))
+    max_new = token_budget(trace)
     return pd.concat([replay_policy(recorded, s, costs, max_new=max_new, greedy=greedy, ngram=ngram_of(drafter))
                       for s in specs], ignore_index=True)
 
