@@ -258,23 +258,26 @@ def tuning_table(trace: Trace, max_gamma: int = 16, fitted: list[Fit] | None = N
     return pd.DataFrame(rows, columns=TUNING_COLUMNS)
 
 
-def _chain(alpha: float, gamma: int, costs: latency.CostModel, spec: pd.DataFrame, measured: float) -> list[float]:
-    """Speedup after each stage of STAGES for one γ, from that γ's speculative decode steps."""
-    t1 = costs.t1
+def _chain(alpha: float, gamma: int, base: pd.DataFrame, spec: pd.DataFrame, measured: float) -> list[float]:
+    """Speedup after each stage of STAGES for one γ, from that γ's speculative decode steps and the baseline's
+    decode steps (``base``). Plain means of the measured times on both sides, stalls included, so that stage 5 is
+    exactly the decode-only measured speedup (the predictions' costs leave stalls out: ``latency.calm``)."""
+    t1, o_base = base["verify_ms"].mean(), base["other_ms"].mean()  # T_t(1) and O_b: one token per baseline step
     verify, other = spec["verify_ms"].mean() / t1, spec["other_ms"].mean() / t1
     c = spec["draft_ms"].mean() / gamma / t1  # these steps' own draft time, so stage 5 is their measured speedup
     e = float(theory.expected_tokens(alpha, gamma))
     s1 = float(theory.predicted_speedup(alpha, gamma, c))
     s2 = float(theory.predicted_speedup(alpha, gamma, c, verify))
     s3 = float(theory.predicted_speedup(alpha, gamma, c, verify, other))
-    s4 = s3 * costs.base_token_ms / t1
+    s4 = s3 * (t1 + o_base) / t1
     return [s1, s2, s3, s4, s4 * spec["n_emitted"].mean() / e, measured]
 
 
 def gap_attribution(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     """Per drafter × constant γ × temperature: speedup after each stage of STAGES and the change each contributes.
 
-    α is that γ's alpha_mle; T_t(1) and O_b come from the baseline steps at the same temperature. Long format:
+    α is that γ's alpha_mle; T_t(1) and O_b are the plain means of the baseline's decode steps at the same
+    temperature (measured times, stalls included, as on the speculative side: ``_chain``). Long format:
     drafter, gamma, temperature, stage_index, stage, speedup, delta (vs the previous stage). Empty without a
     baseline.
     """
@@ -282,13 +285,13 @@ def gap_attribution(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame
     measured = speedup_table(requests).set_index(frames.SETTING)["speedup"]
     rows = []
     for (drafter, policy, temp), spec in s.groupby(frames.SETTING):
-        req = requests[(requests["temperature"] == temp) & requests["drafter"].isin([drafter, ""])]
-        costs = latency.cost_model(steps, req, drafter)
-        if not costs.has_baseline:
+        req = requests[(requests["temperature"] == temp) & (requests["mode"] == "baseline")]
+        base = frames.decode_steps(steps, req)
+        if not len(base):
             continue
         gamma = int(spec["policy_gamma"].iloc[0])
         alpha = acceptance.alpha_mle(spec)
-        chain = _chain(alpha, gamma, costs, spec, float(measured.get((drafter, policy, temp), np.nan)))
+        chain = _chain(alpha, gamma, base, spec, float(measured.get((drafter, policy, temp), np.nan)))
         for i, (stage, value) in enumerate(zip(STAGES, chain)):
             rows.append({"drafter": drafter, "gamma": gamma, "temperature": float(temp), "stage_index": i,
                          "stage": stage, "speedup": value, "delta": value - (chain[i - 1] if i else 0.0)})
