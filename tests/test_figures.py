@@ -50,7 +50,12 @@ def test_speedup_figure_draws_measured_beside_both_predictions(tr):
 def test_static_explorer_and_optimal_gamma_map(tr):
     (fit,) = speedup.fits(tr)
     fig = explore.static_explorer(fit.costs, fit.alpha, max_gamma=8)
-    assert len(fig.layout.sliders[0].steps) == len(explore.ALPHAS) and len(fig.data) == len(explore.C_SCALES)
+    slider = fig.layout.sliders[0]
+    assert len(slider.steps) == len(explore.ALPHAS) + 1 and len(fig.data) == len(explore.C_SCALES)
+    # the curves first drawn are the measured α's (a slider position of its own), not the nearest grid step's
+    assert slider.steps[slider.active].label == f"{fit.alpha:.3f} (measured)" and fit.alpha not in explore.ALPHAS
+    at_measured = explore.iid_curve(round(fit.alpha, 3), np.arange(1, 9), fit.costs)
+    assert list(fig.data[1].y) == pytest.approx(list(at_measured))  # the c × 1.0 curve
     grid = explore.optimal_gamma_grid(fit.costs, max_gamma=8)
     assert len(grid) == len(explore.ALPHAS) * 7
     for a, rows in grid.groupby("alpha"):  # a costlier draft never makes a longer draft optimal

@@ -178,6 +178,25 @@ def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_
         # adaptive too: replay feeds it the run's own clock readings, in run order, and replays the warm-up
         assert len(check) == 5 and (check["tau_error"].abs() < 1e-9).all(), check
         assert check["speedup_error"].notna().all()
+        # policies that do not read the draft's confidence draft exactly what they drafted live: every count agrees
+        exact = check.loc[["constant:2", "constant:5", "heuristic:2"]]
+        for name in replay.MEASURED_TOO:
+            assert exact[name].to_numpy() == pytest.approx(exact[f"measured_{name}"].to_numpy()), name
+    # the measured counts, from the tables: target calls = decode steps + one prefill per request, per 100 tokens
+    req = t.requests[~t.requests["warmup"] & (t.requests["policy"] == "threshold:0.3:6")
+                     & (t.requests["drafter"] == "draft_prefix")]
+    dec = t.steps[t.steps["request_id"].isin(req["request_id"]) & (t.steps["step"] >= 1)]
+    check_model = replay.live_vs_replay(t, "draft_prefix").set_index("policy")
+    row = check_model.loc["threshold:0.3:6"]
+    assert row["measured_target_calls_per_100"] == pytest.approx(100 * (len(dec) + len(req)) / req["new_tokens"].sum())
+    assert row["measured_wasted_per_token"] == pytest.approx(
+        (dec["gamma"].sum() - dec["n_accepted"].sum()) / req["new_tokens"].sum())
+    shown = policies.shown(check_model.reset_index())  # the report's table: replayed figures say so in their names
+    assert {"replayed_tokens_per_step", "measured_tokens_per_step", "replayed_speedup"} <= set(shown.columns)
+    assert "tokens_per_step" not in shown.columns and "predicted_speedup" not in shown.columns
+    agree = policies.shown(check_model.reset_index(), agreement=True)
+    assert list(agree.columns) == ["policy", "prompts", "measured_tokens_per_step", "replayed_tokens_per_step",
+                                   "tau_error", "measured_speedup", "replayed_speedup", "speedup_error"]
     # what a clock-reading policy is fed: the warm-up first (a prefix of the same prompt's output), then every
     # prompt with the step times measured before its last request, each step once, in run order
     rec = recorded_outputs(t, "draft_prefix")

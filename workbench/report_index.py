@@ -97,7 +97,8 @@ def write_index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str,
             "forward over one token; t_d = draft time per drafted token; c = t_d / t1; a + b·k = the verify line "
             "T_t(k); o_spec / o_base = other time per speculative / baseline step; prefill_* = time to first token. "
             "The latency page's costs pool every drafter of its run (its <i>drafter</i> column says whose); the "
-            "tuning rows are per drafter.</p>"
+            "tuning rows are per drafter. The acceptance page's figures (acceptance_rate, tokens_per_step, alpha_mle, "
+            "alpha_tv, steps) pool every drafter and policy of its run; per setting they are in the table above.</p>"
             "<p>How to read the pages: docs/REPORTS.md in the workbench repository.</p></body></html>")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")

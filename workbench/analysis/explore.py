@@ -38,23 +38,25 @@ def static_explorer(costs: CostModel, alpha: float, measured: pd.DataFrame | Non
                     max_gamma: int = 16) -> go.Figure:
     """Predicted speedup vs γ with a slider over α (browser-side restyle, no kernel needed).
 
-    One curve per draft-cost multiplier in C_SCALES; the slider starts at the α nearest the measured one.
-    ``measured`` (columns gamma, measured) is overlaid as points.
+    One curve per draft-cost multiplier in C_SCALES; the slider holds the measured α among its ALPHAS positions and
+    starts there, so the curves first drawn are the measured α's. ``measured`` (columns gamma, measured) is overlaid
+    as points.
     """
     gammas = np.arange(1, max_gamma + 1)
     curve = lambda a, s: iid_curve(a, gammas, with_draft_cost(costs, scale=s))  # noqa: E731
-    start = int(np.argmin(np.abs(ALPHAS - alpha)))
+    alphas = sorted({*ALPHAS.tolist(), round(alpha, 3)}) if 0 < alpha < 1 else ALPHAS.tolist()
+    start = int(np.argmin(np.abs(np.array(alphas) - alpha))) if np.isfinite(alpha) else 0
     fig = go.Figure()
     for s in C_SCALES:
-        fig.add_scatter(x=gammas, y=curve(ALPHAS[start], s), mode="lines+markers",
+        fig.add_scatter(x=gammas, y=curve(alphas[start], s), mode="lines+markers",
                         name=f"predicted, c = {costs.c * s:.3f}")
     if measured is not None and len(measured):
         fig.add_scatter(x=measured["gamma"], y=measured["measured"], mode="markers", name="measured",
                         marker=dict(size=11, symbol="diamond", color="black"))
-    steps = [dict(method="restyle", label=f"{a:.2f}",
-                  args=[{"y": [curve(a, s) for s in C_SCALES]}, list(range(len(C_SCALES)))]) for a in ALPHAS]
+    steps = [dict(method="restyle", label=f"{a:.3f} (measured)" if a == round(alpha, 3) else f"{a:.2f}",
+                  args=[{"y": [curve(a, s) for s in C_SCALES]}, list(range(len(C_SCALES)))]) for a in alphas]
     fig.update_layout(sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix="α = "), pad=dict(t=40))],
-                      title=f"What if: predicted speedup vs γ (i.i.d. α; measured α = {alpha:.2f}; drag α)",
+                      title=f"What if: predicted speedup vs γ (i.i.d. α; measured α = {alpha:.3f}; drag α)",
                       xaxis_title="γ", yaxis_title="speedup over baseline", yaxis_rangemode="tozero")
     fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
     return fig

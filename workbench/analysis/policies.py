@@ -27,8 +27,8 @@ def gap_closed(speedup, best: float, oracle: float):
 def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     """One row per policy the run measured live with ``drafter`` plus the oracle: measured speedup and tokens per
     step beside the replayed ones, draft tokens wasted per emitted token, target calls per 100 tokens, and the
-    fraction of the gap from the best constant γ to the oracle that each policy closes (``gap_closed``; measured,
-    replayed for the oracle row, which never runs live); the replay's errors against live
+    fraction of the gap from the best constant γ to the oracle that each policy closes (``gap_closed``: the measured
+    speedups over the gap to the replayed oracle, which never runs live); the replay's errors against live
     (``replay.live_vs_replay``); the 95 % bootstrap interval of each live speedup (measured_lo / measured_hi) and
     of its ratio to the best constant γ (vs_best_constant, vs_best_lo, vs_best_hi; ``intervals``)."""
     table = replay.live_vs_replay(trace, drafter, oracle=True, limit=limit)  # measured_lo / _hi included
@@ -41,6 +41,25 @@ def comparison(trace: Trace, drafter: str, limit: int = 200) -> pd.DataFrame:
     table["best_constant"] = table["policy"] == (constant.loc[constant["measured_speedup"].idxmax(), "policy"]
                                                  if len(constant) else "")
     return table
+
+
+def shown(table: pd.DataFrame, agreement: bool = False) -> pd.DataFrame:
+    """A ``comparison`` as the report shows it: each figure replay predicts named ``replayed_*`` beside its live
+    ``measured_*`` counterpart (replayed ones are predictions even for a policy that ran; the oracle row has only
+    them), the speedups first, then the ratios to the best constant γ and the gap: 17 columns, so that no page elides
+    one (the notebook keeps the whole table). ``agreement``: the "replay against live" table instead, the policies
+    that ran with tokens per step and speedup, measured and replayed, and the replay's errors."""
+    names = {c: f"replayed_{c}" for c in (*replay.MEASURED_TOO, "draft_tokens")}
+    if agreement:
+        table = table.loc[table["policy"] != replay.ORACLE, replay.AGREEMENT]
+        order = ["policy", "prompts", "measured_tokens_per_step", "replayed_tokens_per_step", "tau_error",
+                 "measured_speedup", "replayed_speedup", "speedup_error"]
+    else:
+        pairs = [c for m in replay.MEASURED_TOO for c in (f"measured_{m}", f"replayed_{m}")]
+        order = ["policy", "measured_speedup", "measured_lo", "measured_hi", "replayed_speedup", *pairs,
+                 "gap_closed", "vs_best_constant", "vs_best_lo", "vs_best_hi"]
+    out = table.rename(columns=names | {"predicted_speedup": "replayed_speedup"})
+    return out[[c for c in order if c in out.columns]]
 
 
 def best_constant_by_category(ranking: pd.DataFrame, drafter: str) -> pd.Series:

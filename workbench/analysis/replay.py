@@ -31,6 +31,8 @@ from workbench.policies import StepOutcome, parse_policy
 from workbench.trace import Trace
 
 ORACLE = "oracle"  # the bound: drafts exactly the tokens that will be accepted (never a live policy)
+# Figures replay predicts that a live run also measures (``live_table`` adds each as ``measured_<name>``)
+MEASURED_TOO = ("tokens_per_step", "acceptance_rate", "wasted_per_token", "target_calls_per_100")
 # What the "replay against live" table shows: each figure replayed (a prediction) beside the same one measured live
 AGREEMENT = ["policy", "prompts", "tokens_per_step", "measured_tokens_per_step", "tau_error", "predicted_speedup",
              "measured_speedup", "speedup_error"]
@@ -227,19 +229,27 @@ def live_vs_replay(trace: Trace, drafter: str, *, oracle: bool = False, limit: i
 
 def live_table(trace: Trace, drafter: str, replayed: pd.DataFrame) -> pd.DataFrame:
     """``summarize`` output with the live measurement of the same policy beside it (NaN if it did not run): its
-    speedup with the 95 % bootstrap interval over prompts (measured_lo / measured_hi, ``intervals``) and its tokens
-    per step. A run has one temperature (``--resume`` refuses another), so the policy names the live row."""
+    speedup with the 95 % bootstrap interval over prompts (measured_lo / measured_hi, ``intervals``), and its tokens
+    per step, acceptance rate, draft tokens wasted per token and target calls per 100 tokens, counted as
+    ``summarize`` counts the replayed ones (``measured_*``). A run has one temperature (``--resume`` refuses another),
+    so the policy names the live row."""
     from workbench.analysis import acceptance, intervals, speedup
 
     acc = acceptance.acceptance_by(trace.steps, None, trace.requests, ["drafter", "policy"])
+    req = frames.measured_requests(trace.requests)
+    made = req[req["mode"] == "speculative"].groupby(["drafter", "policy"]).agg(
+        requests=("request_id", "size"), tokens=("new_tokens", "sum")).reset_index()
+    acc = acc.merge(made, on=["drafter", "policy"])
+    acc["wasted_per_token"] = (acc["drafted"] - acc["accepted"]) / acc["tokens"]
+    acc["target_calls_per_100"] = 100 * (acc["steps"] + acc["requests"]) / acc["tokens"]  # the prefill is a call
     sure = intervals.speedup_intervals(trace.requests).rename(columns={"speedup_lo": "measured_lo",
                                                                        "speedup_hi": "measured_hi"})
-    live = speedup.speedup_table(trace.requests).merge(acc, on=["drafter", "policy"]).merge(
+    live = speedup.speedup_table(trace.requests).drop(columns="requests").merge(acc, on=["drafter", "policy"]).merge(
         sure, on=frames.SETTING, how="left")
-    live = live[live["drafter"] == drafter].rename(columns={"speedup": "measured_speedup",
-                                                            "tokens_per_step": "measured_tokens_per_step"})
+    live = live[live["drafter"] == drafter].rename(columns={c: f"measured_{c}" for c in MEASURED_TOO} | {
+        "speedup": "measured_speedup"})
     return replayed.merge(live[["policy", "measured_speedup", "measured_lo", "measured_hi",
-                                "measured_tokens_per_step"]], on="policy", how="left")
+                                *(f"measured_{c}" for c in MEASURED_TOO)]], on="policy", how="left")
 
 
 def replayable(trace: Trace, drafter: str) -> bool:
