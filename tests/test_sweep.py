@@ -245,9 +245,19 @@ def test_sweep_comparison_pairs_each_run_with_its_baseline(model_dirs, prompts_f
     steps = run.steps[(run.steps["step"] >= 1) & run.steps["request_id"].isin(spec["request_id"])]
     assert row["acceptance"] == pytest.approx(steps["n_accepted"].sum() / steps["gamma"].sum())
     assert row["tokens_per_step"] == pytest.approx(steps["n_accepted"].mean() + 1)
+    # per category: that category's own acceptance and τ beside its speedup, not the run's
+    cats = per_cat.set_index(["run", "category"])
+    for cat in ("prose", "code"):
+        mine = steps.merge(spec[["request_id", "category"]])
+        mine = mine[mine["category"] == cat]
+        got = cats.loc[("spec__draft-draft_random__temperature-0.8", cat)]
+        assert got["acceptance"] == pytest.approx(mine["n_accepted"].sum() / mine["gamma"].sum())
+        assert got["tokens_per_step"] == pytest.approx(mine["n_accepted"].mean() + 1)
     page = sweep_report.sweep_index_html(out)
     assert "cross-run ratios" in page and "acceptance_spec__draft-draft_random__temperature-0.8.html" in page
-    assert page.count("<tr>") == 1 + 4 + 1 + 2  # header + 4 runs, header + best per (target, category)
+    # header + 4 runs, header + the best per (target, temperature, category): runs at another temperature decode
+    # something else, so each temperature has its own best
+    assert page.count("<tr>") == 1 + 4 + 1 + 2 * 2
 
 
 # ------------------------------------------------------------------------------------------------ the manifest

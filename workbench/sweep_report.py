@@ -86,14 +86,18 @@ def baseline_run(run_dir: str | os.PathLike) -> Path | None:
     return base_dir
 
 
-def _pooled(t) -> dict:
+def _pooled(t, by: str | None = None) -> dict:
     """A speculative run's pooled acceptance and τ as ``acceptance.acceptance_by`` defines them (steps that drafted
-    nothing count as one target call, one token)."""
+    nothing count as one target call, one token); ``by`` (a request column such as "category"): value → the same,
+    pooled over that value's requests only."""
     from workbench.analysis.acceptance import acceptance_by
 
-    pooled = acceptance_by(t.steps, None, t.requests)  # no row when no request took a decode step
-    row = pooled.iloc[0] if len(pooled) else {"acceptance_rate": float("nan"), "tokens_per_step": float("nan")}
-    return {"acceptance": float(row["acceptance_rate"]), "tokens_per_step": float(row["tokens_per_step"])}
+    pooled = acceptance_by(t.steps, None, t.requests, [by] if by else None)  # no row without a decode step
+    figures = lambda row: {"acceptance": float(row["acceptance_rate"]),  # noqa: E731
+                           "tokens_per_step": float(row["tokens_per_step"])}
+    if by:
+        return {row[by]: figures(row) for _, row in pooled.iterrows()}
+    return figures(pooled.iloc[0]) if len(pooled) else {"acceptance": float("nan"), "tokens_per_step": float("nan")}
 
 
 def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -113,19 +117,23 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
             base = trace.load(sweep_dir / "runs" / row["baseline"]).requests
             paired = frames.paired_speedups(t.requests, baseline=base).dropna(subset=["speedup"])
             record["speedup"] = paired["speedup"].median()
+            by_category = _pooled(t, "category")  # each category's own acceptance, not the run's
             for cat, g in paired.groupby("category"):
-                cats.append({**record, "category": cat, "speedup": g["speedup"].median(),
-                             "n_prompts": g["prompt_id"].nunique()})
+                none = {"acceptance": float("nan"), "tokens_per_step": float("nan")}
+                cats.append({**record, **by_category.get(cat, none), "category": cat,
+                             "speedup": g["speedup"].median(), "n_prompts": g["prompt_id"].nunique()})
         runs.append(record)
     return pd.DataFrame(runs), pd.DataFrame(cats)
 
 
 def best_per_category(per_category: pd.DataFrame) -> pd.DataFrame:
-    """The fastest run per target and prompt category."""
+    """The fastest run per target, temperature and prompt category (a temperature changes what is decoded, so
+    runs at different temperatures are not rivals for the same choice)."""
     if per_category.empty:
         return per_category
-    best = per_category.loc[per_category.groupby(["target", "category"])["speedup"].idxmax()]
-    return best.sort_values(["target", "category"]).reset_index(drop=True)
+    keys = ["target", "temperature", "category"]
+    best = per_category.loc[per_category.groupby(keys)["speedup"].idxmax()]
+    return best.sort_values(keys).reset_index(drop=True)
 
 
 def _table(frame: pd.DataFrame, columns: list[str], pages: dict[str, str]) -> str:
@@ -175,12 +183,14 @@ def sweep_index_html(sweep_dir: str | os.PathLike, pages: dict[str, str] | None 
             f"paired with the sweep's baseline run of the same {', '.join(BASELINE_KEYS)}: cross-run ratios "
             "measured on the same machine, one run after the other (not interleaved within a run, so slow drifts "
             "of the machine are not cancelled). Acceptance = Σn/Σγ; tokens per step τ = mean(n+1).")
-    best_html = (_table(best, ["target", "category", "run", *settings[1:], "speedup", "acceptance", "n_prompts"], pages)
+    shown = ["target", "temperature", "category", "run", *(k for k in settings[1:] if k != "temperature"), "speedup",
+             "acceptance", "tokens_per_step", "n_prompts"]
+    best_html = (_table(best, shown, pages)
                  if not best.empty else "<p>No baseline to compare with (baseline = false in the sweep file).</p>")
     return (f"<h2>Sweep {html.escape(Path(sweep_dir).name)}: {len(runs)} speculative runs compared</h2>"
             f"<p>{html.escape(note)}</p>{left_out}"
             f"{_table(runs, settings + ['speedup', 'acceptance', 'tokens_per_step'], pages)}"
-            f"<h3>Best setting per target and prompt category</h3>{best_html}")
+            f"<h3>Best setting per target, temperature and prompt category</h3>{best_html}")
 
 
 def add_to_index(index: Path, sweep_dirs: list[Path], pages: dict[Path, str]) -> None:
