@@ -3,6 +3,7 @@ policies under greedy decoding, and one clear line for each bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -67,6 +68,49 @@ def test_at_t_above_0_the_oracle_bounds_every_policy_on_the_same_draws(alpha):
     assert c1["accepted"].sum() / c1["drafted"].sum() == pytest.approx(alpha, abs=0.05)
     # each prompt draws on its own: twenty identical prompts do not all replay alike (one shared draw would)
     assert c1["accepted"].nunique() > 1
+
+
+def test_at_t_above_0_a_policy_reads_the_recorded_draw_s_confidence_and_accepts_with_its_p_over_q():
+    # the argmax is confident everywhere (0.9) and α is 1; the recorded draws of the draft are not: position 2's drew
+    # a token of q = 0.1, and positions 3+ drew tokens the target gives p/q = 0 (never accepted)
+    n = len(MATCH)
+    drawn = dict(sample_conf=np.array([1.0, 0.9, 0.1] + [0.9] * (n - 3)),
+                 sample_accept=np.array([1.0, 1.0, 1.0] + [0.0] * (n - 3)))
+    rec = Recorded("p", "cat", [1, 2, 3], list(range(10, 10 + n)), np.array(MATCH), np.full(n, 0.9), np.zeros(n),
+                   np.ones(n), **drawn)
+    costs = latency.StepCosts(0.0, 1.0, COSTS)
+    first = lambda r, greedy: replay.replay_request(r, parse_policy("threshold:0.5:4"), costs, 9,  # noqa: E731
+                                                    greedy=greedy)[0]
+    assert (first(rec, False)["gamma"], first(rec, False)["n_accepted"]) == (2, 2)  # stops after the 0.1 draw
+    older = dataclasses.replace(rec, sample_conf=None, sample_accept=None)  # a run that did not record draws
+    assert (first(older, False)["gamma"], first(older, False)["n_accepted"]) == (4, 4)  # argmax q, α: all pass
+    assert first(rec, True)["gamma"] == 4  # under greedy decoding the draft proposes its argmax: conf 0.9
+    # acceptance follows the draws' p/q: nothing after position 2 is accepted at T > 0
+    steps = replay.replay_request(rec, parse_policy("constant:3"), costs, 9, greedy=False)
+    assert [s["n_accepted"] for s in steps] == [2] + [0] * (len(steps) - 1)
+
+
+def test_a_sampled_run_records_one_draw_of_the_draft_per_position_with_its_own_generator(model_dirs, prompts_file,
+                                                                                       tmp_path):
+    runs = {}
+    for name, extra in (("with", ()), ("without", ("--no-replay-data",))):
+        args = run_args(model_dirs, prompts_file, tmp_path / name, "--limit", "2", "--temperature", "0.9",
+                        "--policy", "threshold:0.3:6", *extra)
+        assert main(args) == 0
+        runs[name] = trace.load(tmp_path / name)
+    # the forced pass draws from a generator of its own: the run's sampled outputs are the same without it
+    outputs = {k: t.requests.sort_values("request_id")["output_token_ids"].map(list).tolist() for k, t in runs.items()}
+    assert outputs["with"] == outputs["without"]
+    f = runs["with"].forced
+    assert len(f) and f["sample_conf"].notna().all() and f["sample_accept"].between(0, 1).all()
+    assert (f["sample_conf"] <= f["draft_conf"] + 1e-6).all()  # a draw is never more likely than the argmax
+    assert (f["sample_conf"] < f["draft_conf"] - 1e-6).any()  # and at T = 0.9 not always the argmax
+    rec = recorded_outputs(runs["with"], "draft_prefix")
+    assert all(r.sample_conf is not None and len(r.sample_conf) == len(r.output) for r in rec)
+    # a run recorded before the columns existed (the committed sample run) still loads: the columns read as NaN
+    old = trace.load(Path(__file__).parents[1] / "data" / "sample_run")
+    assert old.forced["sample_conf"].isna().all() and old.forced["sample_accept"].isna().all()
+    assert all(r.sample_conf is None for r in recorded_outputs(old, "default-draft", limit=3))
 
 
 def test_threshold_stops_after_a_low_confidence_token_and_keeps_it():

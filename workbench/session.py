@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import zlib
 from dataclasses import dataclass
 
 from workbench.config import RunConfig
@@ -102,8 +103,9 @@ class Session:
         sequence = (*prompt_ids, -1, *output)
         if self._p_cache[0] != sequence:
             self._p_cache = (sequence, output_probs(self.pair.target, prompt_ids, output, self.dec.sampling))
+        seed = (self.cfg.seed + zlib.crc32(f"{spec.prompt.id}\0{spec.drafter}".encode())) % 2**63  # not the run's
         return forced_rows(self._p_cache[1], drafter.lm, prompt_ids, output, self.dec.sampling,
-                           {**keys, "drafter": spec.drafter})
+                           {**keys, "drafter": spec.drafter}, seed=seed)
 
 
 def _teach_times(policies: list[Policy], steps: list[dict]) -> None:

@@ -43,7 +43,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("alpha_tv", _F), ("role", _S)]),
     "forced": pa.schema([
         ("run_id", _S), ("request_id", _S), ("drafter", _S), ("index", _I), ("token_id", _I), ("draft_token", _I),
-        ("draft_conf", _F), ("draft_entropy", _F), ("p_token", _F), ("alpha_tv", _F), ("match", _B)]),
+        ("draft_conf", _F), ("draft_entropy", _F), ("p_token", _F), ("alpha_tv", _F), ("match", _B),
+        ("sample_conf", _F), ("sample_accept", _F)]),
 }
 TABLES = ("requests", "steps", "tokens", "forced")
 WRITE_ORDER = ("steps", "tokens", "forced", "requests")  # requests last: it marks the part complete
@@ -153,6 +154,7 @@ def _json_type(value) -> str:
 
 V1_COLUMNS = {"requests": {"drafter", "policy", "started_at", "prompt_token_ids", "output_token_ids"},
               "steps": {"gamma_planned", "draft_stop"}}  # columns version 1 did not have
+LATER_COLUMNS = {"forced": {"sample_conf", "sample_accept"}}  # added within format 2: read as NaN where absent
 
 
 def _read_table(path: Path, table: str, version: int = TRACE_VERSION) -> pd.DataFrame:
@@ -165,6 +167,8 @@ def _read_table(path: Path, table: str, version: int = TRACE_VERSION) -> pd.Data
     missing = set(SCHEMAS[table].names) - set(data.column_names)
     if version == 1:
         missing -= V1_COLUMNS.get(table, set())
+    later = missing & LATER_COLUMNS.get(table, set())
+    missing -= later
     if missing:
         raise TraceError(f"{path}: not a workbench {table} table (missing columns {sorted(missing)})")
     wrong = [f"{f.name} is {data.schema.field(f.name).type}" for f in SCHEMAS[table]
@@ -172,7 +176,10 @@ def _read_table(path: Path, table: str, version: int = TRACE_VERSION) -> pd.Data
     if wrong:
         raise TraceError(f"{path}: not a workbench {table} table ({', '.join(wrong)}; expected the types of "
                          "docs/TRACE.md)")
-    return data.to_pandas()
+    frame = data.to_pandas()
+    for name in sorted(later):
+        frame[name] = float("nan")
+    return frame
 
 
 def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:

@@ -36,6 +36,8 @@ class Recorded:
     times_before: tuple = ()  # (γ, draft, verify, other ms) of the drafter's steps measured since the previous
     #                           recorded prompt, in run order: what a policy that reads the clock had learned live
     warmup: bool = False  # a session's warm-up (replayed for what a policy learns from it, never counted)
+    sample_conf: np.ndarray | None = None  # at T > 0: q of one draw of the draft at t (None: not recorded)
+    sample_accept: np.ndarray | None = None  # ... and that draw's acceptance probability min(1, p/q)
 
 
 def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recorded]:
@@ -68,9 +70,12 @@ def recorded_outputs(trace: Trace, drafter: str, limit: int = 200) -> list[Recor
         rows = by_prompt.get(forced_of.get(r.prompt_id))
         if rows is None:
             continue
+        drawn = rows["sample_conf"].notna().all()  # recorded by this workbench; absent (NaN) in older runs
         out.append(Recorded(r.prompt_id, r.category, prompt_ids, rows["token_id"].tolist(),
                             rows["match"].to_numpy(bool), rows["draft_conf"].to_numpy(float),
-                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float), base))
+                            rows["draft_entropy"].to_numpy(float), rows["alpha_tv"].to_numpy(float), base,
+                            sample_conf=rows["sample_conf"].to_numpy(float) if drawn else None,
+                            sample_accept=rows["sample_accept"].to_numpy(float) if drawn else None))
     return _with_times(_warmups(trace, drafter, out) + out, trace, drafter)
 
 
@@ -85,9 +90,10 @@ def _warmups(trace: Trace, drafter: str, recorded: list[Recorded]) -> list[Recor
         rec, tokens = full.get(g["prompt_id"].iloc[0]), int(g["new_tokens"].max())
         if rec is not None and tokens <= len(rec.output):
             cut = slice(0, tokens)
+            drawn = {k: getattr(rec, k)[cut] for k in ("sample_conf", "sample_accept") if getattr(rec, k) is not None}
             out.append(dataclasses.replace(rec, prompt_id=session, output=rec.output[cut], match=rec.match[cut],
                                            conf=rec.conf[cut], entropy=rec.entropy[cut], alpha=rec.alpha[cut],
-                                           warmup=True))
+                                           warmup=True, **drawn))
     return out
 
 

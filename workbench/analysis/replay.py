@@ -38,9 +38,11 @@ AGREEMENT = ["policy", "prompts", "tokens_per_step", "measured_tokens_per_step",
              "measured_speedup", "speedup_error"]
 
 
-def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, accept: np.ndarray):
+def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] | None, accept: np.ndarray,
+             conf: np.ndarray):
     """Drafted count k, accepted n and the confidences of one step starting at output position g; ``accept[t]``:
-    whether a draft at output position t is accepted (``_accepts``)."""
+    whether a draft at output position t is accepted (``_accepts``); ``conf[t]``: the confidence a policy reads
+    there (``_confidences``)."""
     if ngram:
         tokens = lookup(rec.prompt_ids + rec.output[:g], gamma, *ngram)
         if policy is not None and policy.reads_draft:
@@ -57,9 +59,8 @@ def _propose(rec: Recorded, g: int, gamma: int, policy, ngram: tuple[int, int] |
         k += 1
         on_path = on_path and bool(accept[t])
         n += on_path
-        confs.append(float(rec.conf[t]))
-        if policy is not None and policy.reads_draft and i < gamma and policy.stop_after(i, rec.conf[t],
-                                                                                         rec.entropy[t]):
+        confs.append(float(conf[t]))
+        if policy is not None and policy.reads_draft and i < gamma and policy.stop_after(i, conf[t], rec.entropy[t]):
             break
     return k, n, tuple(confs)
 
@@ -77,11 +78,20 @@ def _oracle_k(rec: Recorded, g: int, gamma: int, ngram, accept: np.ndarray) -> i
 
 def _accepts(rec: Recorded, greedy: bool, seed: int) -> np.ndarray:
     """Whether a draft at each output position is accepted: under greedy decoding the recorded match; at T > 0 one
-    seeded draw per position with probability α (expected acceptance), the same draws for every policy and the
-    oracle, so the oracle bounds every policy on the same outcomes."""
+    seeded draw per position with the recorded draw's min(1, p/q) (``sample_accept``; α, the expected acceptance,
+    in runs that did not record it), the same draws for every policy and the oracle, so the oracle bounds every
+    policy on the same outcomes."""
     if greedy:
         return np.asarray(rec.match, dtype=bool)
-    return np.random.default_rng(seed).random(len(rec.alpha)) < np.asarray(rec.alpha, dtype=float)
+    prob = rec.sample_accept if rec.sample_accept is not None else rec.alpha
+    return np.random.default_rng(seed).random(len(prob)) < np.asarray(prob, dtype=float)
+
+
+def _confidences(rec: Recorded, greedy: bool) -> np.ndarray:
+    """What a policy reading the draft's confidence sees at each position: the argmax's q under greedy decoding
+    (what the live draft proposes), at T > 0 the q of the recorded draw (a sampled token, as live; runs that did
+    not record one give the argmax's, which is higher: such policies then draft longer than they did)."""
+    return rec.conf if greedy or rec.sample_conf is None else rec.sample_conf
 
 
 def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int, ngram=None, greedy: bool = True,
@@ -92,7 +102,7 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
     if policy is not None and policy.reads_clock:
         for row in rec.times_before:
             policy.observe_times(*row)
-    accept = _accepts(rec, greedy, seed)
+    accept, conf = _accepts(rec, greedy, seed), _confidences(rec, greedy)
     if policy is not None:
         policy.begin_request()
     rows, g, total = [], 1, len(rec.output)
@@ -104,7 +114,7 @@ def replay_request(rec: Recorded, policy, costs: latency.StepCosts, max_new: int
             k = n = _oracle_k(rec, g, gamma, ngram, accept)
             confs = ()
         else:
-            k, n, confs = _propose(rec, g, gamma, policy, ngram, accept)
+            k, n, confs = _propose(rec, g, gamma, policy, ngram, accept, conf)
         emitted = min(n + 1, total - g)
         draft_ms, verify_ms, other_ms = costs.step_ms(planned, k)
         if policy is not None:
