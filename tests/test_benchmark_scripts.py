@@ -97,6 +97,19 @@ def test_predictions_script_prints_the_sweep_and_the_replay_beside_the_measureme
     assert all(f"{v:.6f}" in printed for v in measured)  # the measured column is the package's, as printed
 
 
+def test_predictions_script_compares_the_recorded_draws_with_the_argmax_at_t_above_0(model_dirs, prompts_file,
+                                                                                   tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    args = run_args(model_dirs, prompts_file, out, "--baseline", "--policy", "constant:2,threshold:0.3:6",
+                    "--temperature", "0.9", "--limit", "2")
+    assert main(args) == 0
+    capsys.readouterr()
+    _benchmark("predictions", monkeypatch).main([str(out)])
+    printed = capsys.readouterr().out
+    assert "replayed from the recorded draws and from the argmax" in printed
+    assert "tau_error_draws" in printed and "tau_error_argmax" in printed and "threshold:0.3:6" in printed
+
+
 def test_architectures_script_passes_a_lossless_loop_and_catches_a_lossy_one(tmp_path, monkeypatch, capsys):
     import json
 
