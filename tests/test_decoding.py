@@ -413,3 +413,19 @@ def test_why_drafting_stopped_is_labelled_by_what_ended_it():
     assert draft_stop("cap", 1, 1, cap=6) == "policy"  # a probe: planned below its cap
     assert draft_stop("cap", 2, 4, cap=4) == "budget"
     assert draft_stop("threshold", 2, 4, cap=4) == "threshold" and draft_stop("eos", 1, 4, cap=4) == "eos"
+
+
+def test_a_draw_is_torch_multinomial_s_and_a_broken_distribution_draws_an_index_instead_of_asserting():
+    from workbench.sampling import SamplingConfig, choose
+
+    sampled = SamplingConfig(temperature=1.0)
+    probs = torch.softmax(torch.randn(4, 30, generator=torch.Generator().manual_seed(0)), dim=-1)
+    ours, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(3):  # the same draws and the same generator state as torch.multinomial, draw after draw
+        assert torch.equal(choose(probs, sampled, ours), torch.multinomial(probs, 1, generator=theirs).squeeze(-1))
+    assert torch.equal(ours.get_state(), theirs.get_state())
+    # multinomial checks its input (on CUDA a device-side assert, fatal to the process's CUDA context); choose draws
+    # a valid index from a NaN/inf row, and the loop's check_finite then names the model
+    broken = torch.tensor([[float("nan")] * 5, [0.1, float("inf"), 0.2, 0.3, 0.4]])
+    drawn = choose(broken, sampled, ours)
+    assert drawn.shape == (2,) and ((0 <= drawn) & (drawn < 5)).all()

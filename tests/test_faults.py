@@ -357,7 +357,7 @@ def test_sampled_runs_are_reproducible(model_dirs, prompts_file, tmp_path, capsy
     assert not tables[0][0].equals(tables[2][0])  # --seed is what they were drawn from
 
 
-@pytest.mark.parametrize("temperature", ["0", "0.7"])  # sampled: the draw from q meets the NaN before any check
+@pytest.mark.parametrize("temperature", ["0", "0.7"])  # sampled: q with NaN is drawn from first (sampling.choose)
 def test_nan_logits_in_a_warm_up_name_the_request_and_what_is_saved(model_dirs, prompts_file, tmp_path, capsys,
                                                                     temperature):
     from tiny_models import make_model, make_tokenizer, save

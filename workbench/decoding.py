@@ -19,7 +19,7 @@ from workbench.lm import CausalLM
 from workbench.policies import Policy, StepOutcome
 from workbench.recorder import Recorder, StepEvent
 from workbench.rejection import accept
-from workbench.sampling import NonFiniteProbabilities, SamplingConfig, choose, probabilities
+from workbench.sampling import SamplingConfig, choose, probabilities
 from workbench.timing import PhaseClock
 
 
@@ -65,13 +65,10 @@ def check_finite(step: int, p: torch.Tensor, q: torch.Tensor | None = None) -> N
         raise NonFiniteLogits("target" if bad_target else "draft", step)
 
 
-def draft(dec: Decoding, drafter: Drafter, policy: Policy, ids: list[int], gamma: int, step: int) -> Proposal:
-    """Up to γ tokens from q (the policy may stop early; a drafted EOS ends the draft). Sampling from a q that holds
-    NaN/inf (a broken draft) stops the run like a broken verify does: the draft's q is checked when it is drawn."""
-    try:
-        return cut_at_eos(drafter.propose(ids, gamma, policy, dec.sampling, dec.generator), dec.eos_ids)
-    except NonFiniteProbabilities:
-        raise NonFiniteLogits("draft", step) from None
+def draft(dec: Decoding, drafter: Drafter, policy: Policy, ids: list[int], gamma: int) -> Proposal:
+    """Up to γ tokens from q (the policy may stop early; a drafted EOS ends the draft). A q that holds NaN/inf (a
+    broken draft) still draws valid token ids (``sampling.choose``); the step's ``check_finite`` names the draft."""
+    return cut_at_eos(drafter.propose(ids, gamma, policy, dec.sampling, dec.generator), dec.eos_ids)
 
 
 def verify(dec: Decoding, last_token: int, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +130,7 @@ def generate_speculative(dec: Decoding, drafter: Drafter, policy: Policy, prompt
         planned = policy.plan()
         gamma = min(planned, dec.max_new_tokens - generated - 1)
         # 2. draft up to γ tokens with q (the policy may stop early; a drafted EOS ends the draft)
-        proposal = draft(dec, drafter, policy, ids, gamma, step)
+        proposal = draft(dec, drafter, policy, ids, gamma)
         after_draft = dec.clock.mark()
         # 3. verify them in one target forward → p_1..p_{k+1}
         p = verify(dec, ids[-1], proposal.x)

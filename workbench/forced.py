@@ -17,7 +17,7 @@ import torch
 
 from workbench.lm import CausalLM, full_logits
 from workbench.rejection import acceptance_probability
-from workbench.sampling import SamplingConfig, entropy, probabilities
+from workbench.sampling import SamplingConfig, choose, entropy, probabilities
 
 
 @torch.inference_mode()
@@ -40,7 +40,7 @@ def forced_rows(p: torch.Tensor, draft: CausalLM, prompt_ids: list[int], output_
     conf, draft_token = q.max(dim=-1)
     drawn = draft_token
     if not sampling.greedy:  # one draw per position, as the live draft would sample it there
-        drawn = torch.multinomial(q, 1, generator=torch.Generator(device=q.device).manual_seed(seed)).squeeze(-1)
+        drawn = choose(q, sampling, torch.Generator(device=q.device).manual_seed(seed))
     q_drawn, p_drawn = q[rows_at, drawn], p[rows_at, drawn]
     accept = (p_drawn / q_drawn).clamp(max=1.0) if not sampling.greedy else (drawn == out).to(q.dtype)
     table = torch.stack([draft_token.to(q.dtype), conf, entropy(q), p[rows_at, out], acceptance_probability(p, q),

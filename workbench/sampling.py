@@ -49,18 +49,14 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-30))).sum(dim=-1)
 
 
-class NonFiniteProbabilities(ValueError):
-    """A draw from a distribution holding NaN/inf (raised by ``choose``; the loop names the model and step)."""
-
-
 def choose(probs: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
-    """One token id per row of ``probs`` ([..., V] → [...]): argmax when greedy, else a draw with ``generator``."""
+    """One token id per row of ``probs`` ([..., V] → [...]): argmax when greedy, else a draw with ``generator``.
+
+    The draw is argmax(probs / E) with E ~ Exp(1) per entry: the method ``torch.multinomial`` uses for one sample
+    (the same draws and generator state), without its check of the input. On CUDA that check is a device-side assert,
+    which a NaN/inf distribution from a broken model turns into a dead CUDA context instead of an error the loop can
+    report; here such a row draws some index, and the step's ``check_finite`` then names the model. No host sync."""
     if sampling.greedy:
         return probs.argmax(dim=-1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    try:
-        return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
-    except RuntimeError:  # no host read of probs on the normal path: a draft token is drawn without a sync
-        if not torch.isfinite(flat).all():
-            raise NonFiniteProbabilities from None
-        raise
+    race = torch.empty_like(probs).exponential_(1, generator=generator)
+    return (probs / race).argmax(dim=-1)
