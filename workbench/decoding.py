@@ -72,8 +72,10 @@ def draft(dec: Decoding, drafter: Drafter, policy: Policy, ids: list[int], gamma
 
 
 def verify(dec: Decoding, last_token: int, x: torch.Tensor) -> torch.Tensor:
-    """One target forward over [last token, x_1..x_γ]; returns p_1..p_{γ+1} ([γ+1, V])."""
-    tokens = torch.cat([torch.tensor([last_token], device=dec.target.device), x])
+    """One target forward over [last token, x_1..x_γ]; returns p_1..p_{γ+1} ([γ+1, V]). The last token goes in by a
+    fill, not a host→device copy: on CUDA a copy from pageable memory waits for the stream, so the host would wait
+    for the queued draft kernels before it could queue the verify's."""
+    tokens = torch.cat([torch.full((1,), last_token, dtype=torch.long, device=dec.target.device), x])
     return probabilities(dec.target.forward(tokens), dec.sampling)
 
 
