@@ -23,7 +23,7 @@ import pandas as pd
 
 from workbench import trace
 from workbench.analysis import replay, speedup
-from workbench.analysis.recorded import recorded_outputs, token_budget
+from workbench.analysis.recorded import recorded_outputs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,9 +55,7 @@ def with_and_without_draws(t, drafter: str, live: pd.DataFrame) -> pd.DataFrame:
     and replayed from the argmax's confidence and α (the recorded outputs with their draws dropped)."""
     recorded = [dataclasses.replace(r, sample_conf=None, sample_accept=None)
                 for r in recorded_outputs(t, drafter)]
-    costs, max_new = replay.run_costs(t, drafter), token_budget(t)
-    argmax = replay.summarize(pd.concat([replay.replay_policy(recorded, spec, costs, max_new=max_new, greedy=False)
-                                         for spec in live["policy"]], ignore_index=True))
+    argmax = replay.summarize(replay.replay(t, drafter, list(live["policy"]), recorded=recorded))
     out = live[["policy", "measured_tokens_per_step", "tokens_per_step", "measured_acceptance_rate",
                 "acceptance_rate"]].merge(argmax[["policy", "tokens_per_step", "acceptance_rate"]], on="policy",
                                           suffixes=("_draws", "_argmax"))

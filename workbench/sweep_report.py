@@ -86,6 +86,9 @@ def baseline_run(run_dir: str | os.PathLike) -> Path | None:
     return base_dir
 
 
+NOT_DRAFTED = {"acceptance": float("nan"), "tokens_per_step": float("nan")}  # no decode step: nothing was judged
+
+
 def _pooled(t, by: str | None = None) -> dict:
     """A speculative run's pooled acceptance and τ as ``acceptance.acceptance_by`` defines them (steps that drafted
     nothing count as one target call, one token); ``by`` (a request column such as "category"): value → the same,
@@ -97,7 +100,7 @@ def _pooled(t, by: str | None = None) -> dict:
                            "tokens_per_step": float(row["tokens_per_step"])}
     if by:
         return {row[by]: figures(row) for _, row in pooled.iterrows()}
-    return figures(pooled.iloc[0]) if len(pooled) else {"acceptance": float("nan"), "tokens_per_step": float("nan")}
+    return figures(pooled.iloc[0]) if len(pooled) else dict(NOT_DRAFTED)
 
 
 def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -119,8 +122,7 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
             record["speedup"] = paired["speedup"].median()
             by_category = _pooled(t, "category")  # each category's own acceptance, not the run's
             for cat, g in paired.groupby("category"):
-                none = {"acceptance": float("nan"), "tokens_per_step": float("nan")}
-                cats.append({**record, **by_category.get(cat, none), "category": cat,
+                cats.append({**record, **by_category.get(cat, NOT_DRAFTED), "category": cat,
                              "speedup": g["speedup"].median(), "n_prompts": g["prompt_id"].nunique()})
         runs.append(record)
     return pd.DataFrame(runs), pd.DataFrame(cats)

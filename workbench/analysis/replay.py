@@ -181,12 +181,14 @@ def summarize(per_prompt: pd.DataFrame, by=("policy",)) -> pd.DataFrame:
     return out.reset_index()
 
 
-def replay(trace: Trace, drafter: str, specs, *, limit: int = 200) -> pd.DataFrame:
+def replay(trace: Trace, drafter: str, specs, *, limit: int = 200,
+           recorded: list[Recorded] | None = None) -> pd.DataFrame:
     """Per-prompt replay of every policy in ``specs`` (strings, Policy objects or ``ORACLE``) for ``drafter``.
     A sweep's speculative run has no baseline of its own: give it ``with_baseline(trace, its sweep's baseline
     run)``, which adds that run's baseline requests (the speedups' denominators) and their steps (the target-only
-    forwards of the step costs), as a baseline of the run's own would be."""
-    recorded = recorded_outputs(trace, drafter, limit)
+    forwards of the step costs), as a baseline of the run's own would be. ``recorded``: the outputs to walk, if not
+    ``recorded_outputs(trace, drafter, limit)`` as they are (e.g. with some recorded columns dropped)."""
+    recorded = recorded if recorded is not None else recorded_outputs(trace, drafter, limit)
     costs = run_costs(trace, drafter)
     if not costs[False].costs.has_baseline:
         raise WorkbenchError("replay: the run has no baseline requests: a predicted speedup needs the target-only "
