@@ -260,6 +260,10 @@ def test_replay_reproduces_live_tokens_per_step_of_deterministic_policies(model_
     assert "oracle" in printed and "threshold:0.2:16" in printed and "prediction" in printed
     written = pd.read_csv(table).set_index("policy")
     assert set(written.index) == {"constant:3", "threshold:0.2:16", "oracle"} and "measured_lo" in printed
+    # every replayed figure is named as one, printed and written, beside its measured_* counterpart
+    for name in ("speedup", "tokens_per_step", "target_calls_per_100", "wasted_per_token"):
+        assert f"replayed_{name}" in printed and f"measured_{name}" in printed and f"replayed_{name}" in written
+    assert not {"predicted_speedup", "tokens_per_step", "wasted_per_token"} & set(written.columns)
     # the live figures beside the prediction carry their bootstrap interval; policies that did not run have none
     live = replay.live_vs_replay(t, "draft_prefix").set_index("policy")
     assert (live["measured_lo"] <= live["measured_hi"]).all() and live["measured_lo"].notna().all()
@@ -407,7 +411,7 @@ def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run
     assert f"divide by the target-only baseline of the sweep's run {runs / 'baseline'}, measured in another run: " \
            "cross-run ratios" in out and "prediction" in out and not err
     written = pd.read_csv(table).set_index("policy")
-    assert written["predicted_speedup"].notna().all() and (written["baseline_run"] == str(runs / "baseline")).all()
+    assert written["replayed_speedup"].notna().all() and (written["baseline_run"] == str(runs / "baseline")).all()
     # measured: the sweep report's figure for this run (the same pairing, frames.paired_speedups)
     reported = sweep_report.comparison(finished_sweep)[0].set_index("run").loc["spec__policy-constant-2", "speedup"]
     assert written.loc["constant:2", "measured_speedup"] == pytest.approx(reported)

@@ -49,7 +49,6 @@ def shown(table: pd.DataFrame, agreement: bool = False) -> pd.DataFrame:
     them), the speedups first, then the ratios to the best constant γ and the gap: 17 columns, so that no page elides
     one (the notebook keeps the whole table). ``agreement``: the "replay against live" table instead, the policies
     that ran with tokens per step and speedup, measured and replayed, and the replay's errors."""
-    names = {c: f"replayed_{c}" for c in (*replay.MEASURED_TOO, "draft_tokens")}
     if agreement:
         table = table.loc[table["policy"] != replay.ORACLE, replay.AGREEMENT]
         order = ["policy", "prompts", "measured_tokens_per_step", "replayed_tokens_per_step", "tau_error",
@@ -58,8 +57,16 @@ def shown(table: pd.DataFrame, agreement: bool = False) -> pd.DataFrame:
         pairs = [c for m in replay.MEASURED_TOO for c in (f"measured_{m}", f"replayed_{m}")]
         order = ["policy", "measured_speedup", "measured_lo", "measured_hi", "replayed_speedup", *pairs,
                  "gap_closed", "vs_best_constant", "vs_best_lo", "vs_best_hi"]
-    out = table.rename(columns=names | {"predicted_speedup": "replayed_speedup"})
+    out = with_replayed_names(table)
     return out[[c for c in order if c in out.columns]]
+
+
+def with_replayed_names(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (``replay.summarize`` or ``live_table``) with each replayed figure that has a measured counterpart
+    named ``replayed_*`` (``predicted_speedup`` → ``replayed_speedup``), as the report and ``workbench replay`` show
+    them, so that no column can be read as a measurement."""
+    names = {c: f"replayed_{c}" for c in (*replay.MEASURED_TOO, "draft_tokens")}
+    return table.rename(columns=names | {"predicted_speedup": "replayed_speedup"})
 
 
 def best_constant_by_category(ranking: pd.DataFrame, drafter: str) -> pd.Series:

@@ -38,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
 
     from workbench import trace
     from workbench.analysis import frames
+    from workbench.analysis.policies import with_replayed_names
     from workbench.analysis.replay import ORACLE, live_table, replay, summarize, with_baseline
     from workbench.export import check_output_file, write_output
     from workbench.policies import parse_policies, parse_policy
@@ -58,10 +59,11 @@ def main(args: argparse.Namespace) -> int:
         specs = given or list(dict.fromkeys(parse_policy(s).spec for s in (*own, *DEFAULT_POLICIES)))
         table = summarize(replay(tr, drafter, [*specs, ORACLE], limit=args.limit))
         tables.append(live_table(tr, drafter, table).assign(drafter=drafter))
-    out = pd.concat(tables, ignore_index=True)
+    out = with_replayed_names(pd.concat(tables, ignore_index=True))  # replayed_* beside measured_*, as the report
     out["baseline_run"] = "this run" if base_dir is None else str(base_dir)
-    cols = ["drafter", "policy", "tokens_per_step", "target_calls_per_100", "wasted_per_token", "predicted_speedup",
-            "measured_speedup", "measured_lo", "measured_hi", "measured_tokens_per_step"]
+    cols = ["drafter", "policy", "replayed_speedup", "measured_speedup", "measured_lo", "measured_hi",
+            *(f"{kind}_{c}" for c in ("tokens_per_step", "target_calls_per_100", "wasted_per_token")
+              for kind in ("replayed", "measured"))]
     print("replayed (a prediction from the run's traces and measured step costs) beside the live measurement "
           "(measured_lo / measured_hi: its 95 % bootstrap interval over prompts):")
     if base_dir is not None:
