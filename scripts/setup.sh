@@ -15,6 +15,14 @@ case ",$EXTRAS," in *,ray,*) reqs=requirements-ray.txt ;; ,,) ;; *) echo "error:
 stamp=.venv/.workbench-installed
 want=$(cat "$reqs" requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # The environment takes about 2.2 GB (torch 0.75, Ray 0.25): a disk without room for what is still missing gets
+  # one line at once, not pip's failure halfway through.
+  free_mb=$(df -Pm .venv 2>/dev/null | awk 'NR == 2 {print $4}')
+  need_mb=$((2500 - $(du -sm .venv | cut -f1)))
+  if [ -n "$free_mb" ] && [ "$free_mb" -lt "$need_mb" ]; then
+    echo "error: $free_mb MB free on the disk of $(pwd)/.venv; installing needs about $need_mb MB more: free some space"
+    exit 1
+  fi
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r "$reqs"
   .venv/bin/python -m pip install -q --no-deps -e .

@@ -88,3 +88,24 @@ def test_readme_layout_table_matches_the_tree():
     named = " ".join(listed)
     missing = sorted(m for m in modules if m not in named and m.rsplit("/", 1)[0] + "/" not in named)
     assert not missing, f"modules the README layout table does not mention: {missing}"
+
+
+def test_setup_refuses_a_disk_without_room_in_one_line(tmp_path):
+    """scripts/setup.sh on a disk with too little room for the environment (~2.2 GB): one line and exit 1 before pip
+    starts, not pip's "No space left on device" halfway through (a stand-in `df` reports 300 MB free)."""
+    for name in ("requirements.txt", "requirements-ray.txt", "pyproject.toml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "setup.sh").write_bytes((ROOT / "scripts" / "setup.sh").read_bytes())
+    (tmp_path / "bin").mkdir()
+    fake_df = tmp_path / "bin" / "df"
+    fake_df.write_text("#!/bin/sh\necho 'Filesystem 1048576-blocks Used Available Capacity Mounted'\n"
+                       "echo '/dev/x 1000 700 300 70% /'\n")
+    fake_df.chmod(0o755)
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "scripts/setup.sh"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and not done.stderr, (done.stdout, done.stderr)
+    assert lines[0].startswith("error: 300 MB free on the disk of") and "free some space" in lines[0]
+    assert not (tmp_path / ".venv" / ".workbench-installed").exists()
