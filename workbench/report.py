@@ -2,10 +2,10 @@
 
 ``workbench report RUN_DIR [RUN_DIR ...] --out REPORT_DIR`` writes, per run, ``acceptance_<run>`` and
 ``latency_<run>`` (.ipynb executed + .html), one ``tuning`` page comparing all runs, their key figures as
-``*_figures.json`` and an ``index.html`` linking everything. Every HTML page renders with no network: plotly.js is
-written once into the report directory (``plotly.min.js``) and each page loads it from there, and the CDN scripts
-nbconvert's template would add (require.js, MathJax, mermaid, the widget manager) are left out; cells tagged
-``jupyterlab-only`` (ipywidgets) are dropped from HTML.
+``*_figures.json`` and an ``index.html`` linking everything. Every HTML page renders with no network and on its
+own: plotly.js is inlined in each page (about 4.7 MB a page; a page copied alone, or mailed, still draws its plots),
+and the CDN scripts nbconvert's template would add (require.js, MathJax, mermaid, the widget manager) are left out;
+cells tagged ``jupyterlab-only`` (ipywidgets) are dropped from HTML.
 
 Notebooks run in-process (papermill → nbclient) on a kernel that is *this* interpreter: a kernelspec pointing at
 ``sys.executable`` (with this checkout on PYTHONPATH) is written to a temporary directory that is prepended to
@@ -15,6 +15,7 @@ JUPYTER_PATH for the duration (other JUPYTER_* / IPYTHONDIR settings are honoure
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -40,7 +41,6 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 PAGES = {"acceptance": "Acceptance: how many drafts are kept, by position, drafter, policy, category and token",
          "latency": "Latency: phases, verify cost, TTFT, predicted vs measured speedup",
          "tuning": "Tuning: speedup vs γ, policies measured and replayed against the oracle, the setting to use"}
-PLOTLY_JS = "plotly.min.js"  # written once per report directory; every page loads it with a relative src
 # Written into every report: an existing --out is replaced only when it holds this file (atomic.publish_dir), never
 # because it holds an index.html, which anyone's website folder may.
 MARKER = ".workbench-report"
@@ -118,8 +118,8 @@ def to_offline_html(executed: Path, out_html: Path, *, exclude_input: bool = Tru
                                                                            "injected-parameters"}), enabled=True)
     body, _ = exporter.from_notebook_node(nb)
     body = REMOTE.sub("", body)  # e.g. plotly's per-figure MathJax CDN tag
-    body = body.replace("<head>", f'<head>\n<script src="{PLOTLY_JS}"></script>', 1)
-    out_html.write_text(body, encoding="utf-8")
+    head, rest = body.split("<head>", 1)  # plotly.js inlined first in the head, before any figure calls it
+    out_html.write_text(f'{head}<head>\n<script type="text/javascript">{plotly_js()}</script>{rest}', encoding="utf-8")
 
 
 def _names(run_dirs: list[Path]) -> list[str]:
@@ -131,11 +131,12 @@ def _names(run_dirs: list[Path]) -> list[str]:
     return names
 
 
-def write_plotly_js(out_dir: Path) -> None:
-    """plotly.js, once per report directory (about 4.6 MB), from the installed plotly package."""
+@functools.cache
+def plotly_js() -> str:
+    """plotly.js (about 4.7 MB) from the installed plotly package, as every page inlines it."""
     from plotly.offline import get_plotlyjs
 
-    (out_dir / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
+    return get_plotlyjs()
 
 
 def require_libraries() -> None:
@@ -176,7 +177,6 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     paths.notebooks_dir()  # one clear error when the notebooks cannot be found
     with atomic.publish_dir(final, marker=MARKER) as tmp:  # built aside, renamed into place only when complete
         (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")  # what lets the next report replace this one
-        write_plotly_js(tmp)
         names = _names(run_dirs)  # each run's page stem, unique across the report
         index = _write_pages(run_dirs, names, traces, tmp, progress)
         if sweep_dirs:
