@@ -298,6 +298,28 @@ def test_progress_off_a_terminal_prints_a_few_plain_lines():
     assert silent.getvalue() == ""
 
 
+def test_progress_of_a_resumed_job_counts_earlier_work_but_rates_only_its_own(tmp_path):
+    stream, now = io.StringIO(), [0.0]
+    bar = Progress(5, "sweep", file=stream, unit="run", clock=lambda: now[0], initial=4)
+    now[0] += 10.0
+    bar.update(1)
+    bar.close()
+    assert stream.getvalue().splitlines()[-1].startswith("sweep: 5/5 (100%) 0.10 run/s, 10s")
+    # the sweep's bar: a rerun of a finished sweep rates nothing, and each line's counts are the current ones
+    from workbench import sweep_run
+
+    manifest = {"runs": [{"name": "a", "state": "done"}, {"name": "b", "state": "pending"}]}
+    done = sweep_run.Progress(tmp_path, manifest, show=True)
+    done.bar.file, done.bar.interval = (stream := io.StringIO()), 0.0
+    done.bar._clock = lambda: done.bar._start + 10.0  # 10 s into this bar
+    done.set("b", "running")
+    done.set("b", "done")
+    done.close()
+    last = stream.getvalue().splitlines()[-1]
+    # one run in this bar's 10 s (the earlier run is not rated), and the counts as they are at that line
+    assert last.startswith("sweep: 2/2 (100%) 0.10 run/s") and "done=2, running=0, failed=0" in last
+
+
 def test_quiet_libraries_turns_off_transformers_bars():
     from transformers.utils import logging as hf_logging
 

@@ -174,6 +174,17 @@ def test_unreachable_ray_address_fails_fast(tmp_path, capsys):
     assert "cannot reach" in err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("address", ["auto", "127.0.0.1:6379"])
+def test_ray_without_the_ray_extra_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch, address):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the ray extra were not installed
+    monkeypatch.setattr("workbench.sweep_run.precheck_address", lambda a: None)  # no cluster needed to get here
+    write_sweep(tmp_path / "s.toml", {"gamma": [1]})
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--ray", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --ray needs the ray extra: WORKBENCH_EXTRAS=ray bash scripts/setup.sh"
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------------------------ local sweeps
 def test_local_sweep_completes_reruns_as_a_no_op_resumes_and_refuses_another_sweep(model_dirs, prompts_file,
                                                                                    tmp_path, capsys):

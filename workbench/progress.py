@@ -35,10 +35,12 @@ class Progress:
     """tqdm on a TTY, periodic plain lines otherwise. ``disable=True`` prints nothing at all."""
 
     def __init__(self, total: int, desc: str = "", file: IO[str] | None = None, *, unit: str = "it",
-                 interval: float = 5.0, disable: bool = False, clock: Callable[[], float] = time.monotonic):
+                 interval: float = 5.0, disable: bool = False, clock: Callable[[], float] = time.monotonic,
+                 initial: int = 0):
+        """``initial``: units already done before this bar started (a resumed job): counted, but not in the rate."""
         self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
         self.file = file if file is not None else sys.stderr
-        self.n = 0
+        self.n = self.initial = initial
         self.postfix: dict[str, Any] = {}
         self.disable = disable
         self._clock = clock
@@ -47,7 +49,7 @@ class Progress:
         self._bar = None
         if not disable and _isatty(self.file):
             from tqdm import tqdm
-            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.file, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.file, dynamic_ncols=True, initial=initial)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -75,7 +77,8 @@ class Progress:
         elapsed = max(self._clock() - self._start, 1e-9)
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
-        return f"{self.desc}: {self.n}/{self.total}{pct} {self.n / elapsed:.2f} {self.unit}/s, {elapsed:.0f}s{extra}"
+        rate = (self.n - self.initial) / elapsed  # this bar's own work: not what an earlier run had done
+        return f"{self.desc}: {self.n}/{self.total}{pct} {rate:.2f} {self.unit}/s, {elapsed:.0f}s{extra}"
 
     def _emit(self) -> None:
         self._last = self._clock()

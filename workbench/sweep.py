@@ -270,6 +270,8 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
     if cpus_per_task < 1:
         raise WorkbenchError("--cpus-per-task must be ≥ 1")
     sweep_run.precheck_runs(plans, prompts=ray is None)  # before anything is written
+    if ray is not None:
+        sweep_run.require_ray()
     if ray not in (None, "auto"):
         sweep_run.precheck_address(ray)
     out = Path(out).resolve()

@@ -103,8 +103,8 @@ class Progress:
 
         self.out, self.manifest = out, manifest
         self.rows = {r["name"]: r for r in manifest["runs"]}
-        self.bar = Bar(len(self.rows), "sweep", unit="run", disable=not show)
-        self.bar.update(self.count("done"))  # runs finished by an earlier invocation
+        # runs finished by an earlier invocation count, but not in the rate
+        self.bar = Bar(len(self.rows), "sweep", unit="run", disable=not show, initial=self.count("done"))
 
     def count(self, state: str) -> int:
         return sum(r["state"] == state for r in self.rows.values())
@@ -112,9 +112,10 @@ class Progress:
     def set(self, name: str, state: str, error: str | None = None) -> None:
         self.rows[name].update(state=state, error=error)
         write_manifest_json(self.out / MANIFEST, self.manifest)
+        # the counts first: a plain line printed by update() shows them as they are now
+        self.bar.set_postfix(done=self.count("done"), running=self.count("running"), failed=self.count("failed"))
         if state in ("done", "failed"):
             self.bar.update(1)
-        self.bar.set_postfix(done=self.count("done"), running=self.count("running"), failed=self.count("failed"))
 
     def close(self) -> None:
         self.bar.close()
@@ -160,14 +161,20 @@ def precheck_address(address: str) -> None:
         raise WorkbenchError(f"--ray {address}: cannot reach the Ray cluster ({exc.strerror or exc})") from None
 
 
+def require_ray() -> None:
+    """Ray is installed (the ray extra), checked before the sweep directory is written."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise WorkbenchError("--ray needs the ray extra: WORKBENCH_EXTRAS=ray bash scripts/setup.sh")
+
+
 def connect_ray(address: str):
     """The ray module, connected: to the already-initialised cluster, to ADDRESS, or (auto) found or started."""
     if address != "auto":
         precheck_address(address)
-    try:
-        import ray
-    except ImportError:
-        raise WorkbenchError("--ray needs the ray extra: WORKBENCH_EXTRAS=ray bash scripts/setup.sh") from None
+    require_ray()
+    import ray
     if not ray.is_initialized():
         try:
             # Ray's own INFO/WARNING lines (instance started, token auth) would interleave with the progress
