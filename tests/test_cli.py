@@ -215,6 +215,16 @@ def test_unicode_line_separators_inside_a_prompt_are_text_not_line_breaks(tmp_pa
     (["demo", "--out", ""], "argument --out: an empty path"),
     (["report", "data/sample_run", "--out", " "], "argument --out: an empty path"),
     (["run", "--out", "x", "--policy", "constant:4,,constant:2"], "a comma-separated list without empty items"),
+    # argparse alone would keep the last value and drop the first without a word
+    (["run", "--out", "x", "--gamma", "2", "--gamma", "4"], "workbench run: --gamma is given twice: give it once (a "
+                                                            "list is one comma-separated value: --gamma A,B)"),
+    (["replay", "r", "--policy", "heuristic", "--policy=adaptive"], "workbench replay: --policy is given twice"),
+    (["run", "--out", "x", "--out", "y"], "workbench run: --out is given twice: give it once (see workbench run"),
+    # an unknown option is named by its subcommand, with the nearest option it has
+    (["run", "--out", "x", "--gama", "2"], "workbench run: unrecognized arguments: --gama 2 (did you mean --gamma?) "
+                                           "(see workbench run --help)"),
+    (["demo", "--fulll"], "workbench demo: unrecognized arguments: --fulll (did you mean --full?)"),
+    (["export", "r", "--perfetto", "t.json", "--zzz"], "workbench export: unrecognized arguments: --zzz (see workbench export --help)"),
 ])
 def test_usage_errors_are_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:

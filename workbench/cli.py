@@ -17,14 +17,32 @@ from workbench.errors import PATH_ERRNOS, WorkbenchError
 from workbench.interrupts import exit_code, install_sigterm_handler, interrupted_message
 
 EXIT_USAGE = 2
+LIST_METAVARS = ("DRAFTERS", "POLICIES", "G[,G...]")  # options whose value is a comma-separated list
 # modules in workbench/commands, in --help order
 COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
 TRAIN_OOM_HINT = "out of memory (try a smaller shape: --preset, --draft-layers, --draft-hidden)"
 
 
+class Once(argparse.Action):
+    """argparse's plain store, but an option given twice is a usage error: argparse would keep the last value and
+    drop the first without a word (``--gamma 2 --gamma 4`` measured γ = 4 only)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(self, "given", False):  # a parser is built for one command line (build_parser)
+            listed = self.metavar in LIST_METAVARS
+            parser.error(f"{option_string} is given twice: give it once"
+                         + (f" (a list is one comma-separated value: {option_string} A,B)" if listed else ""))
+        self.given = True
+        setattr(namespace, self.dest, values)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with usage errors on one line, like every other bad input."""
+    """argparse with usage errors on one line, like every other bad input, and options given once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, Once)  # the default action (store) of every option of this parser
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
@@ -39,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, parsed; an unknown option is refused by its subcommand's parser, with the nearest option
+    it has (``workbench run: unrecognized arguments: --gama 2 (did you mean --gamma?)``)."""
+    import difflib
+
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        command = sub.choices[args.command]
+        options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+        flag = next((u.split("=", 1)[0] for u in unknown if u.startswith("--")), None)
+        near = difflib.get_close_matches(flag, options, n=1, cutoff=0.6) if flag else []
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     install_sigterm_handler()  # SIGTERM (kill, timeout, pre-emption) unwinds like Ctrl-C below
@@ -48,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: workbench: the argument '{shown}' is not UTF-8 text (paths, prompts and names must be); rename "
               "the file or folder, or give the text in UTF-8", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser().parse_args(argv)  # --help and usage errors end here, before any heavy import
+    args = parse(argv)  # --help and usage errors end here, before any heavy import
     from workbench.progress import quiet_libraries
 
     quiet_libraries()  # no "Loading weights" bars or library chatter between our own lines
