@@ -224,7 +224,8 @@ def test_unicode_line_separators_inside_a_prompt_are_text_not_line_breaks(tmp_pa
     (["run", "--out", "x", "--gama", "2"], "workbench run: unrecognized arguments: --gama 2 (did you mean --gamma?) "
                                            "(see workbench run --help)"),
     (["demo", "--fulll"], "workbench demo: unrecognized arguments: --fulll (did you mean --full?)"),
-    (["export", "r", "--perfetto", "t.json", "--zzz"], "workbench export: unrecognized arguments: --zzz (see workbench export --help)"),
+    (["export", "r", "--perfetto", "t.json", "--zzz"],
+     "workbench export: unrecognized arguments: --zzz (see workbench export --help)"),
 ])
 def test_usage_errors_are_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:
