@@ -518,3 +518,14 @@ def test_a_negative_zero_temperature_is_recorded_as_zero():
 
     cfg = config_from_args(build_parser().parse_args(["run", "--out", "x", "--temperature=-0"]))
     assert cfg.temperature == 0.0 and math.copysign(1.0, cfg.temperature) == 1.0  # shown as 0, never "-0"
+
+
+@pytest.mark.parametrize("command", [["report", "{d}", "--out", "{d}/report"],
+                                     ["export", "{d}", "--perfetto", "{d}/t.json"],
+                                     ["replay", "{d}", "--out", "{d}/t.csv"]])
+def test_a_folder_that_is_no_run_is_said_so_before_its_output_path_is_checked(tmp_path, capsys, command):
+    plain = tmp_path / "plain"  # an ordinary folder: "--out lies inside the run directory" would mislead
+    plain.mkdir()
+    assert main([a.format(d=plain) for a in command]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {plain}: not a workbench run directory (no meta.json)"
+    assert list(plain.iterdir()) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench import atomic
 from workbench.errors import WorkbenchError
-from workbench.trace import META_FILE, PHASES, read_meta
+from workbench.trace import META_FILE, PHASES, check_run_dir, read_meta
 
 PID = 1
 
@@ -73,6 +73,7 @@ def trace_events(run_dir: str | os.PathLike) -> dict:
 def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike, flag: str = "--perfetto") -> int:
     """Write the run's trace events to ``out`` (atomically); returns the number of events. ``out`` is checked
     before the run is read (``check_output_file``; ``flag`` names it in errors)."""
+    check_run_dir(run_dir)  # a folder that is no run is said so, before --out is checked against it
     out = check_output_file(out, flag, run_dir)
     doc = trace_events(run_dir)
     write_output(out, json.dumps(doc))

@@ -167,6 +167,8 @@ def build_report(run_dirs: list[Path], out_dir: Path, *, progress: bool = True) 
     if not run_dirs:
         raise WorkbenchError("report: give at least one run directory")
     final = Path(out_dir).resolve()
+    for d in run_dirs:  # a folder that is no run is said so, before --out is checked against it
+        trace.check_run_dir(d)
     _check_out(final, run_dirs, sweep_dirs)  # before anything is read: the report must not replace its own input
     atomic.check_replaceable(final, MARKER)  # and a folder that is no earlier report fails now, not after the pages
     traces = [trace.load(d) for d in run_dirs]          # TraceError with one clear line if unusable

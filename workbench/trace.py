@@ -192,14 +192,22 @@ def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
     return any(kind(found) and kind(expected) for kind in kinds)
 
 
-def load(run_dir: str | os.PathLike, *, whole: bool = True) -> Trace:
-    """Load a run directory into DataFrames; raises TraceError with one clear line if anything is wrong, a part
-    lost since it was written included (``whole``; ``--resume`` reads what is there and redoes the rest)."""
+def check_run_dir(run_dir: str | os.PathLike) -> dict:
+    """``run_dir``'s meta.json if it is a run directory, else TraceError with one line that says what it is instead:
+    what a command reading a run checks first, so that its other checks (an output path inside the run) speak of a
+    run that is one."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         what = "a file, not a run directory" if run_dir.exists() else "no such run directory"
         raise TraceError(f"{run_dir}: {what}")
-    meta = read_meta(run_dir, resume=False)
+    return read_meta(run_dir, resume=False)
+
+
+def load(run_dir: str | os.PathLike, *, whole: bool = True) -> Trace:
+    """Load a run directory into DataFrames; raises TraceError with one clear line if anything is wrong, a part
+    lost since it was written included (``whole``; ``--resume`` reads what is there and redoes the rest)."""
+    run_dir = Path(run_dir)
+    meta = check_run_dir(run_dir)
     parts = completed_parts(run_dir)
     if not parts:
         raise TraceError(f"{run_dir}: the run has no completed request yet")
