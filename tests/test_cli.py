@@ -122,6 +122,10 @@ def test_parts_that_are_not_this_runs_are_ignored_or_refused(model_dirs, prompts
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram:0"), "expected ngram[:N[:M]]"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:3"), "the target has 3 layers"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:0"), "expected early-exit:L"),
+    (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "early-exit:abc"), "L must be a whole number ('abc')"),
+    (lambda a, d, t: a.__setitem__(a.index("--prompts") + 1, "heldoutt"), "prompts file heldoutt: no such file "
+                                                                          "(give a JSONL file, or a bundled set: "
+                                                                          "heldout, general, chat)"),
     (lambda a, d, t: a.__setitem__(a.index("--draft") + 1, "ngram,ngram:3:1"), "lists ngram:3:1 more than once"),
     (lambda a, d, t: a.extend(["--max-new-tokens", "400"]), "exceeds the models' context window"),
     (lambda a, d, t: a.extend(["--temperature", "nan"]), "--temperature nan: expected 0 (greedy) or a finite number"),
@@ -216,10 +220,10 @@ def test_unicode_line_separators_inside_a_prompt_are_text_not_line_breaks(tmp_pa
     (["report", "data/sample_run", "--out", " "], "argument --out: an empty path"),
     (["run", "--out", "x", "--policy", "constant:4,,constant:2"], "a comma-separated list without empty items"),
     # argparse alone would keep the last value and drop the first without a word
-    (["run", "--out", "x", "--gamma", "2", "--gamma", "4"], "workbench run: --gamma is given twice: give it once (a "
-                                                            "list is one comma-separated value: --gamma A,B)"),
+    (["run", "--out", "x", "--gamma", "2", "--gamma", "4"], "workbench run: --gamma is given twice: give its list "
+                                                            "once, comma-separated (--gamma A,B)"),
+    (["run", "--out", "x", "--draft", "ngram", "--draft", "default"], "workbench run: --draft is given twice"),
     (["replay", "r", "--policy", "heuristic", "--policy=adaptive"], "workbench replay: --policy is given twice"),
-    (["run", "--out", "x", "--out", "y"], "workbench run: --out is given twice: give it once (see workbench run"),
     # an unknown option is named by its subcommand, with the nearest option it has
     (["run", "--out", "x", "--gama", "2"], "workbench run: unrecognized arguments: --gama 2 (did you mean --gamma?) "
                                            "(see workbench run --help)"),

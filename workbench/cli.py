@@ -17,32 +17,14 @@ from workbench.errors import PATH_ERRNOS, WorkbenchError
 from workbench.interrupts import exit_code, install_sigterm_handler, interrupted_message
 
 EXIT_USAGE = 2
-LIST_METAVARS = ("DRAFTERS", "POLICIES", "G[,G...]")  # options whose value is a comma-separated list
 # modules in workbench/commands, in --help order
 COMMANDS = ("run", "demo", "report", "replay", "sweep", "export", "train")
 OOM_HINT = "out of memory (try a smaller model, --dtype bfloat16, fewer --max-new-tokens or a smaller --gamma)"
 TRAIN_OOM_HINT = "out of memory (try a smaller shape: --preset, --draft-layers, --draft-hidden)"
 
 
-class Once(argparse.Action):
-    """argparse's plain store, but an option given twice is a usage error: argparse would keep the last value and
-    drop the first without a word (``--gamma 2 --gamma 4`` measured γ = 4 only)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if getattr(self, "given", False):  # a parser is built for one command line (build_parser)
-            listed = self.metavar in LIST_METAVARS
-            parser.error(f"{option_string} is given twice: give it once"
-                         + (f" (a list is one comma-separated value: {option_string} A,B)" if listed else ""))
-        self.given = True
-        setattr(namespace, self.dest, values)
-
-
 class Parser(argparse.ArgumentParser):
-    """argparse with usage errors on one line, like every other bad input, and options given once."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.register("action", None, Once)  # the default action (store) of every option of this parser
+    """argparse with usage errors on one line, like every other bad input."""
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")

@@ -46,7 +46,7 @@ class RunConfig:
     drafts: tuple[str, ...] = ("default",)  # drafters (q): model dir / hub id / "default", "ngram[:N[:M]]",
     #                                         "early-exit:L"; several = compared in one run; () = baseline only
     policies: tuple[str, ...] = ("constant:4",)  # draft-length policies (workbench.policies), swept within the run
-    prompts: str = "heldout"  # JSONL prompts file, or a bundled set: heldout | general
+    prompts: str = "heldout"  # JSONL prompts file, or a bundled set: heldout | general | chat
     temperature: float = 0.0  # 0 = greedy; > 0 samples (applied to p and q alike)
     top_k: int = 0  # keep the k most likely tokens before sampling; 0 = off
     top_p: float = 1.0  # nucleus filter; 1.0 = off

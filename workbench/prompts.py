@@ -1,4 +1,5 @@
-"""Prompt sets: JSONL files with one ``{"id", "category", "prompt"}`` object per line; for chat models a line may
+"""Prompt sets: JSONL files with one ``{"id", "category", "prompt"}`` object per line (``category`` optional:
+``default``); for chat models a line may
 hold a conversation instead, ``"messages": [{"role": "system" | "user" | "assistant", "content": "…"}, …]`` ending
 with the user's turn, which the models then answer (it needs ``--chat-template``)."""
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.paths import PROMPT_SETS
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
     except json.JSONDecodeError as exc:
         raise WorkbenchError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
-        raise WorkbenchError(f"{path}:{lineno}: expected an object with id, category, prompt")
+        raise WorkbenchError(f"{path}:{lineno}: expected an object with id and prompt (category optional)")
     messages = _messages(path, lineno, obj)
     if messages:
         obj = {**obj, "prompt": messages[-1][1]}
@@ -89,7 +91,8 @@ def load_prompts(path: str | Path, *, limit: int | None = None, per_category: in
     path = Path(path)
     if not path.is_file():
         why = "a directory, not a file" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
-        raise WorkbenchError(f"prompts file {path}: {why}")
+        raise WorkbenchError(f"prompts file {path}: {why} (give a JSONL file, or a bundled set: "
+                             f"{', '.join(PROMPT_SETS)})")
     try:
         lines = path.read_text(encoding="utf-8").split("\n")  # JSON strings may hold U+2028 etc.: not line breaks
     except UnicodeDecodeError:

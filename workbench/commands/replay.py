@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from workbench.commands import description
-from workbench.commands.run import comma_list, positive_int
+from workbench.commands.run import OneList, comma_list, positive_int
 
 DEFAULT_POLICIES = ("constant:2", "constant:4", "constant:6", "heuristic", "threshold:0.4", "threshold:0.2",
                     "entropy:2", "adaptive")
@@ -23,7 +23,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        description=description(__doc__))
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
                    help="run directory from `workbench run`, or a speculative run of a sweep (DIR/runs/NAME)")
-    p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
+    p.add_argument("--policy", type=comma_list, action=OneList, default=None, dest="policies", metavar="POLICIES",
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")
     p.add_argument("--drafter", default=None, help="drafter label to replay (default: every drafter of the run)")
     p.add_argument("--limit", type=positive_int, default=200, help="replay at most this many prompts (sampled, seeded)")

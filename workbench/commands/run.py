@@ -17,6 +17,19 @@ def comma_list(text: str) -> tuple[str, ...]:
     return items
 
 
+class OneList(argparse.Action):
+    """A list option (``--draft``, ``--policy``, ``--gamma``) is given once, as one comma-separated value: argparse
+    would keep the last of ``--gamma 2 --gamma 4`` and drop the first without a word, where the user meant both.
+    (A plain option given twice keeps the last, as on any command line: scripts append overrides.)"""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(self, "given", False):  # a parser is built for one command line (cli.build_parser)
+            parser.error(f"{option_string} is given twice: give its list once, comma-separated "
+                         f"({option_string} A,B)")
+        self.given = True
+        setattr(namespace, self.dest, values)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer ≥ 1."""
     try:
@@ -39,13 +52,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The settings of a run (shared with ``workbench demo`` where it makes sense)."""
     d = RunConfig()
     p.add_argument("--target", default=d.target, help="target model: local HF dir, cached hub id, or 'default'")
-    p.add_argument("--draft", type=comma_list, default=d.drafts, dest="drafts", metavar="DRAFTERS",
+    p.add_argument("--draft", type=comma_list, action=OneList, default=d.drafts, dest="drafts", metavar="DRAFTERS",
                    help="drafters, comma-separated: model dir / hub id / 'default', ngram[:N[:M]], early-exit:L "
                         "(several = compared in one run)")
-    p.add_argument("--policy", type=comma_list, default=None, dest="policies", metavar="POLICIES",
+    p.add_argument("--policy", type=comma_list, action=OneList, default=None, dest="policies", metavar="POLICIES",
                    help="draft-length policies, comma-separated: constant:G, heuristic[:G0], threshold:P[:GMAX], "
                         "entropy:H[:GMAX], adaptive[:GMAX] (default constant:4)")
-    p.add_argument("--gamma", type=_gammas, default=None, metavar="G[,G...]",
+    p.add_argument("--gamma", type=_gammas, action=OneList, default=None, metavar="G[,G...]",
                    help="shorthand for --policy constant:G,...; combined with --policy")
     p.add_argument("--prompts", default=d.prompts,
                    help="JSONL prompts file (id, category, prompt) or a bundled set: heldout | general | chat "

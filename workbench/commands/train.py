@@ -105,7 +105,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     for flag, path, d in dirs:
         existing = next(p for p in (d, *d.parents) if p.exists())
         if not existing.is_dir():
-            raise WorkbenchError(f"{flag} {path}: {existing} exists and is not a directory")
+            where = "" if existing == d else f"{existing} "  # the path itself, or a folder above it
+            raise WorkbenchError(f"{flag} {path}: {where}exists and is not a directory")
     for flag in ("code_dir", "docs_dir", "bible_dir"):
         for d in getattr(args, flag):
             if not Path(d).is_dir():

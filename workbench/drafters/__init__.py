@@ -104,4 +104,5 @@ def _int(spec: str, text: str, what: str) -> int:
             raise ValueError(text)
         return int(text)
     except ValueError:
-        raise WorkbenchError(f"drafter {spec!r}: {what} must be whole numbers ({text!r})") from None
+        number = "whole numbers" if " and " in what else "a whole number"
+        raise WorkbenchError(f"drafter {spec!r}: {what} must be {number} ({text!r})") from None
