@@ -269,6 +269,15 @@ def test_demo_refuses_a_report_folder_it_would_replace_before_it_measures(tmp_pa
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["report"] and "demo:" not in captured.out
 
 
+@pytest.mark.parametrize("out, where", [("afile", ""), ("afile/demo", "{t}/afile ")])
+def test_demo_with_an_out_under_a_file_is_one_line_before_its_banner(tmp_path, capsys, out, where):
+    (tmp_path / "afile").write_text("")
+    assert main(["demo", "--out", str(tmp_path / out), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: --out {tmp_path / out}: {where.format(t=tmp_path)}exists and is not a directory\n"
+    assert captured.out == ""
+
+
 @pytest.mark.parametrize("spec", ["early-exit:1", "ngram,early-exit:2"])
 def test_early_exit_on_a_layout_it_cannot_take_apart_is_refused(tokenizer, prompts_file, tmp_path, capsys, spec):
     from tiny_models import make_model, save

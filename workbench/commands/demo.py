@@ -13,6 +13,7 @@ from pathlib import Path
 
 from workbench.commands import description, out_path
 from workbench.config import RunConfig
+from workbench.errors import WorkbenchError
 
 # Everything else: RunConfig defaults (embedded pair, held-out prompts, greedy, float32 on CPU).
 DEMO = RunConfig(policies=("constant:2", "constant:4", "constant:6", "threshold:0.4", "adaptive"),
@@ -39,10 +40,16 @@ def main(args: argparse.Namespace) -> int:
     from workbench.runner import execute
 
     report.require_libraries()  # a missing plotly or papermill ends here, not after the whole measurement
+    out = args.out.absolute()
+    existing = next(p for p in (out, *out.parents) if p.exists())  # --out, or the nearest folder above it
+    if not existing.is_dir():  # before the banner: it would announce a run that cannot be written
+        where = "" if existing == out else f"{existing} "
+        raise WorkbenchError(f"--out {args.out}: {where}exists and is not a directory")
     check_replaceable(args.out / "report", report.MARKER)  # so does a report/ that is not ours to replace
     cfg = dataclasses.replace(DEMO, per_category=None if args.full else DEMO.per_category, device=args.device)
     run_dir = args.out / ("run-full" if args.full else "run")
-    print(f"demo: policies {', '.join(cfg.policies)} and the target-only baseline → {run_dir}")
+    print(f"demo: policies {', '.join(cfg.policies)} and the target-only baseline, {cfg.max_new_tokens} new tokens "
+          f"per request → {run_dir}")
     execute(cfg, run_dir, resume=True, progress=args.progress)
     print_summary(run_dir)  # the measured answer first, and a warning if another process disturbed the clock
     index = report.build_report([run_dir], args.out / "report", progress=args.progress)

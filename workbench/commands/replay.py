@@ -26,7 +26,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--policy", type=comma_list, action=OneList, default=None, dest="policies", metavar="POLICIES",
                    help="policies to replay (default: the run's own plus " + ",".join(DEFAULT_POLICIES) + ")")
     p.add_argument("--drafter", default=None, help="drafter label to replay (default: every drafter of the run)")
-    p.add_argument("--limit", type=positive_int, default=200, help="replay at most this many prompts (sampled, seeded)")
+    p.add_argument("--limit", type=positive_int, default=200,
+                   help="replay at most this many prompts (sampled, seeded; default %(default)s)")
     # a str, not a Path: Path("") would be ".", and check_output_file must see an empty path to say it is empty
     p.add_argument("--out", default=None, help="also write the table as CSV (outside the run directory)")
     p.set_defaults(func=main)

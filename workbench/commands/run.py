@@ -51,7 +51,8 @@ def _gammas(text: str) -> tuple[str, ...]:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The settings of a run (shared with ``workbench demo`` where it makes sense)."""
     d = RunConfig()
-    p.add_argument("--target", default=d.target, help="target model: local HF dir, cached hub id, or 'default'")
+    p.add_argument("--target", default=d.target,
+                   help="target model: local HF dir, cached hub id, or 'default' (the default)")
     p.add_argument("--draft", type=comma_list, action=OneList, default=d.drafts, dest="drafts", metavar="DRAFTERS",
                    help="drafters, comma-separated: model dir / hub id / 'default', ngram[:N[:M]], early-exit:L "
                         "(several = compared in one run)")
@@ -64,11 +65,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="JSONL prompts file (id, category, prompt) or a bundled set: heldout | general | chat "
                         "(chat: conversations, needs --chat-template)")
     p.add_argument("--temperature", type=float, default=d.temperature, help="0 = greedy (default); sampling: ≥ 1e-5")
-    p.add_argument("--top-k", type=int, default=d.top_k, help="top-k filter for p and q; 0 = off")
-    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus filter for p and q; 1 = off")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="new tokens per request")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the run's torch.Generator")
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="top-k filter for p and q; 0 = off (default %(default)s)")
+    p.add_argument("--top-p", type=float, default=d.top_p,
+                   help="nucleus filter for p and q; 1 = off (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
+                   help="new tokens per request (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the run's torch.Generator (default %(default)s)")
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps (default %(default)s)")
     p.add_argument("--dtype", default=d.dtype,
                    help="auto (float32 on CPU, bfloat16 on CUDA, float16 on MPS) | float32 | bfloat16 | float16")
     p.add_argument("--baseline", action="store_true", help="also run target-only decoding on every prompt")
