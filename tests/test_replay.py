@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from test_cli import run_args
 from test_sweep import make_finished_sweep
@@ -290,6 +291,29 @@ def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, caps
     (tmp_path / "afile").write_text("a file, not a directory")
     assert main(["replay", str(out), "--out", str(tmp_path / "afile" / "table.csv")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'afile'}: exists and is not a directory"
+
+
+def test_replay_warns_when_the_run_s_clock_was_disturbed(model_dirs, prompts_file, tmp_path, capsys):
+    """Replay charges the run's mean step costs, so a load that came and went moves it where the interleaved
+    measurement holds: the table is followed by the same warning `run` prints (``latency.clock_note``)."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "run"
+    assert main(run_args(model_dirs, prompts_file, out, "--baseline", "--limit", "2")) == 0
+    capsys.readouterr()
+    quiet = latency.clock_note(trace.load(out).steps, trace.load(out).requests) == ""
+    assert main(["replay", str(out), "--policy", "constant:2"]) == 0
+    assert ("warning:" in capsys.readouterr().err) is not quiet  # a busy test machine may disturb it by itself
+    for part in out.glob("steps-*.parquet"):  # every 4th decode step's verify 100× longer, as a stall makes it
+        table = pq.read_table(part)
+        steps = table.to_pandas()
+        hit = (steps["step"] >= 1) & (steps.index % 4 == 0)
+        steps.loc[hit, "verify_ms"] *= 100
+        pq.write_table(pa.Table.from_pandas(steps, schema=table.schema, preserve_index=False), part)
+    assert main(["replay", str(out), "--policy", "constant:2"]) == 0
+    captured = capsys.readouterr()
+    assert "replayed_speedup" in captured.out
+    assert captured.err.startswith("warning: The clock of this run was disturbed") and "the predictions" in captured.err
 
 
 def test_a_sampled_run_replays_its_model_drafter_and_says_it_left_the_ngram_out(model_dirs, prompts_file, tmp_path,

@@ -39,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
 
     from workbench import trace
     from workbench.analysis import frames
+    from workbench.analysis.latency import clock_note
     from workbench.analysis.policies import with_replayed_names
     from workbench.analysis.replay import ORACLE, live_table, replay, summarize, with_baseline
     from workbench.export import check_output_file, write_output
@@ -72,6 +73,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"speedups (predicted and measured) divide by the target-only baseline of the sweep's run {base_dir}, "
               "measured in another run: cross-run ratios, as in the sweep report, not interleaved prompt by prompt")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    # replay charges the run's mean step costs: a load that came and went moves it, not the interleaved measurement
+    disturbed = clock_note(tr.steps, tr.requests, interleaved=base_dir is None)
+    if disturbed:
+        print(f"warning: {disturbed}", file=sys.stderr)
     if out_csv is not None:
         write_output(out_csv, out.to_csv(index=False))
     return 0
