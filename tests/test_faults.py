@@ -292,6 +292,10 @@ def test_progress_off_a_terminal_prints_a_few_plain_lines():
     lines = text.splitlines()
     assert "\r" not in text and 3 <= len(lines) <= 6
     assert lines[-1].startswith("requests: 200/200 (100%) 10.00 req/s") and "acceptance=0.99" in lines[-1]
+    every = io.StringIO()  # a line at every update: the last one and close() are the same line, printed once
+    with Progress(3, "report", file=every, interval=0.0) as bar:
+        bar.update(3)
+    assert every.getvalue().count("report: 3/3 (100%)") == 1
     silent = io.StringIO()
     with Progress(5, "x", file=silent, disable=True) as quiet:
         quiet.update(5)

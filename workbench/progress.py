@@ -46,6 +46,7 @@ class Progress:
         self._clock = clock
         self._start = self._last = clock()
         self._closed = False
+        self._shown = ""  # the last plain line printed: close() does not print the same line twice
         self._bar = None
         if not disable and _isatty(self.file):
             from tqdm import tqdm
@@ -69,19 +70,22 @@ class Progress:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif not self.disable:
+        elif not self.disable and self.line(rate=False) != self._shown:
             self._emit()
 
-    def line(self) -> str:
-        """The plain progress line (what a non-terminal stream gets)."""
+    def line(self, rate: bool = True) -> str:
+        """The plain progress line (what a non-terminal stream gets); ``rate=False``: without rate and time (what
+        tells two lines apart)."""
         elapsed = max(self._clock() - self._start, 1e-9)
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
-        rate = (self.n - self.initial) / elapsed  # this bar's own work: not what an earlier run had done
-        return f"{self.desc}: {self.n}/{self.total}{pct} {rate:.2f} {self.unit}/s, {elapsed:.0f}s{extra}"
+        speed = (self.n - self.initial) / elapsed  # this bar's own work: not what an earlier run had done
+        timing = f" {speed:.2f} {self.unit}/s, {elapsed:.0f}s" if rate else ""
+        return f"{self.desc}: {self.n}/{self.total}{pct}{timing}{extra}"
 
     def _emit(self) -> None:
         self._last = self._clock()
+        self._shown = self.line(rate=False)
         print(self.line(), file=self.file, flush=True)
 
     def __enter__(self) -> Progress:
