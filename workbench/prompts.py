@@ -1,7 +1,7 @@
 """Prompt sets: JSONL files with one ``{"id", "category", "prompt"}`` object per line (``category`` optional:
-``default``); for chat models a line may
-hold a conversation instead, ``"messages": [{"role": "system" | "user" | "assistant", "content": "…"}, …]`` ending
-with the user's turn, which the models then answer (it needs ``--chat-template``)."""
+``default``); for chat models a line may hold a conversation instead, ``"messages": [{"role": "system" | "user" |
+"assistant", "content": "…"}, …]`` ending with the user's turn, which the models then answer (it needs
+``--chat-template``)."""
 
 from __future__ import annotations
 
