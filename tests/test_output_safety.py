@@ -41,7 +41,6 @@ def fast_report(monkeypatch):
         return out_dir / "index.html"
 
     monkeypatch.setattr(report, "_write_pages", pages)
-    monkeypatch.setattr(report, "write_plotly_js", lambda out_dir: None)
 
 
 @pytest.fixture

@@ -325,7 +325,9 @@ def test_a_sampled_run_replays_its_model_drafter_and_says_it_left_the_ngram_out(
     capsys.readouterr()
     assert main(["replay", str(out)]) == 0
     captured = capsys.readouterr()
-    assert captured.err.strip() == "note: ngram:3:1 left out: n-gram drafters replay only from greedy runs (T = 0)"
+    note, *rest = captured.err.strip().splitlines()
+    assert note == "note: ngram:3:1 left out: n-gram drafters replay only from greedy runs (T = 0)"
+    assert all(line.startswith("warning: The clock of this run was disturbed") for line in rest)  # a busy machine's
     assert "draft_prefix" in captured.out and "ngram:3:1" not in captured.out
     assert main(["replay", str(out), "--drafter", "ngram"]) == 2  # asked for by name: refused, in one line
     assert capsys.readouterr().err.strip().startswith("error: replay: n-gram drafters replay only from greedy")
@@ -433,7 +435,8 @@ def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run
                  "--out", str(table)]) == 0
     out, err = capsys.readouterr()
     assert f"divide by the target-only baseline of the sweep's run {runs / 'baseline'}, measured in another run: " \
-           "cross-run ratios" in out and "prediction" in out and not err
+           "cross-run ratios" in out and "prediction" in out
+    assert not err or err.startswith("warning: The clock of this run was disturbed")  # a busy machine's, if any
     written = pd.read_csv(table).set_index("policy")
     assert written["replayed_speedup"].notna().all() and (written["baseline_run"] == str(runs / "baseline")).all()
     # measured: the sweep report's figure for this run (the same pairing, frames.paired_speedups)

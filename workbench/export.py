@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench import atomic
 from workbench.errors import WorkbenchError
-from workbench.trace import META_FILE, PHASES, check_run_dir, read_meta
+from workbench.trace import META_FILE, PHASES, read_meta
 
 PID = 1
 
@@ -73,7 +73,6 @@ def trace_events(run_dir: str | os.PathLike) -> dict:
 def write_perfetto(run_dir: str | os.PathLike, out: str | os.PathLike, flag: str = "--perfetto") -> int:
     """Write the run's trace events to ``out`` (atomically); returns the number of events. ``out`` is checked
     before the run is read (``check_output_file``; ``flag`` names it in errors)."""
-    check_run_dir(run_dir)  # a folder that is no run is said so, before --out is checked against it
     out = check_output_file(out, flag, run_dir)
     doc = trace_events(run_dir)
     write_output(out, json.dumps(doc))
@@ -92,8 +91,9 @@ def check_output_file(path: str | os.PathLike, flag: str, run_dir: str | os.Path
         raise WorkbenchError(f"{flag} {path}: is a directory, not a file")
     if path.exists() and not path.is_file():  # /dev/null, a pipe: an atomic write would replace it with a file
         raise WorkbenchError(f"{flag} {path}: is not a regular file (a device, pipe or socket); give a file path")
-    owner = run_dir if run_dir is not None and atomic.overlap(path, run_dir) == "lies inside" else next(
-        (d for d in path.resolve().parents if _is_run_dir(d)), None)  # the run read, or any other run
+    # the run read (when it is one: a plain folder is said to be no run by the reader), or any other run
+    inside = run_dir is not None and _is_run_dir(Path(run_dir)) and atomic.overlap(path, run_dir) == "lies inside"
+    owner = run_dir if inside else next((d for d in path.resolve().parents if _is_run_dir(d)), None)
     if owner is not None:  # symlinks resolved: caught too
         raise WorkbenchError(f"{flag} {path}: lies inside the run directory {owner}, whose files it could "
                              "overwrite; write it outside the run directory")

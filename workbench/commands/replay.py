@@ -46,7 +46,6 @@ def main(args: argparse.Namespace) -> int:
     from workbench.policies import parse_policies, parse_policy
 
     # Before the work, so a bad --out or --policy fails at once. --out may not lie in the run (it would overwrite it).
-    trace.check_run_dir(args.run_dir)  # first: a folder that is no run is said so, not that --out lies inside it
     out_csv = check_output_file(args.out, "--out", args.run_dir) if args.out is not None else None
     given = [p.spec for p in parse_policies(args.policies)] if args.policies else None  # duplicates refused, as run
     tr = trace.load(args.run_dir)
