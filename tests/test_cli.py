@@ -536,7 +536,7 @@ def test_a_negative_zero_temperature_is_recorded_as_zero():
 @pytest.mark.parametrize("command", [["report", "{d}", "--out", "{d}/report"],
                                      ["export", "{d}", "--perfetto", "{d}/t.json"],
                                      ["replay", "{d}", "--out", "{d}/t.csv"]])
-def test_a_folder_that_is_no_run_is_said_so_before_its_output_path_is_checked(tmp_path, capsys, command):
+def test_a_folder_that_is_no_run_is_said_so_not_that_the_output_lies_inside_a_run(tmp_path, capsys, command):
     plain = tmp_path / "plain"  # an ordinary folder: "--out lies inside the run directory" would mislead
     plain.mkdir()
     assert main([a.format(d=plain) for a in command]) == 2
