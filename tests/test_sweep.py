@@ -139,7 +139,10 @@ def test_run_config_adapter_maps_the_settings(tmp_path):
     ("[grid]\ntop_p = [1.5]\n", ":2: [grid] top_p: 1.5: expected a number in (0, 1]"),
     ("[grid]\ngamma = [2, 0]\n", ":2: [grid] gamma: 0: policy 'constant:0'"),
     ("[grid]\ndraft = ['ngram:0']\n", ":2: [grid] draft: 'ngram:0': drafter 'ngram:0'"),
-    ("[grid]\nprompts = ['/nonexistent/p.jsonl']\n", "prompts file /nonexistent/p.jsonl: no such file"),
+    ("[grid]\nprompts = ['/nonexistent/p.jsonl']\n",
+     ":2: [grid] prompts: prompts file /nonexistent/p.jsonl: no such file"),
+    ("[grid]\ngamma = [1, 2]\nprompts = ['heldout', '/nonexistent/p.jsonl']\n",
+     ":3: [grid] prompts: prompts file /nonexistent/p.jsonl: no such file (give a JSONL file, or a bundled set"),
     ("[grid]\ngamma = [1]\n[settings]\nlimit = 0\n", ":4: [settings] limit: expected ≥ 1, got 0"),
     # a wrong type is named as such, before any rule on the value is tried (those compare numbers)
     ("[grid]\ngamma = [1]\n[settings]\nlimit = '1'\n", ":4: [settings] limit: expected int, got '1'"),

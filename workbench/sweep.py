@@ -269,7 +269,7 @@ def run_sweep(sweep_file: str | os.PathLike, out: str | os.PathLike, *, ray: str
     plans = expand(spec)
     if cpus_per_task < 1:
         raise WorkbenchError("--cpus-per-task must be ≥ 1")
-    sweep_run.precheck_runs(plans, prompts=ray is None)  # before anything is written
+    sweep_run.precheck_runs(plans, prompts=ray is None, sweep_file=spec.path)  # before anything is written
     if ray is not None:
         sweep_run.require_ray()
     if ray not in (None, "auto"):

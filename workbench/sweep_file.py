@@ -56,6 +56,14 @@ def _line_of(text: str, table: str, key: str, index: int = 0) -> int | None:
     return None
 
 
+def where_set(path: Path, key: str) -> str:
+    """``path:line: [grid] key``, the line of the sweep file that sets the grid key ``key``: what an error about its
+    value starts with, as those the file's own checks raise (``_bad``)."""
+    text = path.read_text(encoding="utf-8")
+    line = _line_of(text, "grid", key) or _line_of(text, "", key)
+    return f"{path}:{line}: [grid] {key}" if line else f"{path}: [grid] {key}"
+
+
 def _bad(path: Path, text: str, table: str, key: str, what: str, index: int = 0) -> WorkbenchError:
     line = _line_of(text, table, key, index) or _line_of(text, "", key)
     where = f"{path}:{line}" if line else str(path)

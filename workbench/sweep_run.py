@@ -133,12 +133,14 @@ def run_local(out: Path, plans: list[RunPlan], progress: Progress) -> None:
         progress.set(plan.name, outcome.state, outcome.error)
 
 
-def precheck_runs(plans: list[RunPlan], *, prompts: bool) -> None:
+def precheck_runs(plans: list[RunPlan], *, prompts: bool, sweep_file: Path | None = None) -> None:
     """Every run's settings (and, with ``prompts``, its prompt file) checked before anything is written: a typo in
     the sweep file is one error line and exit 2, not a manifest of failed runs. Models are left to the runs (on a
-    cluster they may exist only on the workers), as are prompt files for Ray runs."""
+    cluster they may exist only on the workers), as are prompt files for Ray runs. A bad prompt file is named with
+    the line of ``sweep_file`` that sets it."""
     from workbench.paths import prompts_path
     from workbench.prompts import load_prompts
+    from workbench.sweep_file import where_set
 
     for plan in plans:
         try:
@@ -146,7 +148,12 @@ def precheck_runs(plans: list[RunPlan], *, prompts: bool) -> None:
         except WorkbenchError as exc:
             raise WorkbenchError(f"sweep run {plan.name}: {exc}") from None
     for path in sorted({str(plan.point["prompts"]) for plan in plans} if prompts else ()):
-        load_prompts(prompts_path(path))
+        try:
+            load_prompts(prompts_path(path))
+        except WorkbenchError as exc:
+            if sweep_file is None:
+                raise
+            raise WorkbenchError(f"{where_set(sweep_file, 'prompts')}: {exc}") from None
 
 
 def precheck_address(address: str) -> None:
