@@ -11,9 +11,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from workbench.commands import description, out_path
+from workbench.commands import check_dir_path, description, out_path
 from workbench.config import RunConfig
-from workbench.errors import WorkbenchError
 
 # Everything else: RunConfig defaults (embedded pair, held-out prompts, greedy, float32 on CPU).
 DEMO = RunConfig(policies=("constant:2", "constant:4", "constant:6", "threshold:0.4", "adaptive"),
@@ -40,11 +39,7 @@ def main(args: argparse.Namespace) -> int:
     from workbench.runner import execute
 
     report.require_libraries()  # a missing plotly or papermill ends here, not after the whole measurement
-    out = args.out.absolute()
-    existing = next(p for p in (out, *out.parents) if p.exists())  # --out, or the nearest folder above it
-    if not existing.is_dir():  # before the banner: it would announce a run that cannot be written
-        where = "" if existing == out else f"{existing} "
-        raise WorkbenchError(f"--out {args.out}: {where}exists and is not a directory")
+    check_dir_path("--out", args.out)  # before the banner: it would announce a run that cannot be written
     check_replaceable(args.out / "report", report.MARKER)  # so does a report/ that is not ours to replace
     cfg = dataclasses.replace(DEMO, per_category=None if args.full else DEMO.per_category, device=args.device)
     run_dir = args.out / ("run-full" if args.full else "run")

@@ -7,7 +7,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from workbench.commands import description, out_path
+from workbench.commands import check_dir_path, description, out_path
 from workbench.config import MAX_SEED  # the run's bound; the draft's init and the copy prompts use seed + 1
 from workbench.errors import WorkbenchError
 
@@ -99,14 +99,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     """Paths that would fail or be skipped only after the corpus is read (or after training): refused first."""
     if args.prompts_out and (not args.prompts_out.strip() or Path(args.prompts_out).is_dir()):
         raise WorkbenchError(f"--prompts-out {args.prompts_out!r}: expected the path of a .jsonl file to write")
-    dirs = [("--out", args.out, Path(args.out).absolute())]  # the directory itself, or the one the file goes in
+    check_dir_path("--out", args.out)  # the directory itself, or the one the file goes in
     if args.prompts_out:
-        dirs.append(("--prompts-out", args.prompts_out, Path(args.prompts_out).absolute().parent))
-    for flag, path, d in dirs:
-        existing = next(p for p in (d, *d.parents) if p.exists())
-        if not existing.is_dir():
-            where = "" if existing == d else f"{existing} "  # the path itself, or a folder above it
-            raise WorkbenchError(f"{flag} {path}: {where}exists and is not a directory")
+        check_dir_path("--prompts-out", args.prompts_out, Path(args.prompts_out).absolute().parent)
     for flag in ("code_dir", "docs_dir", "bible_dir"):
         for d in getattr(args, flag):
             if not Path(d).is_dir():
