@@ -29,5 +29,5 @@ def check_dir_path(flag: str, path, directory=None) -> None:
     d = Path(directory if directory is not None else path).absolute()
     existing = next(p for p in (d, *d.parents) if p.exists())
     if not existing.is_dir():
-        where = "" if existing == d else f"{existing} "  # the path itself, or a folder above it
+        where = "" if existing == Path(path).absolute() else f"{existing} "  # the path itself, or a folder above it
         raise WorkbenchError(f"{flag} {path}: {where}exists and is not a directory")
