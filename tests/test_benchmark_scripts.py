@@ -130,3 +130,20 @@ def test_architectures_script_passes_a_lossless_loop_and_catches_a_lossy_one(tmp
         n=len(x), token=int(p[len(x)].argmax())))
     assert script.main(["llama", "--out", str(tmp_path / "lossy")]) == 1
     assert "differs from the baseline on: llama;" in capsys.readouterr().out
+
+
+def test_replay_variants_script_prints_the_shipped_replay_and_each_correction(monkeypatch, capsys):
+    from pathlib import Path
+
+    from workbench.analysis import replay
+
+    run = Path(__file__).resolve().parent.parent / "data" / "sample_run"
+    script = _benchmark("replay_variants", monkeypatch)
+    table = script.variants(trace.load(run), "default-draft").set_index("policy")
+    # "shipped" is what `workbench replay` prints for each policy; the corrections move it
+    shipped = replay.live_vs_replay(trace.load(run), "default-draft").set_index("policy")["predicted_speedup"]
+    assert table["shipped"].to_numpy() == pytest.approx(shipped.loc[table.index].to_numpy())
+    assert not np.allclose(table["pace_base"], table["shipped"]) and table["measured_speedup"].notna().all()
+    script.main([str(run)])
+    printed = capsys.readouterr().out
+    assert "RMS error over the policies: shipped" in printed and "model_base_error" in printed
