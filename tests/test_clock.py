@@ -1,5 +1,5 @@
 """A disturbed clock: stalls from another process must not set the costs a prediction uses (``latency.calm``), the
-reports must say the clock was disturbed (``latency.clock_note``), and the measured figures stay as measured."""
+reports must say the clock was disturbed (``clock.clock_note``), and the measured figures stay as measured."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from trace_fixtures import write_synthetic_run
 
 from workbench import trace
-from workbench.analysis import latency, speedup
+from workbench.analysis import clock, latency, speedup
 from workbench.trace import Trace
 
 
@@ -49,10 +49,10 @@ def test_stalls_leave_the_costs_and_the_predictions_where_a_quiet_run_puts_them(
 
 def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_not_filtered(clean):
     noisy = stalled(clean)
-    assert latency.clock_note(clean.steps, clean.requests) == ""
-    note = latency.clock_note(noisy.steps, noisy.requests, "run x")
+    assert clock.clock_note(clean.steps, clean.requests) == ""
+    note = clock.clock_note(noisy.steps, noisy.requests, "run x")
     assert note.startswith("The clock of run x was disturbed") and "(the worst 1" in note
-    table = latency.spikes(noisy.steps, noisy.requests).set_index("phase")
+    table = clock.spikes(noisy.steps, noisy.requests).set_index("phase")
     assert table.loc["verify", "share"] == pytest.approx(1 / 8, abs=0.03) and table.loc["other", "spikes"] == 0
     # each phase's share is of the steps it ran in: baseline steps draft nothing and do not dilute the draft's
     decode = noisy.steps[noisy.steps["step"] >= 1].merge(noisy.requests[["request_id", "mode", "warmup"]])
@@ -60,7 +60,7 @@ def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_n
     assert table.loc["draft", "steps"] == (decode["gamma"] > 0).sum() < table.loc["verify", "steps"] == len(decode)
     assert table.loc["draft", "share"] == pytest.approx(1 / 8, abs=0.03)
     assert "run next to it" in note
-    cross = latency.clock_note(noisy.steps, noisy.requests, "run x", interleaved=False)
+    cross = clock.clock_note(noisy.steps, noisy.requests, "run x", interleaved=False)
     assert "run next to it" not in cross and "measured in another run (a sweep's) move with a disturbance" in cross
     # what was measured stays measured: the phase means include the stalls
     raw = latency.phase_breakdown(noisy.steps, noisy.requests, by="mode").set_index("mode")
@@ -71,11 +71,11 @@ def test_the_reports_say_when_the_clock_was_disturbed_and_measured_figures_are_n
 
 def test_a_share_of_spikes_exactly_at_the_limit_counts_as_disturbed(clean, monkeypatch):
     noisy = stalled(clean)
-    share = latency.spikes(noisy.steps, noisy.requests)["share"].max()
-    monkeypatch.setattr(latency, "DISTURBED", share)
-    assert latency.clock_note(noisy.steps, noisy.requests) != ""
-    monkeypatch.setattr(latency, "DISTURBED", share + 1e-9)
-    assert latency.clock_note(noisy.steps, noisy.requests) == ""
+    share = clock.spikes(noisy.steps, noisy.requests)["share"].max()
+    monkeypatch.setattr(clock, "DISTURBED", share)
+    assert clock.clock_note(noisy.steps, noisy.requests) != ""
+    monkeypatch.setattr(clock, "DISTURBED", share + 1e-9)
+    assert clock.clock_note(noisy.steps, noisy.requests) == ""
 
 def test_step_costs_pool_the_baseline_into_the_verify_and_prefer_the_draft_times_of_the_same_kind(clean):
     # prompts p0..p2 of constant:4 relabelled threshold:0.5:4 (a policy that reads each drafted token), their draft
@@ -112,16 +112,67 @@ def test_each_request_starts_its_own_clock():
 
 def test_a_phase_of_microseconds_jittering_past_3x_is_not_a_disturbed_clock(clean):
     """An n-gram lookup drafts in a few µs: a GC pause or a cache miss makes it 8× its median without costing the
-    step anything. Only a stall that adds a material share of a step (``latency.MATERIAL``) counts."""
+    step anything. Only a stall that adds a material share of a step (``clock.MATERIAL``) counts."""
     steps = clean.steps.copy()
     drafted = steps["gamma"] > 0
     steps.loc[drafted, "draft_ms"] = 0.01  # µs-scale draft times ...
     jitter = drafted & (np.arange(len(steps)) % 5 == 0)
     steps.loc[jitter, "draft_ms"] = 0.08  # ... a fifth of them 8× their median: +0.07 ms on a ms-scale step
     t = Trace(meta=clean.meta, requests=clean.requests, steps=steps, tokens=clean.tokens, forced=clean.forced)
-    table = latency.spikes(t.steps, t.requests).set_index("phase")
+    table = clock.spikes(t.steps, t.requests).set_index("phase")
     assert table.loc["draft", "spikes"] == 0 and table.loc["draft", "worst"] == pytest.approx(8.0)
-    assert latency.clock_note(t.steps, t.requests) == ""
+    assert clock.clock_note(t.steps, t.requests) == ""
     steps.loc[jitter, "draft_ms"] = 100.0  # the same steps stalled for real: counted
     t = Trace(meta=clean.meta, requests=clean.requests, steps=steps, tokens=clean.tokens, forced=clean.forced)
-    assert latency.spikes(t.steps, t.requests).set_index("phase").loc["draft", "share"] == pytest.approx(0.2, abs=0.05)
+    assert clock.spikes(t.steps, t.requests).set_index("phase").loc["draft", "share"] == pytest.approx(0.2, abs=0.05)
+
+
+def paced(t: Trace, factor: float, since: float = 0.5) -> Trace:
+    """``t`` with every phase of the requests after the first ``since`` of the run (in run order) ``factor`` × longer:
+    a machine that slowed down for good, with no single stall (below ``latency.SPIKE``). Each request gets its own
+    ``started_at`` in trace order, as a run records them."""
+    steps, requests = t.steps.copy(), t.requests.copy()
+    requests["started_at"] = np.arange(len(requests), dtype=float)
+    late = requests.loc[requests["started_at"] >= since * len(requests), "request_id"]
+    hit = steps["request_id"].isin(late) & (steps["step"] >= 1)
+    steps.loc[hit, list(latency.PHASES)] *= factor
+    return Trace(meta=t.meta, requests=requests, steps=steps, tokens=t.tokens, forced=t.forced)
+
+
+def test_a_machine_whose_speed_moved_over_the_run_is_said_so(clean):
+    """Replay and the predictions charge a run's mean costs to every prompt, so a machine that ran 1.5× slower over
+    half the run moves them with no stall to see; the pace says so, and the same note as for stalls is printed."""
+    assert len(clock.pace(clean.steps, clean.requests)) == 24 >= clock.PACE_MIN  # 6 prompts × (baseline + 3 γ)
+    assert clock.drift(clock.pace(clean.steps, clean.requests))["ratio"] == pytest.approx(1.0, abs=0.05)
+    assert clock.clock_note(clean.steps, clean.requests) == ""
+    slowed = paced(clean, 1.5)
+    assert clock.spikes(slowed.steps, slowed.requests)["spikes"].sum() == 0  # no single stall: only the pace shows
+    moved = clock.drift(clock.pace(slowed.steps, slowed.requests))
+    assert moved["ratio"] == pytest.approx(1.5, rel=0.05) and moved["window"] == 8 and moved["requests"] == 24
+    note = clock.clock_note(slowed.steps, slowed.requests, "run x")
+    assert note.startswith("The clock of run x was disturbed: its speed moved: over stretches of 8 requests")
+    assert f"({moved['ratio']:.2f}× apart)" in note and "replay" in note and "run next to it" in note
+    assert clock.clock_note(*(lambda s: (s.steps, s.requests))(paced(clean, 1.15)), "run x") == ""  # under DRIFTED
+
+
+def test_the_pace_follows_the_run_s_order_not_the_trace_s(clean):
+    slowed = paced(clean, 1.5)
+    requests = slowed.requests.copy()
+    requests["started_at"] = -requests["started_at"]  # the same requests, run in the opposite order
+    fast_first = clock.pace(slowed.steps, slowed.requests)
+    slow_first = clock.pace(slowed.steps, requests)
+    assert fast_first["request_id"].tolist() == slow_first["request_id"].tolist()[::-1]
+    assert fast_first["pace"].iloc[0] < fast_first["pace"].iloc[-1] and slow_first["pace"].iloc[0] > 1.2
+    assert fast_first["order"].tolist() == list(range(24))
+
+
+def test_a_drift_exactly_at_the_limit_counts_and_a_short_run_tells_none(clean, monkeypatch):
+    slowed = paced(clean, 1.5)
+    ratio = clock.drift(clock.pace(slowed.steps, slowed.requests))["ratio"]
+    monkeypatch.setattr(clock, "DRIFTED", ratio)
+    assert clock.clock_note(slowed.steps, slowed.requests) != ""
+    monkeypatch.setattr(clock, "DRIFTED", ratio + 1e-9)
+    assert clock.clock_note(slowed.steps, slowed.requests) == ""
+    monkeypatch.setattr(clock, "PACE_MIN", 25)  # one request short: too few stretches to tell drift from prompts
+    assert clock.drift(clock.pace(slowed.steps, slowed.requests)) is None
+    assert clock.pace(slowed.steps, slowed.requests)["rolling"].isna().all()

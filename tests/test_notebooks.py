@@ -22,7 +22,7 @@ import pytest
 from trace_fixtures import write_synthetic_run
 
 from workbench import report, trace
-from workbench.analysis import acceptance, explore, latency, notebook, speedup
+from workbench.analysis import acceptance, clock, explore, frames, latency, notebook, speedup
 from workbench.errors import TraceError, WorkbenchError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,9 @@ def test_latency_figures_match_analysis(built, run_dir):
         assert fig[key] == pytest.approx(costs[key])
     table = speedup.speedup_table(tr.requests)
     assert sorted(fig["speedup"].values()) == pytest.approx(sorted(table["speedup"]))
+    drifted = clock.drift(clock.pace(tr.steps, tr.requests))  # None under clock.PACE_MIN requests (synthetic run)
+    assert fig["pace_ratio"] == (pytest.approx(drifted["ratio"]) if drifted else None)
+    assert run_dir != SAMPLE or fig["pace_ratio"] < clock.DRIFTED  # the sample run's clock was steady
 
 
 def test_tuning_figures_match_analysis(built, run_dir):
@@ -167,7 +170,7 @@ def test_browser_renders_plots_offline(built, run_dir, page, tmp_path):
     shot = tmp_path / "shot.png"
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
            "--virtual-time-budget=5000", alone.as_uri()]
     subprocess.run(cmd, capture_output=True, timeout=90, check=False)
     assert shot.is_file(), "chromium wrote no screenshot"
@@ -378,14 +381,19 @@ def test_a_sweep_run_without_a_usable_baseline_run_says_why(sweep_report, tmp_pa
 def test_the_clock_of_a_sweep_s_run_and_of_its_baseline_run_are_read_apart(sweep_report, monkeypatch):
     """Each run's clock on its own steps: the baseline run's many one-token steps must not dilute the run's share
     of stalled draft times (nor its stalls the baseline run's), and the wording says the ratios are cross-run."""
-    monkeypatch.setattr(latency, "DISTURBED", 0.0)  # every clock "disturbed": the note says whose
-    _, _, clock = notebook.load_run(sweep_report[0] / "runs" / "spec")
-    own, base = clock.split(" The clock of the sweep's baseline run sw/runs/baseline was disturbed")
-    assert own.startswith("The clock of this run was disturbed") and "run next to it" not in clock
+    monkeypatch.setattr(clock, "DISTURBED", 0.0)  # every clock "disturbed": the note says whose
+    _, _, said = notebook.load_run(sweep_report[0] / "runs" / "spec")
+    own, base = said.split(" The clock of the sweep's baseline run sw/runs/baseline was disturbed")
+    assert own.startswith("The clock of this run was disturbed") and "run next to it" not in said
     assert "measured in another run (a sweep's) move with a disturbance of either run" in own and base
     spec = trace.load(sweep_report[0] / "runs" / "spec")
-    worst = latency.spikes(spec.steps, spec.requests).set_index("phase")["share"]  # the run's own steps only
+    worst = clock.spikes(spec.steps, spec.requests).set_index("phase")["share"]  # the run's own steps only
     assert f"{worst.max():.0%} of its {worst.idxmax()} times" in own
+    # the pace figure reads the run's own requests too, not those of the baseline run the page divides by
+    paired_trace, paired, _ = notebook.load_run(sweep_report[0] / "runs" / "spec")
+    assert (frames.measured_requests(paired_trace.requests)["mode"] == "baseline").any() and paired
+    own = frames.measured_requests(notebook.own_requests(paired_trace, paired))
+    assert set(own["request_id"]) == set(frames.measured_requests(spec.requests)["request_id"])
 
 
 def test_runs_paired_with_one_sweep_baseline_run_share_one_note(sweep_report, tmp_path):

@@ -18,7 +18,7 @@ from test_sweep import make_finished_sweep
 from trace_fixtures import as_killed
 
 from workbench import trace
-from workbench.analysis import latency, policies, replay
+from workbench.analysis import clock, latency, policies, replay
 from workbench.analysis.recorded import Recorded, recorded_outputs, token_budget
 from workbench.cli import main
 from workbench.interrupts import resume_command
@@ -295,13 +295,13 @@ def test_replay_bad_input_gets_one_line(model_dirs, prompts_file, tmp_path, caps
 
 def test_replay_warns_when_the_run_s_clock_was_disturbed(model_dirs, prompts_file, tmp_path, capsys):
     """Replay charges the run's mean step costs, so a load that came and went moves it where the interleaved
-    measurement holds: the table is followed by the same warning `run` prints (``latency.clock_note``)."""
+    measurement holds: the table is followed by the same warning `run` prints (``clock.clock_note``)."""
     import pyarrow.parquet as pq
 
     out = tmp_path / "run"
     assert main(run_args(model_dirs, prompts_file, out, "--baseline", "--limit", "2")) == 0
     capsys.readouterr()
-    quiet = latency.clock_note(trace.load(out).steps, trace.load(out).requests) == ""
+    quiet = clock.clock_note(trace.load(out).steps, trace.load(out).requests) == ""
     assert main(["replay", str(out), "--policy", "constant:2"]) == 0
     assert ("warning:" in capsys.readouterr().err) is not quiet  # a busy test machine may disturb it by itself
     for part in out.glob("steps-*.parquet"):  # every 4th decode step's verify 100× longer, as a stall makes it

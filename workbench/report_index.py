@@ -11,7 +11,7 @@ from workbench import trace
 
 def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) -> str:
     """Per run: what was measured (models, device, date) and the answer per setting (summary.summary_table)."""
-    from workbench.analysis.latency import clock_note
+    from workbench.analysis.clock import clock_note
     from workbench.analysis.notebook import has_baseline, has_speculative
     from workbench.analysis.summary import summary_table
     from workbench.sweep import manifest_row

@@ -106,6 +106,20 @@ def verify_cost_figure(verify: pd.DataFrame, a: float, b: float) -> go.Figure:
                              xaxis_title="k", yaxis_title="ms")
 
 
+def pace_figure(pace: pd.DataFrame, drifted: float) -> go.Figure:
+    """Each request's pace in run order (``clock.pace``: 1.0 = the run's usual speed of a target forward of the same
+    size), coloured by mode, with the rolling median ``clock.drift`` reads."""
+    fig = go.Figure()
+    for mode, part in pace.groupby("mode"):
+        fig.add_scatter(x=part["order"], y=part["pace"], mode="markers", name=f"{mode} request", opacity=0.5,
+                        customdata=part[["request_id"]], hovertemplate="%{customdata[0]}: %{y:.2f}×<extra></extra>")
+    fig.add_scatter(x=pace["order"], y=pace["rolling"], mode="lines", name="rolling median", line=dict(width=3))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    return fig.update_layout(title=f"Pace of the machine over the run (a steady clock stays flat; the note fires when "
+                                   f"the rolling median moves {drifted:g}× between stretches)",
+                             xaxis_title="request, in run order", yaxis_title="target forward ÷ its usual time")
+
+
 def _box(frame: pd.DataFrame, value: str, name: str) -> go.Box:
     """A box per setting from precomputed quartiles (a 1M-step trace must not embed a million points)."""
     stats = frame.assign(_label=setting_label(frame)).groupby("_label")[value].quantile([0.0, 0.25, 0.5, 0.75, 1.0])

@@ -23,8 +23,6 @@ from workbench.trace import PHASES as STEP_PHASES
 
 PHASES = tuple(f"{p}_ms" for p in STEP_PHASES)  # the steps table's phase columns
 SPIKE = 3.0  # a phase time (or TTFT) above SPIKE × its cell's median is a stall, left out of the costs (``calm``)
-DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
-MATERIAL = 0.25  # ... counting only spikes that add ≥ this share of a median step (an n-gram lookup's µs jitter: no)
 CELL = ["mode", "drafter", "gamma"]  # steps whose phases should take the same time
 
 
@@ -67,26 +65,6 @@ def calm_baseline_ms_per_token(steps: pd.DataFrame, requests: pd.DataFrame) -> p
         return frames.baseline_ms_per_token(requests)
     total = base["ttft_ms"] + base["request_id"].map(decode).astype(float).fillna(0.0)
     return (total / base["new_tokens"]).groupby([base[k] for k in frames.BASELINE_KEY]).median()
-
-
-def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """Per phase: how many decode steps' times were spikes, their share, and the largest time ÷ its cell's median
-    (what a report shows to say the clock was disturbed). Columns: phase, steps, spikes, share, worst. ``steps``
-    counts the steps the phase ran in (a baseline step, or one that drafted nothing, has no draft time: counting
-    it would dilute the draft's share); ``spikes`` the times above SPIKE × their cell's median that also add at
-    least MATERIAL × the cell's median step time (a phase of a few µs jitters past 3× with no stall at all)."""
-    s = frames.decode_steps(steps, requests)
-    step = _cell_median(s.assign(step_total=s[list(PHASES)].sum(axis=1)), "step_total", CELL)
-    rows = []
-    for col in PHASES:
-        median = _cell_median(s, col, CELL)
-        ratio = (s[col] / median.where(median > 0)).to_numpy(float)
-        stall = (s[col] > SPIKE * median) & (s[col] - median >= MATERIAL * step)
-        n, ran = int(stall.sum()), int((s[col] > 0).sum())
-        rows.append({"phase": col.removesuffix("_ms"), "steps": ran, "spikes": n,
-                     "share": n / ran if ran else np.nan,
-                     "worst": float(np.nanmax(ratio)) if np.isfinite(ratio).any() else np.nan})
-    return pd.DataFrame(rows, columns=["phase", "steps", "spikes", "share", "worst"])
 
 
 @dataclass(frozen=True)
@@ -248,24 +226,6 @@ def cost_model(steps: pd.DataFrame, requests: pd.DataFrame, drafter: str | None 
                      prefill_spec=mean(spec_req["ttft_ms"]),
                      prefill_base=mean(req[req["mode"] == "baseline"]["ttft_ms"]),
                      new_tokens=mean(req["new_tokens"]), has_baseline=bool(len(base)))
-
-
-def clock_note(steps: pd.DataFrame, requests: pd.DataFrame, name: str = "this run", interleaved: bool = True) -> str:
-    """One sentence when the clock of ``name`` was disturbed (a phase with ≥ DISTURBED of its times spikes), with
-    what still holds; "" on a quiet run. ``interleaved``: whether the run's speedups divide by a baseline run next to
-    them in the same run (False for a sweep's runs: a disturbance of either run moves a cross-run ratio)."""
-    table = spikes(steps, requests)
-    bad = table[table["share"] >= DISTURBED]
-    if not len(bad):
-        return ""
-    worst = bad.loc[bad["share"].idxmax()]
-    return (f"The clock of {name} was disturbed: {worst['share']:.0%} of its {worst['phase']} times were over "
-            f"{SPIKE:g}× their median (the worst {worst['worst']:.0f}×), so another process was using the machine. "
-            + ("The measured speedups divide each request by its own prompt's baseline, run next to it, so they hold "
-               "up best; absolute times and the predictions (which leave the spikes out) do not. " if interleaved else
-               "Speedups that divide by a baseline measured in another run (a sweep's) move with a disturbance of "
-               "either run, as absolute times and the predictions do. ")
-            + "Rerun on a quiet machine before trusting them.")
 
 
 def _per_token(spec: pd.DataFrame) -> float:

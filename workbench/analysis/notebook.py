@@ -151,7 +151,7 @@ def load_run(run_dir) -> tuple[Trace, str, str]:
     (``replay.with_baseline``), so the page measures and predicts speedups as the sweep comparison does; the note
     says these are ratios across two runs. A baseline run that cannot be used (not finished, lacking a prompt, a
     manifest that cannot be read) leaves the run as it is, and the note says why. The clock note looks at each run
-    on its own (``latency.clock_note``): the run, and the baseline run it divides by."""
+    on its own (``clock.clock_note``): the run, and the baseline run it divides by."""
     (tr,), paired, clock = load_runs([run_dir])
     return tr, paired, clock
 
@@ -159,7 +159,7 @@ def load_run(run_dir) -> tuple[Trace, str, str]:
 def load_runs(run_dirs: list) -> tuple[list[Trace], str, str]:
     """``load_run`` of every run, with one pairing note (a sentence per baseline run divided by, naming it as
     SWEEP/runs/NAME) and one clock note for all of them."""
-    from workbench.analysis.latency import clock_note
+    from workbench.analysis.clock import clock_note
 
     loaded = [_paired(d) for d in run_dirs]
     bases: dict[Path, tuple[Trace, list[str]]] = {}
@@ -203,6 +203,12 @@ def _paired(run_dir) -> tuple[Trace, Trace, Path | None, Trace | None, str]:
     except WorkbenchError as exc:
         return raw, raw, None, None, (f"Run {Path(run_dir).name}: its sweep's baseline run cannot be used, so "
                                       f"nothing divides by it: {str(exc).removeprefix('replay: ')}.")
+
+
+def own_requests(tr: Trace, paired: str) -> pd.DataFrame:
+    """The requests of the run itself: a sweep's run's page (``paired`` says so) holds its sweep's baseline run's
+    requests too (``load_run``), measured at another time, which a reading of the run's clock must leave out."""
+    return tr.requests[tr.requests["mode"] == "speculative"] if paired else tr.requests
 
 
 def first_run_note(traces: list[Trace], run_dirs: list, first: Trace) -> str:

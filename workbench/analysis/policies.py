@@ -20,7 +20,7 @@ HEURISTIC_STARTS = (1, 2, 3, 4, 5, 6, 8)
 def gap_closed(speedup, best: float, oracle: float):
     """(speedup − best constant γ) ÷ (oracle − best constant γ). The gap exists only where the oracle's bound lies
     above the best constant γ: a bound at or below it (a replay far off its run, e.g. on a disturbed clock,
-    ``latency.clock_note``) leaves nothing to close, NaN."""
+    ``clock.clock_note``) leaves nothing to close, NaN."""
     return (speedup - best) / (oracle - best) if oracle > best else speedup * np.nan
 
 

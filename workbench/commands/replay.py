@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
 
     from workbench import trace
     from workbench.analysis import frames
-    from workbench.analysis.latency import clock_note
+    from workbench.analysis.clock import clock_note
     from workbench.analysis.policies import with_replayed_names
     from workbench.analysis.replay import ORACLE, live_table, replay, summarize, with_baseline
     from workbench.export import check_output_file, write_output

@@ -121,9 +121,9 @@ def main(args: argparse.Namespace) -> int:
 
 def print_summary(out) -> None:
     """What a finished run measured, per setting (``summary.summary_table``), and a warning on stderr when its
-    clock was disturbed (``latency.clock_note``): what ``run`` and ``demo`` print."""
+    clock was disturbed (``clock.clock_note``): what ``run`` and ``demo`` print."""
     from workbench import trace
-    from workbench.analysis.latency import clock_note
+    from workbench.analysis.clock import clock_note
     from workbench.analysis.summary import summary_table
 
     loaded = trace.load(out)
