@@ -484,6 +484,19 @@ def test_demo_prints_what_it_measured_and_where_the_report_is(model_dirs, prompt
     assert "speedup_lo" in out and "adaptive:16" in out  # the summary table `run` prints, per setting
     assert f"report: {tmp_path / 'demo' / 'report' / 'index.html'}" in out
     assert (tmp_path / "demo" / "report" / "tuning.html").is_file()
+    # rerun: the run is finished and the report was built from it as it is, by this code: not built again
+    from workbench import report
+
+    built = []
+    monkeypatch.setattr(report, "build_report", lambda runs, out, **kw: built.append(out) or out / "index.html")
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup_lo" in out and "(up to date: built from this run as it is now" in out and built == []
+    stamp = tmp_path / "demo" / "report" / demo.BUILT_FROM
+    assert json.loads(stamp.read_text())["requests"] == len(trace.load(tmp_path / "demo" / "run").requests)
+    stamp.write_text(stamp.read_text().replace('"requests": ', '"requests": 1'))  # a run that has grown since
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
+    assert built == [tmp_path / "demo" / "report"] and "up to date" not in capsys.readouterr().out
 
 
 def test_an_argument_that_is_not_utf8_is_one_line_before_anything_runs(tmp_path, capsys):

@@ -25,7 +25,7 @@ from workbench.analysis.latency import CELL, PHASES, SPIKE
 
 DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
 MATERIAL = 0.25  # ... counting only spikes that add ≥ this share of a median step (an n-gram lookup's µs jitter: no)
-DRIFTED = 1.25  # ... and so had a run whose rolling pace moved by this factor between its slowest and fastest stretch
+DRIFTED = 1.4  # ... and a run whose rolling pace moved by this factor between its fastest and slowest stretch
 PACE_MIN = 24  # fewer measured requests than this: too few stretches to tell drift from a few prompts' own pace
 PACE_WINDOW = 8  # the rolling median spans 1/PACE_WINDOW of the run's requests (at least 8: one stretch's noise)
 
