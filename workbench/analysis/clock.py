@@ -7,9 +7,9 @@
   time ÷ the median time of forwards of its cell (the same mode, drafter and γ: forwards of the same size), so 1.0
   is the run's usual speed; a rolling median over stretches of requests in run order shows when the speed moved.
 
-The measured speedups divide each request by its own prompt's baseline, run next to it, so both survive best; what
-charges the run's mean costs to every prompt (the predictions, replay) and the absolute times do not. ``clock_note``
-is the one sentence every surface prints (``run``, ``demo``, ``replay``, the report's index and pages).
+The measured speedups divide each request by its own prompt's baseline, run next to it, so they survive both best;
+what charges the run's mean costs to every prompt (the predictions, replay) and the absolute times do not.
+``clock_note`` is the one sentence every surface prints (``run``, ``demo``, ``replay``, the report's index and pages).
 
 Pace compares forwards of the same size, not the same context: a run whose prompts differ greatly in length, grouped
 in run order, moves its pace by that much too (the latency page's pace figure shows which stretch of the run it is).
