@@ -499,6 +499,24 @@ def test_demo_prints_what_it_measured_and_where_the_report_is(model_dirs, prompt
     assert built == [tmp_path / "demo" / "report"] and "up to date" not in capsys.readouterr().out
 
 
+def test_the_demo_s_report_goes_stale_with_the_notebooks_that_draw_it(tmp_path, monkeypatch):
+    import shutil
+
+    from workbench import paths
+    from workbench.commands import demo
+
+    sample = paths.sample_run()
+    stamp = demo.built_from(sample)
+    assert demo.built_from(sample) == stamp and stamp["requests"] == len(trace.load(sample).requests)
+    edited = tmp_path / "notebooks"
+    shutil.copytree(paths.notebooks_dir(), edited)
+    (edited / "latency.ipynb").write_text((edited / "latency.ipynb").read_text() + " ")  # one byte more
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: edited)
+    changed = demo.built_from(sample)
+    assert changed["code"] != stamp["code"] and {k: v for k, v in changed.items() if k != "code"} == {
+        k: v for k, v in stamp.items() if k != "code"}
+
+
 def test_an_argument_that_is_not_utf8_is_one_line_before_anything_runs(tmp_path, capsys):
     garbled = str(tmp_path / "o") + b"\xff".decode("utf-8", "surrogateescape")  # what Python makes of such bytes
     assert main(["run", "--out", garbled, "--baseline"]) == 2

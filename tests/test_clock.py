@@ -176,3 +176,17 @@ def test_a_drift_exactly_at_the_limit_counts_and_a_short_run_tells_none(clean, m
     monkeypatch.setattr(clock, "PACE_MIN", 25)  # one request short: too few stretches to tell drift from prompts
     assert clock.drift(clock.pace(slowed.steps, slowed.requests)) is None
     assert clock.pace(slowed.steps, slowed.requests)["rolling"].isna().all()
+
+
+def test_requests_without_a_pace_do_not_blank_the_stretches_around_them(tmp_path):
+    """A request whose cell's median forward is 0 ms (a clock that read nothing) has no pace; the rolling median
+    runs over the requests that have one instead of losing every window that holds it."""
+    run = trace.load(write_synthetic_run(tmp_path / "run", prompts=8))  # 8 × (baseline + 3 γ) = 32 requests
+    slowed = paced(run, 1.5)
+    steps = slowed.steps.copy()
+    baseline = slowed.requests.loc[slowed.requests["mode"] == "baseline", "request_id"]
+    steps.loc[steps["request_id"].isin(baseline), "verify_ms"] = 0.0  # the baseline's clock read nothing
+    p = clock.pace(steps, slowed.requests)
+    assert p["pace"].isna().sum() == 8 and p["rolling"].notna().sum() == 24 - 8 + 1  # 24 paces, window 8
+    moved = clock.drift(p)
+    assert moved["requests"] == 24 and moved["window"] == 8 and moved["ratio"] == pytest.approx(1.5, rel=0.05)

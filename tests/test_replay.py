@@ -422,7 +422,8 @@ def finished_sweep(model_dirs, tmp_path_factory):
     return make_finished_sweep(model_dirs, tmp_path_factory.mktemp("finished-sweep"))
 
 
-def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run(finished_sweep, tmp_path, capsys):
+def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run(finished_sweep, tmp_path, capsys,
+                                                                                  monkeypatch):
     """A sweep keeps its baseline in a run of its own: replay pairs with it as the sweep report does (cross-run
     ratios, said so), prompt by prompt as a baseline of the run's own would be."""
     from workbench import sweep_report
@@ -436,7 +437,9 @@ def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run
     out, err = capsys.readouterr()
     assert f"divide by the target-only baseline of the sweep's run {runs / 'baseline'}, measured in another run: " \
            "cross-run ratios" in out and "prediction" in out
-    assert not err or err.startswith("warning: The clock of this run was disturbed")  # a busy machine's, if any
+    assert all(line.startswith(("warning: The clock of this run was disturbed",  # a busy machine's, if any
+                                 f"warning: The clock of the sweep's baseline run {runs / 'baseline'} was disturbed"))
+               for line in err.splitlines())
     written = pd.read_csv(table).set_index("policy")
     assert written["replayed_speedup"].notna().all() and (written["baseline_run"] == str(runs / "baseline")).all()
     # measured: the sweep report's figure for this run (the same pairing, frames.paired_speedups)
@@ -449,6 +452,14 @@ def test_replay_of_a_sweep_s_speculative_run_divides_by_the_sweep_s_baseline_run
     calm = latency.calm_baseline_ms_per_token(base.steps, base.requests).droplevel(["run_id", "temperature"])
     assert (per["base_ms"] / per["tokens"]).to_dict() == pytest.approx(calm.loc[per.index].to_dict())
     assert per["base_ms"].notna().all() and len(per) == 2
+    # each run's clock is read on its own steps, as the reports read it: the run's, then its baseline run's
+    monkeypatch.setattr(clock, "DISTURBED", 0.0)  # every clock "disturbed": the warnings say whose
+    assert main(["replay", str(runs / "spec__policy-constant-2"), "--policy", "constant:2"]) == 0
+    own, other = capsys.readouterr().err.splitlines()
+    worst = clock.spikes(spec.steps, spec.requests).set_index("phase")["share"]  # not diluted by the baseline's
+    assert own.startswith("warning: The clock of this run was disturbed: ") and "another run (a sweep's)" in own
+    assert f"{worst.max():.0%} of its {worst.idxmax()} times" in own
+    assert other.startswith(f"warning: The clock of the sweep's baseline run {runs / 'baseline'} was disturbed")
 
 
 def _edited(finished_sweep, tmp_path, edit):

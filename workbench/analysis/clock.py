@@ -9,7 +9,8 @@
 
 The measured speedups divide each request by its own prompt's baseline, run next to it, so they survive both best;
 what charges the run's mean costs to every prompt (the predictions, replay) and the absolute times do not.
-``clock_note`` is the one sentence every surface prints (``run``, ``demo``, ``replay``, the report's index and pages).
+``clock_note`` is the one sentence ``run``, ``demo``, ``replay``, the report's index and its latency and tuning pages
+print.
 
 Pace compares forwards of the same size, not the same context: a run whose prompts differ greatly in length, grouped
 in run order, moves its pace by that much too (the latency page's pace figure shows which stretch of the run it is).
@@ -26,7 +27,7 @@ from workbench.analysis.latency import CELL, PHASES, SPIKE
 DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
 MATERIAL = 0.25  # ... counting only spikes that add ≥ this share of a median step (an n-gram lookup's µs jitter: no)
 DRIFTED = 1.4  # ... and a run whose rolling pace moved by this factor between its fastest and slowest stretch
-PACE_MIN = 24  # fewer measured requests than this: too few stretches to tell drift from a few prompts' own pace
+PACE_MIN = 24  # fewer requests with a pace than this: too few stretches to tell drift from a few prompts' own pace
 PACE_WINDOW = 8  # the rolling median spans 1/PACE_WINDOW of the run's requests (at least 8: one stretch's noise)
 
 
@@ -56,9 +57,10 @@ def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
 
 def pace(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     """One row per measured request that decoded, in run order (``started_at``; ties keep the trace's order):
-    order (0, 1, …), request_id, mode, drafter, policy, started_at, pace (median of its decode steps' verify_ms ÷
-    their cell's median; 1.0 is the run's usual speed, 1.3 a stretch 30 % slower) and rolling (the rolling median
-    of pace over the window ``drift`` reads; NaN until the window fills, and in runs under PACE_MIN requests)."""
+    order (0, 1, …), request_id, mode, drafter, policy, started_at, pace (the median over its decode steps of
+    verify_ms ÷ that step's cell's median; 1.0 is the run's usual speed, 1.3 a stretch 30 % slower; NaN where the
+    cell's median is 0) and rolling (the rolling median of the paces, over max(8, 1/PACE_WINDOW of them), that
+    ``drift`` reads; NaN until the window fills, and in runs with fewer than PACE_MIN paces)."""
     s = frames.decode_steps(steps, requests)
     s = s.assign(ratio=s["verify_ms"] / _cell_median(s, "verify_ms").where(lambda m: m > 0))
     per = s.groupby("request_id")["ratio"].median().rename("pace")
@@ -67,8 +69,8 @@ def pace(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     out = out[["request_id", "mode", "drafter", "policy", "started_at"]].reset_index(drop=True)
     out.insert(0, "order", np.arange(len(out)))
     out["pace"] = out["request_id"].map(per).astype(float)
-    window = _window(len(out))
-    out["rolling"] = (out["pace"].rolling(window).median() if len(out) >= PACE_MIN else np.nan)
+    valid = out["pace"].dropna()  # a request whose cell's median is 0 has no pace: the window skips it
+    out["rolling"] = valid.rolling(_window(len(valid))).median() if len(valid) >= PACE_MIN else np.nan
     return out
 
 
@@ -78,12 +80,14 @@ def _window(requests: int) -> int:
 
 def drift(p: pd.DataFrame) -> dict | None:
     """How far the machine's speed moved over the run of ``pace`` table ``p``: the fastest and slowest stretch's
-    rolling pace, their ratio and the stretch's length in requests; None for a run under PACE_MIN measured requests."""
+    rolling pace, their ratio, the stretch's length and the requests with a pace; None for a run with fewer than
+    PACE_MIN of them."""
     rolling = p["rolling"].dropna()
     if not len(rolling) or rolling.min() <= 0:
         return None
+    paced = int(p["pace"].notna().sum())
     return {"fast": float(rolling.min()), "slow": float(rolling.max()), "ratio": float(rolling.max() / rolling.min()),
-            "window": _window(len(p)), "requests": len(p)}
+            "window": _window(paced), "requests": paced}
 
 
 def clock_note(steps: pd.DataFrame, requests: pd.DataFrame, name: str = "this run", interleaved: bool = True) -> str:

@@ -63,9 +63,11 @@ def main(args: argparse.Namespace) -> int:
 
 def built_from(run_dir: Path) -> dict:
     """What the demo's report draws: the run (its directory, id and how many requests it holds, warm-ups included)
-    and what draws it (a hash of the workbench package and the notebooks, and the plotly version). A report written
-    with the same is up to date; a resumed run, a pull or an edit makes it stale."""
+    and what draws it (a hash of the workbench package and the notebooks, the Python and the versions of the
+    libraries that run and render the notebooks). A report written with the same is up to date; a resumed run, a
+    pull, an edit or an upgrade makes it stale."""
     import hashlib
+    import sys
     from importlib.metadata import version
 
     import pyarrow.parquet as pq
@@ -79,7 +81,8 @@ def built_from(run_dir: Path) -> dict:
     meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
     return {"run": str(run_dir.resolve()), "run_id": meta.get("run_id"),
             "requests": sum(pq.ParquetFile(f).metadata.num_rows for f in run_dir.glob("requests-*.parquet")),
-            "code": digest.hexdigest(), "plotly": version("plotly")}
+            "code": digest.hexdigest(), "python": sys.version,
+            **{lib: version(lib) for lib in ("plotly", "papermill", "nbconvert", "pandas", "numpy")}}
 
 
 def _read(path: Path) -> dict | None:

@@ -51,8 +51,13 @@ def main(args: argparse.Namespace) -> int:
     tr = trace.load(args.run_dir)
     req = frames.measured_requests(tr.requests)
     base_dir = check_replayable(tr, args.run_dir)  # a sweep's baseline run, for a sweep's speculative run
+    # replay charges the run's mean step costs: a load that came and went moves it, not the interleaved measurement.
+    # Each run's clock on its own steps (as the reports read it): the run, and the baseline run it divides by.
+    disturbed = [clock_note(tr.steps, tr.requests, interleaved=base_dir is None)]
     if base_dir is not None:  # it stands in for a baseline of the run's own (refused if it lacks a prompt)
-        tr = with_baseline(tr, trace.load(base_dir), str(base_dir))
+        base = trace.load(base_dir)
+        disturbed.append(clock_note(base.steps, base.requests, f"the sweep's baseline run {base_dir}", False))
+        tr = with_baseline(tr, base, str(base_dir))
     drafters = replay_drafters(tr, args.run_dir, args.drafter)
     tables = []
     for drafter in drafters:
@@ -72,10 +77,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"speedups (predicted and measured) divide by the target-only baseline of the sweep's run {base_dir}, "
               "measured in another run: cross-run ratios, as in the sweep report, not interleaved prompt by prompt")
     print(out[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
-    # replay charges the run's mean step costs: a load that came and went moves it, not the interleaved measurement
-    disturbed = clock_note(tr.steps, tr.requests, interleaved=base_dir is None)
-    if disturbed:
-        print(f"warning: {disturbed}", file=sys.stderr)
+    for said in filter(None, disturbed):
+        print(f"warning: {said}", file=sys.stderr)
     if out_csv is not None:
         write_output(out_csv, out.to_csv(index=False))
     return 0
