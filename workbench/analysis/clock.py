@@ -22,17 +22,13 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import frames
-from workbench.analysis.latency import CELL, PHASES, SPIKE
+from workbench.analysis.latency import CELL, PHASES, SPIKE, cell_median
 
 DISTURBED = 0.02  # a run whose share of spikes in some phase reaches this had a disturbed clock (``clock_note``)
 MATERIAL = 0.25  # ... counting only spikes that add ≥ this share of a median step (an n-gram lookup's µs jitter: no)
 DRIFTED = 1.4  # ... and a run whose rolling pace moved by this factor between its fastest and slowest stretch
 PACE_MIN = 24  # fewer requests with a pace than this: too few stretches to tell drift from a few prompts' own pace
 PACE_WINDOW = 8  # the rolling median spans 1/PACE_WINDOW of the run's requests (at least 8: one stretch's noise)
-
-
-def _cell_median(frame: pd.DataFrame, col: str) -> pd.Series:
-    return frame.groupby(CELL)[col].transform("median")
 
 
 def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
@@ -42,10 +38,10 @@ def spikes(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     it would dilute the draft's share); ``spikes`` the times above SPIKE × their cell's median that also add at
     least MATERIAL × the cell's median step time (a phase of a few µs jitters past 3× with no stall at all)."""
     s = frames.decode_steps(steps, requests)
-    step = _cell_median(s.assign(step_total=s[list(PHASES)].sum(axis=1)), "step_total")
+    step = cell_median(s.assign(step_total=s[list(PHASES)].sum(axis=1)), "step_total", CELL)
     rows = []
     for col in PHASES:
-        median = _cell_median(s, col)
+        median = cell_median(s, col, CELL)
         ratio = (s[col] / median.where(median > 0)).to_numpy(float)
         stall = (s[col] > SPIKE * median) & (s[col] - median >= MATERIAL * step)
         n, ran = int(stall.sum()), int((s[col] > 0).sum())
@@ -62,7 +58,7 @@ def pace(steps: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     cell's median is 0) and rolling (the rolling median of the paces, over max(8, 1/PACE_WINDOW of them), that
     ``drift`` reads; NaN until the window fills, and in runs with fewer than PACE_MIN paces)."""
     s = frames.decode_steps(steps, requests)
-    s = s.assign(ratio=s["verify_ms"] / _cell_median(s, "verify_ms").where(lambda m: m > 0))
+    s = s.assign(ratio=s["verify_ms"] / cell_median(s, "verify_ms", CELL).where(lambda m: m > 0))
     per = s.groupby("request_id")["ratio"].median().rename("pace")
     req = frames.measured_requests(requests)
     out = req[req["request_id"].isin(per.index)].sort_values("started_at", kind="stable")

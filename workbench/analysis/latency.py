@@ -26,7 +26,7 @@ SPIKE = 3.0  # a phase time (or TTFT) above SPIKE × its cell's median is a stal
 CELL = ["mode", "drafter", "gamma"]  # steps whose phases should take the same time
 
 
-def _cell_median(frame: pd.DataFrame, col: str, by) -> pd.Series:
+def cell_median(frame: pd.DataFrame, col: str, by) -> pd.Series:
     """Each row's ``by`` group median of ``col``: what a time is compared with to call it a spike."""
     return frame.groupby(by)[col].transform("median")
 
@@ -36,7 +36,7 @@ def calm(frame: pd.DataFrame, columns, by) -> pd.DataFrame:
     group (means skip NaN; ``spikes`` counts them)."""
     out = frame.copy()
     for col in columns:
-        out[col] = out[col].where(~(out[col] > SPIKE * _cell_median(out, col, by)))
+        out[col] = out[col].where(~(out[col] > SPIKE * cell_median(out, col, by)))
     return out
 
 
@@ -56,7 +56,7 @@ def calm_baseline_ms_per_token(steps: pd.DataFrame, requests: pd.DataFrame) -> p
     s = frames.decode_steps(steps, requests)
     s = s[s["mode"] == "baseline"].copy()
     for col in PHASES:
-        median = _cell_median(s, col, CELL)
+        median = cell_median(s, col, CELL)
         s[col] = s[col].where(~(s[col] > SPIKE * median), median)
     decode = s.groupby("request_id")[list(PHASES)].sum().sum(axis=1).astype(float)
     req = frames.measured_requests(requests)
