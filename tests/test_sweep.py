@@ -509,3 +509,29 @@ def test_a_run_with_no_decode_step_has_no_acceptance_rather_than_an_error(model_
     assert main(run_args(model_dirs, prompts_file, out, "--max-new-tokens", "1", "--limit", "1")) == 0
     pooled = sweep_report._pooled(trace.load(out))
     assert math.isnan(pooled["acceptance"]) and math.isnan(pooled["tokens_per_step"])
+
+
+def test_sweep_warns_for_each_finished_run_whose_clock_was_disturbed(finished_sweep, tmp_path, capsys, monkeypatch):
+    """A sweep's speedups divide by another run, so a load that came and went during one run moves them: `workbench
+    sweep` ends with the warning `workbench run` prints, one per disturbed run, naming it, each read on its own
+    steps (a rerun that has nothing left to run says it too). Whether a clock was disturbed is ``clock``'s test."""
+    from workbench.analysis import clock
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_sweep, out)
+    command = ["sweep", str(finished_sweep.parent / "s.toml"), "--out", str(out), "--no-progress"]
+    names = [r["name"] for r in sweep.read_manifest(out)["runs"]]
+    monkeypatch.setattr(clock, "DISTURBED", 0.0)  # every clock "disturbed": the warnings say whose
+    capsys.readouterr()
+    assert main(command) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("sweep complete")
+    lines = captured.err.splitlines()
+    assert [x.removeprefix("warning: The clock of run ").split(" was disturbed")[0] for x in lines] == names
+    for name, line in zip(names, lines):
+        t = trace.load(out / "runs" / name)
+        worst = clock.spikes(t.steps, t.requests).set_index("phase")["share"]  # this run's own steps only
+        assert f"{worst.max():.0%} of its {worst.idxmax()} times" in line
+        assert "measured in another run (a sweep's) move with a disturbance of either run" in line
+    monkeypatch.setattr(clock, "DISTURBED", 2.0)  # no share reaches 200 %; the runs are too short for drift
+    assert main(command) == 0 and capsys.readouterr().err == ""

@@ -86,6 +86,28 @@ def baseline_run(run_dir: str | os.PathLike) -> Path | None:
     return base_dir
 
 
+def clock_warnings(sweep_dir: str | os.PathLike) -> list[str]:
+    """``clock.clock_note`` of each finished run of the sweep whose clock was disturbed, naming the run, in manifest
+    order: what ``workbench sweep`` prints on stderr when it stops (the report's index says the same per run). Each
+    run's clock is read on its own steps; a run whose trace cannot be read is left to the report, which refuses it
+    with the reason."""
+    from workbench import trace
+    from workbench.analysis.clock import clock_note
+
+    sweep_dir, said = Path(sweep_dir), []
+    for row in read_manifest(sweep_dir)["runs"]:
+        run_dir = sweep_dir / "runs" / row["name"]
+        if row["state"] != "done" or not (run_dir / "meta.json").is_file():
+            continue
+        try:
+            t = trace.load(run_dir)
+        except WorkbenchError:
+            continue
+        note = clock_note(t.steps, t.requests, f"run {row['name']}", interleaved=False)  # a sweep's ratios: cross-run
+        said += [note] if note else []
+    return said
+
+
 NOT_DRAFTED = {"acceptance": float("nan"), "tokens_per_step": float("nan")}  # no decode step: nothing was judged
 
 

@@ -29,9 +29,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     """Exit 0 when every run is done, 1 when some failed (listed in a table); bad input raises WorkbenchError."""
     from workbench.sweep import run_sweep
+    from workbench.sweep_report import clock_warnings
 
     failed = run_sweep(args.sweep_file, args.out, ray=args.ray, cpus_per_task=args.cpus_per_task,
                        progress=args.progress)  # Ctrl-C / SIGTERM: cli.main prints the line and exits 130 / 143
+    for said in clock_warnings(args.out):  # as `workbench run` warns: one line per finished run whose clock moved
+        print(f"warning: {said}", file=sys.stderr)
     if not failed:
         print(f"sweep complete → {args.out} (manifest.json; report: workbench report {args.out} --out REPORT_DIR)")
         return 0
