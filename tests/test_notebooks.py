@@ -414,3 +414,16 @@ def test_the_per_run_sections_of_a_page_over_several_runs_name_the_run_they_show
     assert notebook.first_run_note([synthetic], ["/x/a"], synthetic) == ""
     note = notebook.first_run_note([spec_only, synthetic], ["/x/a", "/x/b"], synthetic)
     assert note.startswith("This section looks at run b only, the first speculative run given (2 runs on this page)")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_key_figure_a_page_records_says_what_it_means(built, run_dir, name):
+    """A newcomer reads "o_spec 0.45" on the page: each recorded figure is shown with its meaning, and a figure
+    added to a page without one fails here."""
+    import pandas as pd
+
+    fig = _figures(built, run_dir, name)
+    keys = pd.json_normalize(fig.get("rows") or [fig], sep=" ").columns
+    assert len(keys) and [k for k in keys if not notebook.meaning(k)] == []
+    page = (built / (f"{name}.html" if name == "tuning" else f"{name}_{run_dir.name}.html")).read_text()
+    assert all(html.escape(notebook.meaning(k), quote=False) in page for k in keys)

@@ -61,15 +61,54 @@ def shown_request(trace: Trace, request_id: str = "") -> str:
     return str(spec.iloc[0] if len(spec) else trace.requests["request_id"].iloc[0])
 
 
+# What each key figure a page records means, shown beside it (the JSON keeps the bare numbers; index.html adds units).
+MEANINGS = {
+    "drafter": "whose costs these are: the one drafter, or pooled over several",
+    "t1": "T_t(1), ms: the target's forward over one token (baseline steps)",
+    "t_d": "T_d, ms: draft time per drafted token",
+    "a": "verify line T_t(k) = a + b·k: a, ms",
+    "b": "verify line T_t(k) = a + b·k: b, ms per token of the target's forward",
+    "o_spec": "ms per speculative step outside draft and verify (sampling, acceptance, rollback, recorder)",
+    "o_base": "ms per baseline step outside the target's forward",
+    "prefill_spec": "mean TTFT of speculative requests, ms (both models' prefills)",
+    "prefill_base": "mean TTFT of baseline requests, ms",
+    "new_tokens": "mean tokens generated per measured request",
+    "has_baseline": "whether the run measured a target-only baseline (every speedup divides by it)",
+    "c": "c = T_d ÷ T_t(1), Leviathan's cost coefficient",
+    "pace_ratio": "slowest ÷ fastest stretch of the machine's pace over the run (≥ 1.4 warns; None: too few requests)",
+    "speedup": "measured: median over prompts of baseline ÷ speculative ms/token",
+    "acceptance_rate": "Σn ÷ Σγ over the speculative decode steps",
+    "tokens_per_step": "τ = mean of n + 1 over the speculative decode steps",
+    "alpha_mle": "α of the i.i.d. model: accepted ÷ judged drafts",
+    "alpha_tv": "mean Σ min(p, q) over judged drafts (greedy: how close q came to p)",
+    "steps": "speculative decode steps counted",
+    "greedy_identical": "share of greedy outputs identical to target-only greedy (nan: no greedy pair to compare)",
+    "run_id": "the run", "temperature": "sampling temperature (0 = greedy)",
+    "alpha": "α of the i.i.d. model over the constant-γ steps",
+    "optimal_gamma": "the constant γ the per-position model predicts fastest (a prediction)",
+    "optimal_predicted": "its predicted speedup",
+    "best_measured_gamma": "the constant γ measured fastest in the run",
+    "best_measured": "its measured speedup",
+}
+
+
+def meaning(key: str) -> str:
+    """What a recorded key figure means (``MEANINGS``; a flattened key, "speedup <drafter> <policy> T=0", by its
+    first word); "" for a key it does not know."""
+    return MEANINGS.get(key) or MEANINGS.get(key.split(" ")[0], "")
+
+
 def record(key_figures: dict, figures_out: str = "") -> None:
-    """Show the key figures as a table and, when ``figures_out`` is set, write them as JSON for tests and the
-    report index."""
+    """Show the key figures as a table, each with what it means (``meaning``), and, when ``figures_out`` is set,
+    write them as JSON for tests and the report index."""
     from IPython.display import display
 
     rows = key_figures.get("rows") or [key_figures]
     table = pd.json_normalize(rows, sep=" ").T
     table.columns = [f"{i + 1}" for i in range(table.shape[1])] if len(rows) > 1 else ["key figure"]
-    display(table.style.format(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
+    table["meaning"] = [meaning(str(k)) for k in table.index]
+    display(table.style.format(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+            .set_properties(subset=["meaning"], **{"text-align": "left"}))
     if figures_out:
         Path(figures_out).write_text(json.dumps(key_figures, indent=2, default=float) + "\n")
 
