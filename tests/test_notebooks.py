@@ -427,3 +427,6 @@ def test_every_key_figure_a_page_records_says_what_it_means(built, run_dir, name
     assert len(keys) and [k for k in keys if not notebook.meaning(k)] == []
     page = (built / (f"{name}.html" if name == "tuning" else f"{name}_{run_dir.name}.html")).read_text()
     assert all(html.escape(notebook.meaning(k), quote=False) in page for k in keys)
+    index = (built / "index.html").read_text(encoding="utf-8")  # its table's headings say it on hover
+    assert name != "latency" or all(f"<th title='{html.escape(notebook.meaning(k))}'>{html.escape(k)}" in index
+                                    for k in ("t1", "c", "pace_ratio"))

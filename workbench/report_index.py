@@ -75,8 +75,10 @@ def write_index(out_dir: Path, pages: list[tuple[str, str, str]], headline: str,
                 skipped: list[tuple[str, str]] = ()) -> Path:
     """index.html: the headline per run, links to every page, the pages not built (and why), and the key figures
     each notebook recorded."""
+    from workbench.analysis.notebook import meaning
+
     cols = sorted({k for row in summary for k in row}, key=lambda k: (k != "page", k))
-    head = "".join(f"<th>{html.escape(c + UNITS.get(c, ''))}</th>" for c in cols)
+    head = "".join(f"<th title='{html.escape(meaning(c))}'>{html.escape(c + UNITS.get(c, ''))}</th>" for c in cols)
     rows = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in summary)
     links = "".join(f'<li><a href="{html.escape(f)}">{html.escape(t)}</a> — {html.escape(d)}</li>'
                     for f, t, d in pages)
