@@ -28,8 +28,9 @@ def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) 
         if not has_speculative(t):  # a sweep's baseline run: nothing speculative to summarise
             table = "<p>Target-only baseline run: no speculative setting to summarise.</p>"
         else:
-            table = summary_table(t).to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0,
-                                             classes="wb")
+            table = ("<div style='overflow-x:auto'>"  # a wide table scrolls in its box, not the whole page
+                     + summary_table(t).to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0,
+                                                classes="wb") + "</div>")
             if not has_baseline(t):
                 table += ("<p>No target-only baseline in this run: its speedup divides by its sweep's baseline run "
                           f"{html.escape(str(row['baseline']))} (the sweep comparison on this page, and its pages: "
