@@ -1,6 +1,6 @@
 """The issue-8 benchmark scripts (benchmarks/policy_headroom.py, draft_objective.py, predictions.py) on the tiny
 models: they print every figure RESULTS.md quotes, and the draft fine-tune does what it says; and
-benchmarks/architectures.py, which catches a loop that is not lossless."""
+benchmarks/architectures.py, which catches a loop that is not lossless; replay_variants.py and cross_run_level.py."""
 
 from __future__ import annotations
 
@@ -147,3 +147,21 @@ def test_replay_variants_script_prints_the_shipped_replay_and_each_correction(mo
     script.main([str(run)])
     printed = capsys.readouterr().out
     assert "RMS error over the policies: shipped" in printed and "model_base_error" in printed
+
+
+def test_cross_run_level_script_pairs_the_same_forward_of_two_runs(monkeypatch, capsys):
+    """The paired ratio reads the two runs' one-token target forwards of the same prompt and length: a baseline
+    run whose clock ran 2× slower halves it, exactly, and the script prints it."""
+    import dataclasses
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parent.parent / "data" / "sample_run"
+    script = _benchmark("cross_run_level", monkeypatch)
+    t = trace.load(run)
+    same = script.paired(t, t).set_index("policy")
+    assert (same["pairs"] > 0).all() and same.loc["all", "pairs"] == same["pairs"].iloc[:-1].sum()
+    slow = dataclasses.replace(t, steps=t.steps.assign(verify_ms=t.steps["verify_ms"] * 2))
+    assert script.paired(t, slow)["ratio"].to_numpy() == pytest.approx(same["ratio"].to_numpy() / 2)
+    script.main([str(run)])
+    printed = capsys.readouterr().out
+    assert "median target forward ms by k: 1: " in printed and f"{same.loc['all', 'ratio']:.3f}" in printed
