@@ -150,6 +150,8 @@ def test_run_config_adapter_maps_the_settings(tmp_path):
     ("[grid]\ngamma = [1]\n[settings]\nlimit = 0.5\n", ":4: [settings] limit: expected int, got 0.5"),
     ("[grid]\ngamma = [1]\n[settings]\nper_category = false\n", ":4: [settings] per_category: expected int, got False"),
     ("[grid]\ngamma = [1]\n[settings]\nwarmup = 1\n", ":4: [settings] warmup: expected bool, got 1"),
+    ("[grid]\ngamma = [1]\n[settings]\nbaseline = 'each'\n",
+     ':4: [settings] baseline: expected bool or "interleaved", got \'each\''),
     ("[grid]\ngamma = [1]\n\xff\n", "not UTF-8 text"),
     # "" would resolve to the sweep file's folder, and a comma list is `workbench run`'s syntax, not one grid value
     ("[grid]\ntarget = ''\n", ":2: [grid] target: '': an empty value (give a path, or `default`)"),
@@ -535,3 +537,32 @@ def test_sweep_warns_for_each_finished_run_whose_clock_was_disturbed(finished_sw
         assert "measured in another run (a sweep's) move with a disturbance of either run" in line
     monkeypatch.setattr(clock, "DISTURBED", 2.0)  # no share reaches 200 %; the runs are too short for drift
     assert main(command) == 0 and capsys.readouterr().err == ""
+
+
+def test_an_interleaved_baseline_sweep_measures_each_run_s_speedup_in_the_run(model_dirs, prompts_file, tmp_path,
+                                                                              capsys, monkeypatch):
+    """baseline = "interleaved": no baseline runs; each speculative run measures its own baseline prompt by prompt,
+    so the comparison, the pages and the clock warning read in-run ratios, as `workbench run --baseline` does."""
+    from workbench import sweep_report
+    from workbench.analysis import clock, frames, notebook
+
+    grid = {**tiny_grid(model_dirs, prompts_file, gamma=[1, 3]), "draft": str(model_dirs["draft_prefix"])}
+    path = write_sweep(tmp_path / "s.toml", grid, {"warmup": False, "baseline": "interleaved"})
+    plans = sweep.expand(sweep_file.load_spec(path))
+    assert [p.kind for p in plans] == ["speculative"] * 2 and all(p.baseline is None for p in plans)
+    out = tmp_path / "out"
+    monkeypatch.setattr(clock, "DISTURBED", 0.0)  # every clock "disturbed": the warning's wording is the in-run one
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert "run next to it, so they hold up best" in capsys.readouterr().err
+    runs, cats = sweep_report.comparison(out)
+    for plan in plans:
+        run_dir = out / "runs" / plan.name
+        check_complete(run_dir, plan)
+        assert measured(run_dir, "baseline") == [(p, "") for p in "abc"]  # its own baseline, every prompt
+        t = trace.load(run_dir)
+        own = frames.paired_speedups(t.requests)["speedup"].median()
+        assert runs.set_index("run").loc[plan.name, "speedup"] == pytest.approx(own) and own > 0
+        assert notebook.load_run(run_dir)[1] == ""  # no other run to divide by: no pairing note
+    assert len(cats) and "in-run ratios" in sweep_report.sweep_index_html(out)
+    before = snapshot(out)  # done, and recognised as done: a rerun runs nothing
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0 and snapshot(out) == before

@@ -21,7 +21,15 @@ from pathlib import Path
 from workbench import atomic
 from workbench.errors import WorkbenchError
 from workbench.runlock import LOCK_FILE, RunLock
-from workbench.sweep_file import GRID_DEFAULTS, LATER_SETTINGS, PATH_KEYS, SETTING_TYPES, SweepSpec, load_spec
+from workbench.sweep_file import (
+    GRID_DEFAULTS,
+    INTERLEAVED,
+    LATER_SETTINGS,
+    PATH_KEYS,
+    SETTING_TYPES,
+    SweepSpec,
+    load_spec,
+)
 
 MANIFEST = "manifest.json"
 FORMAT = "workbench-sweep/1"
@@ -92,6 +100,8 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
     if not points:
         raise WorkbenchError(f"{spec.path}: empty grid (every combination is excluded)")
     spec_names = _names(points, tuple(GRID_DEFAULTS), "spec")
+    if spec.settings.get("baseline", True) == INTERLEAVED:  # each run its own baseline: the point says so
+        return [RunPlan(n, "speculative", {**p, "baseline": INTERLEAVED}) for n, p in zip(spec_names, points)]
     if not spec.settings.get("baseline", True):
         return [RunPlan(n, "speculative", p) for n, p in zip(spec_names, points)]
     base_of = lambda p: tuple(json.dumps(p[k]) for k in BASELINE_KEYS)  # noqa: E731
@@ -127,8 +137,9 @@ def _relative(value, base: Path | None):
 
 # ------------------------------------------------------------------------------------------------- RunConfig adapter
 def run_config_for(point: dict):
-    """The single place that maps a sweep point onto ``RunConfig``: a speculative run is one drafter × one policy,
-    a baseline run has no drafter (``drafts=()``, ``baseline=True``)."""
+    """The single place that maps a sweep point onto ``RunConfig``: a speculative run is one drafter × one policy
+    (with its own interleaved baseline when the point says ``baseline = "interleaved"``), a baseline run has no
+    drafter (``drafts=()``, ``baseline=True``)."""
     from workbench.config import RunConfig
 
     fixed = {k: point[k] for k in SETTING_TYPES if k != "baseline" and point.get(k) is not None}
@@ -137,7 +148,7 @@ def run_config_for(point: dict):
                      policies=(point["policy"],) if spec else RunConfig().policies, prompts=point["prompts"],
                      temperature=point["temperature"], top_k=point["top_k"], top_p=point["top_p"],
                      max_new_tokens=point["max_new_tokens"], seed=point["seed"], device=point["device"],
-                     dtype=point["dtype"], baseline=not spec, **fixed)
+                     dtype=point["dtype"], baseline=not spec or point.get("baseline") == INTERLEAVED, **fixed)
 
 
 # ---------------------------------------------------------------------------------------------------------- manifest

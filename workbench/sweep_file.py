@@ -25,6 +25,9 @@ GRID_DEFAULTS = {"target": _RUN.target, "draft": _RUN.drafts[0], "policy": _RUN.
 SETTING_TYPES: dict[str, type] = {"baseline": bool, "limit": int, "per_category": int, "warmup": bool,
                                   "ignore_eos": bool, "trust_remote_code": bool, "chat_template": bool,
                                   "system_prompt": str}
+# baseline = "interleaved": no baseline runs; every speculative run measures its own baseline, prompt by prompt
+# (`workbench run --baseline`), so its speedups are in-run ratios, at the cost of one baseline per run.
+INTERLEAVED = "interleaved"
 # Settings added after the manifest format was fixed, with their defaults: a point carries one only when the sweep
 # file sets it to another value, so a sweep directory made before the key existed (or a sweep file that spells out
 # the default) keeps its grid identity (workbench.sweep.grid_hash) and reruns.
@@ -118,7 +121,10 @@ def _settings(path: Path, text: str, settings: dict) -> dict:
         if key not in SETTING_TYPES:
             raise bad(f"unknown key (known: {', '.join(SETTING_TYPES)})")
         want = SETTING_TYPES[key]
-        problem = value_problem(key, value) if _check_type(value, want) else f"expected {want.__name__}"
+        if key == "baseline" and value == INTERLEAVED:  # the one setting that also takes a word
+            continue
+        problem = value_problem(key, value) if _check_type(value, want) else \
+            f"expected {want.__name__}" + (f' or "{INTERLEAVED}"' if key == "baseline" else "")
         if problem:
             raise bad(f"{problem}, got {value!r}")
     if settings.get("system_prompt") and not settings.get("chat_template"):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.sweep import BASELINE_KEYS, read_manifest, value_label
-from workbench.sweep_file import GRID_DEFAULTS
+from workbench.sweep_file import GRID_DEFAULTS, INTERLEAVED
 
 SHOWN = ("target", "draft", "policy", "temperature")  # always shown; other settings only when they vary
 
@@ -103,7 +103,8 @@ def clock_warnings(sweep_dir: str | os.PathLike) -> list[str]:
             t = trace.load(run_dir)
         except WorkbenchError:
             continue
-        note = clock_note(t.steps, t.requests, f"run {row['name']}", interleaved=False)  # a sweep's ratios: cross-run
+        own = row["point"].get("baseline") == INTERLEAVED  # else its speedups divide by another run: cross-run
+        note = clock_note(t.steps, t.requests, f"run {row['name']}", interleaved=own)
         said += [note] if note else []
     return said
 
@@ -138,8 +139,9 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
             continue
         t = trace.load(sweep_dir / "runs" / name)
         record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS}, **_pooled(t), "speedup": float("nan")}
-        if row.get("baseline") in done:  # the per-prompt ratios every speedup is a median of (frames)
-            base = trace.load(sweep_dir / "runs" / row["baseline"]).requests
+        own = row["point"].get("baseline") == INTERLEAVED  # the run measured its own baseline, prompt by prompt
+        if own or row.get("baseline") in done:  # the per-prompt ratios every speedup is a median of (frames)
+            base = None if own else trace.load(sweep_dir / "runs" / row["baseline"]).requests
             paired = frames.paired_speedups(t.requests, baseline=base).dropna(subset=["speedup"])
             record["speedup"] = paired["speedup"].median()
             by_category = _pooled(t, "category")  # each category's own acceptance, not the run's
@@ -203,10 +205,15 @@ def sweep_index_html(sweep_dir: str | os.PathLike, pages: dict[str, str] | None 
     settings = list(SHOWN) + varying
     runs = runs.sort_values(settings, key=lambda s: s.astype(str))
     best = best_per_category(cats)
-    note = ("Speedup = median over prompts of (baseline ms/token ÷ speculative ms/token), each speculative run "
-            f"paired with the sweep's baseline run of the same {', '.join(BASELINE_KEYS)}: cross-run ratios "
-            "measured on the same machine, one run after the other (not interleaved within a run, so slow drifts "
-            "of the machine are not cancelled). Acceptance = Σn/Σγ; tokens per step τ = mean(n+1).")
+    own = read_manifest(sweep_dir)["runs"][-1]["point"].get("baseline") == INTERLEAVED  # one setting for all runs
+    note = ("Speedup = median over prompts of (baseline ms/token ÷ speculative ms/token), "
+            + ("each speculative run dividing by its own baseline, measured prompt by prompt within the run "
+               "(baseline = \"interleaved\"): in-run ratios, as in `workbench run --baseline`. " if own else
+               f"each speculative run paired with the sweep's baseline run of the same {', '.join(BASELINE_KEYS)}: "
+               "cross-run ratios measured on the same machine, one run after the other (not interleaved within a "
+               "run, so slow drifts of the machine are not cancelled; baseline = \"interleaved\" in the sweep file "
+               "measures each run's own). ")
+            + "Acceptance = Σn/Σγ; tokens per step τ = mean(n+1).")
     shown = ["target", "temperature", "category", "run", *(k for k in settings[1:] if k != "temperature"), "speedup",
              "acceptance", "tokens_per_step", "n_prompts"]
     best_html = (_table(best, shown, pages)
