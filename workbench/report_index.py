@@ -36,7 +36,7 @@ def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) 
                           f"{html.escape(str(row['baseline']))} (the sweep comparison on this page, and its pages: "
                           "ratios across two runs).</p>" if row and row.get("baseline") else
                           "<p>No target-only baseline in this run, so no speedup was measured in it.</p>")
-        disturbed = clock_note(t.steps, t.requests, interleaved=(row is None or row["baseline"] is None)
+        disturbed = clock_note(t.steps, t.requests, interleaved=(row is None or row.get("baseline") is None)
                                and has_baseline(t))  # a sweep's run with its own baseline: in-run ratios
         if disturbed:
             table += f"<p class='wb-note'><b>Warning:</b> {html.escape(disturbed)}</p>"
