@@ -535,6 +535,10 @@ def test_sweep_warns_for_each_finished_run_whose_clock_was_disturbed(finished_sw
         worst = clock.spikes(t.steps, t.requests).set_index("phase")["share"]  # this run's own steps only
         assert f"{worst.max():.0%} of its {worst.idxmax()} times" in line
         assert "measured in another run (a sweep's) move with a disturbance of either run" in line
+        # the index words each run's clock the same, the baseline run that others divide by included
+        from workbench.report_index import headline
+        said = headline([t], [name], [out / "runs" / name])
+        assert "measured in another run (a sweep&#x27;s)" in said and "run next to it" not in said, name
     monkeypatch.setattr(clock, "DISTURBED", 2.0)  # no share reaches 200 %; the runs are too short for drift
     assert main(command) == 0 and capsys.readouterr().err == ""
 
@@ -563,6 +567,8 @@ def test_an_interleaved_baseline_sweep_measures_each_run_s_speedup_in_the_run(mo
         own = frames.paired_speedups(t.requests)["speedup"].median()
         assert runs.set_index("run").loc[plan.name, "speedup"] == pytest.approx(own) and own > 0
         assert notebook.load_run(run_dir)[1] == ""  # no other run to divide by: no pairing note
+        from workbench.report_index import headline
+        assert "run next to it" in headline([t], [plan.name], [run_dir])  # the index's clock warning: in-run
     assert len(cats) and "in-run ratios" in sweep_report.sweep_index_html(out)
     before = snapshot(out)  # done, and recognised as done: a rerun runs nothing
     assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0 and snapshot(out) == before

@@ -14,7 +14,7 @@ def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) 
     from workbench.analysis.clock import clock_note
     from workbench.analysis.notebook import has_baseline, has_speculative
     from workbench.analysis.summary import summary_table
-    from workbench.sweep import manifest_row
+    from workbench.sweep import manifest_row, own_baseline
 
     parts = []
     for t, name, d in zip(traces, names, run_dirs):
@@ -36,8 +36,8 @@ def headline(traces: list[trace.Trace], names: list[str], run_dirs: list[Path]) 
                           f"{html.escape(str(row['baseline']))} (the sweep comparison on this page, and its pages: "
                           "ratios across two runs).</p>" if row and row.get("baseline") else
                           "<p>No target-only baseline in this run, so no speedup was measured in it.</p>")
-        disturbed = clock_note(t.steps, t.requests, interleaved=(row is None or row.get("baseline") is None)
-                               and has_baseline(t))  # a sweep's run with its own baseline: in-run ratios
+        in_run = row is None or own_baseline(row.get("point") or {})  # a sweep's baseline run: others divide by it
+        disturbed = clock_note(t.steps, t.requests, interleaved=in_run and has_baseline(t))
         if disturbed:
             table += f"<p class='wb-note'><b>Warning:</b> {html.escape(disturbed)}</p>"
         parts.append(f"<h2>{html.escape(name)} <small>run {html.escape(str(t.meta.get('run_id')))}</small></h2>"

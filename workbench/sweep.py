@@ -136,6 +136,12 @@ def _relative(value, base: Path | None):
 
 
 # ------------------------------------------------------------------------------------------------- RunConfig adapter
+def own_baseline(point: dict) -> bool:
+    """Whether a sweep point's run measures its own baseline, prompt by prompt (``baseline = "interleaved"``), so
+    its speedups are in-run ratios; else a speculative run divides by the sweep's baseline run (cross-run)."""
+    return point.get("baseline") == INTERLEAVED
+
+
 def run_config_for(point: dict):
     """The single place that maps a sweep point onto ``RunConfig``: a speculative run is one drafter × one policy
     (with its own interleaved baseline when the point says ``baseline = "interleaved"``), a baseline run has no
@@ -148,7 +154,7 @@ def run_config_for(point: dict):
                      policies=(point["policy"],) if spec else RunConfig().policies, prompts=point["prompts"],
                      temperature=point["temperature"], top_k=point["top_k"], top_p=point["top_p"],
                      max_new_tokens=point["max_new_tokens"], seed=point["seed"], device=point["device"],
-                     dtype=point["dtype"], baseline=not spec or point.get("baseline") == INTERLEAVED, **fixed)
+                     dtype=point["dtype"], baseline=not spec or own_baseline(point), **fixed)
 
 
 # ---------------------------------------------------------------------------------------------------------- manifest

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.sweep import BASELINE_KEYS, read_manifest, value_label
-from workbench.sweep_file import GRID_DEFAULTS, INTERLEAVED
+from workbench.sweep import BASELINE_KEYS, own_baseline, read_manifest, value_label
+from workbench.sweep_file import GRID_DEFAULTS
 
 SHOWN = ("target", "draft", "policy", "temperature")  # always shown; other settings only when they vary
 
@@ -103,8 +103,7 @@ def clock_warnings(sweep_dir: str | os.PathLike) -> list[str]:
             t = trace.load(run_dir)
         except WorkbenchError:
             continue
-        own = row["point"].get("baseline") == INTERLEAVED  # else its speedups divide by another run: cross-run
-        note = clock_note(t.steps, t.requests, f"run {row['name']}", interleaved=own)
+        note = clock_note(t.steps, t.requests, f"run {row['name']}", interleaved=own_baseline(row["point"]))
         said += [note] if note else []
     return said
 
@@ -139,7 +138,7 @@ def comparison(sweep_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
             continue
         t = trace.load(sweep_dir / "runs" / name)
         record = {"run": name, **{k: row["point"][k] for k in GRID_DEFAULTS}, **_pooled(t), "speedup": float("nan")}
-        own = row["point"].get("baseline") == INTERLEAVED  # the run measured its own baseline, prompt by prompt
+        own = own_baseline(row["point"])  # the run measured its own baseline, prompt by prompt
         if own or row.get("baseline") in done:  # the per-prompt ratios every speedup is a median of (frames)
             base = None if own else trace.load(sweep_dir / "runs" / row["baseline"]).requests
             paired = frames.paired_speedups(t.requests, baseline=base).dropna(subset=["speedup"])
@@ -205,7 +204,7 @@ def sweep_index_html(sweep_dir: str | os.PathLike, pages: dict[str, str] | None 
     settings = list(SHOWN) + varying
     runs = runs.sort_values(settings, key=lambda s: s.astype(str))
     best = best_per_category(cats)
-    own = read_manifest(sweep_dir)["runs"][-1]["point"].get("baseline") == INTERLEAVED  # one setting for all runs
+    own = own_baseline(read_manifest(sweep_dir)["runs"][-1]["point"])  # one setting for all of a sweep's runs
     note = ("Speedup = median over prompts of (baseline ms/token ÷ speculative ms/token), "
             + ("each speculative run dividing by its own baseline, measured prompt by prompt within the run "
                "(baseline = \"interleaved\"): in-run ratios, as in `workbench run --baseline`. " if own else
