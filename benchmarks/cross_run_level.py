@@ -10,7 +10,7 @@ times (median over pairs, per setting and pooled) would show how much faster or 
 than in the other, which is what a sweep's cross-run speedups cannot cancel. Also printed: each run's median
 target-forward time per k. RESULTS.md (twelfth session) has what it measured. The speculative side's one-token
 forwards come at the ends of requests, right after draft forwards, and are few (4–13 per setting on demo-sized
-runs), so the ratio is too noisy and biased there (1.03–1.10 on interleaved runs) to gauge a 10–20 % shift; the
+runs), so the ratio is too noisy and biased there (1.03–1.11 pooled on interleaved runs) to gauge a 10–20 % shift; the
 workbench does not warn on it.
 """
 
@@ -21,7 +21,7 @@ import argparse
 import pandas as pd
 
 from workbench import trace
-from workbench.analysis import frames
+from workbench.analysis import frames, latency
 from workbench.sweep_report import baseline_run
 
 KEYS = ["prompt_id", "context_len"]  # the same prompt at the same length: the same forward, under greedy decoding
@@ -45,12 +45,6 @@ def paired(spec: trace.Trace, base: trace.Trace) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def forward_ms_by_k(t: trace.Trace) -> pd.Series:
-    """Median target-forward time (ms) of the run's decode steps per k."""
-    s = frames.decode_steps(t.steps, t.requests)
-    return s.groupby("k")["verify_ms"].median()
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("spec_run", help="a run with speculative requests")
@@ -62,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     spec, base = trace.load(args.spec_run), trace.load(base_dir)
     print(f"speculative run {args.spec_run}, baseline run {base_dir}")
     for name, t in (("speculative run", spec), ("baseline run", base)):
-        by_k = forward_ms_by_k(t)
+        by_k = latency.verify_cost(t.steps, t.requests).set_index("k")["median"]  # median target forward per k
         print(f"{name}: median target forward ms by k: " + ", ".join(f"{k}: {v:.2f}" for k, v in by_k.items()))
     print("one-token target forwards paired by prompt and context length (speculative ÷ baseline):")
     print(paired(spec, base).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
