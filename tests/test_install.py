@@ -1,5 +1,5 @@
 """Packaging and start-up: a wheel carries the data and notebooks and runs outside the checkout; ``--help`` loads
-no heavy library; README's layout table matches the tree."""
+no heavy library; README's layout table matches the tree; docs/TRACE.md lists the columns the trace writes."""
 
 from __future__ import annotations
 
@@ -109,3 +109,21 @@ def test_setup_refuses_a_disk_without_room_in_one_line(tmp_path):
     assert done.returncode == 1 and len(lines) == 1 and not done.stderr, (done.stdout, done.stderr)
     assert lines[0].startswith("error: 300 MB free on the disk of") and "free some space" in lines[0]
     assert not (tmp_path / ".venv" / ".workbench-installed").exists()
+
+
+def test_trace_md_documents_every_column_of_every_table_in_order_with_its_type():
+    """docs/TRACE.md is the trace's contract: each table's column list there is the schema ``trace`` writes, in order,
+    with the same types (a column added, renamed or retyped without its documentation fails here)."""
+    from workbench.trace import SCHEMAS
+
+    kinds = {"string": "str", "int64": "int", "double": "float", "bool": "bool", "list<item: int64>": "list[int]"}
+    doc = (ROOT / "docs" / "TRACE.md").read_text()
+    for table, schema in SCHEMAS.items():
+        section = re.search(rf"^## `{table}`.*?\n(.*?)(?=^## )", doc, re.S | re.M)
+        assert section, f"docs/TRACE.md has no section for the {table} table"
+        documented = []
+        for row in section.group(1).splitlines():
+            cells = [c.strip() for c in row.strip("|").split("|")] if row.startswith("| ") else []
+            if len(cells) >= 3 and cells[0] != "column":  # "run_id, request_id" documents two columns in one row
+                documented += [(name.strip(" `"), cells[1]) for name in cells[0].split(",")]
+        assert documented == [(f.name, kinds[str(f.type)]) for f in schema], table

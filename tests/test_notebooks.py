@@ -373,8 +373,9 @@ def test_a_sweep_run_without_a_usable_baseline_run_says_why(sweep_report, tmp_pa
     else:
         assert said == ""
         assert missing == (
-            "This run has no target-only baseline, so no speedup was measured: set `baseline = true` in the sweep "
-            "file and run the sweep again (a sweep's run divides by its sweep's baseline run).")
+            "This run has no target-only baseline, so no speedup was measured: set `baseline = true` (a baseline run "
+            "to divide by) or `baseline = \"interleaved\"` (each run measures its own) in the sweep file and run the "
+            "sweep into a new --out.")
     assert notebook.load_run(sw / "runs" / "baseline")[1] == ""  # a baseline run is itself: nothing added
 
 

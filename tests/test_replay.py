@@ -496,7 +496,8 @@ SWEEP_BASELINE_REFUSALS = {
                     '["constant:4"] in the run, ["constant:2"] in the manifest)',
     "no-baseline-planned": "replay: {spec} has no baseline requests, and a predicted speedup needs the target-only "
                            "cost measured in the same run (its sweep ran no baseline: baseline = false in the sweep "
-                           "file); to replay this setting",
+                           "file); to replay this setting, record it with `workbench run … --baseline` or sweep it "
+                           'with baseline = true or "interleaved" into a new --out\n',
     "manifest-corrupt": "{sweep}/manifest.json: not a sweep manifest this workbench wrote (no format",
 }
 

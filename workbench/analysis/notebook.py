@@ -274,8 +274,9 @@ def no_baseline_note(traces: list[Trace], run_dirs: list) -> str:
     rows = [manifest_row(d) for d in missing]  # a sweep's run: its remedy is in the sweep (load_run says which)
     if all(rows):
         fix = ("its sweep's baseline run could not be used (the note above says why)" if any(r.get("baseline")
-               for r in rows) else "set `baseline = true` in the sweep file and run the sweep again (a sweep's run "
-               "divides by its sweep's baseline run)")
+               for r in rows) else "set `baseline = true` (a baseline run to divide by) or "
+               "`baseline = \"interleaved\"` (each run measures its own) in the sweep file and run the sweep into a "
+               "new --out")
     else:
         fix = "rerun with --baseline" + (" (a sweep's run: `baseline = true` in the sweep file)" if any(rows) else "")
     return f"{who} no target-only baseline, so no speedup was measured: {fix}."

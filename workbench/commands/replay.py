@@ -139,7 +139,8 @@ def check_replayable(tr, run_dir: Path) -> Path | None:
         return paired
     again = "; to replay this setting, record it with `workbench run … --baseline`"
     why, then = ((stopped.format("baseline"), "") if config.get("baseline") else
-                 ("its sweep ran no baseline: baseline = false in the sweep file", again) if sweep else
+                 ("its sweep ran no baseline: baseline = false in the sweep file",
+                  again + ' or sweep it with baseline = true or "interleaved" into a new --out') if sweep else
                  ("it was made without --baseline", again))
     raise WorkbenchError(f"replay: {run_dir} has no baseline requests, and a predicted speedup needs the "
                          f"target-only cost measured in the same run ({why}){then}")
