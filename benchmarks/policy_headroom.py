@@ -17,6 +17,8 @@ constant γ; none is a measurement of a policy that ran. Printed, in order:
    a rejection; every constant γ is one of them), chosen in hindsight on the same prompts — a bound for every
    schedule that reads the previous step's outcome alone (a longer memory, like the heuristic's, is not covered);
    and how well the target's own confidence at the last verified position ranks the next draft's acceptance;
+   then the output position: the draft's match rate over the first positions and after, and the best schedule of
+   γ on the position alone (γ ∈ 1..8 before position 4, 6, 8, 12 or 16, γ ∈ 1..12 from there), in hindsight;
 7. the signal quality a stopping rule needs: the true accept bit plus Gaussian noise, at several noise levels (an
    optimistic yardstick: its errors are independent of everything else; a real signal of the same AUC replays
    lower: a draft fine-tuned for acceptance, AUC 0.88, replays to 1.03x, benchmarks/draft_objective.py);
@@ -39,6 +41,7 @@ from workbench.drafters.ngram import lookup
 from workbench.sampling import entropy
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # P of the threshold policies a signal is replayed with
+UNTIL = (4, 6, 8, 12, 16)  # output positions where a schedule on the position may change γ
 
 
 def auc(score, label) -> float:
@@ -199,11 +202,21 @@ def cheap_signals(run: Replayed, base: float) -> np.ndarray:
     return y
 
 
-class TwoState:
-    """A schedule that drafts ``full`` tokens after a step that accepted all its drafts (and at a request's start),
-    ``reject`` after a step with a rejection: a schedule with a one-step memory (HF's heuristic remembers more)."""
+class _Schedule:
+    """A schedule of γ that reads no draft and no clock (the replayed hindsight bounds below)."""
 
     reads_draft = reads_entropy = reads_clock = False
+
+    def stop_after(self, i: int, confidence: float, entropy: float) -> bool:
+        return False
+
+    def observe_times(self, gamma: int, draft_ms: float, verify_ms: float, other_ms: float) -> None:
+        pass
+
+
+class TwoState(_Schedule):
+    """A schedule that drafts ``full`` tokens after a step that accepted all its drafts (and at a request's start),
+    ``reject`` after a step with a rejection: a schedule with a one-step memory (HF's heuristic remembers more)."""
 
     def __init__(self, full: int, reject: int):
         self.full, self.reject, self.cap, self.spec = full, reject, max(full, reject), f"two-state:{full}:{reject}"
@@ -215,14 +228,38 @@ class TwoState:
     def plan(self) -> int:
         return self.gamma
 
-    def stop_after(self, i: int, confidence: float, entropy: float) -> bool:
-        return False
-
     def observe(self, outcome) -> None:
         self.gamma = self.full if outcome.n == outcome.gamma else self.reject
 
-    def observe_times(self, gamma: int, draft_ms: float, verify_ms: float, other_ms: float) -> None:
-        pass
+
+class Phased(_Schedule):
+    """A schedule on the output position: ``early`` tokens a step until ``until`` tokens are out (the first one,
+    from the prefill, included), ``late`` after."""
+
+    def __init__(self, early: int, late: int, until: int):
+        self.early, self.late, self.until = early, late, until
+        self.cap, self.spec, self.out = max(early, late), f"phased:{early}:{late}:{until}", 1
+
+    def begin_request(self) -> None:
+        self.out = 1
+
+    def plan(self) -> int:
+        return self.early if self.out < self.until else self.late
+
+    def observe(self, outcome) -> None:
+        self.out += outcome.n + 1
+
+
+def position(run: Replayed, best_constant: float) -> None:
+    """6b. the output position: the draft's match rate at the first positions and after, and the best schedule of
+    γ on the position (``Phased``; every constant γ is one of them), chosen in hindsight on the same prompts."""
+    rate = lambda lo, hi: np.concatenate([r.match[lo:hi] for r in run.recorded]).mean()  # noqa: E731
+    print("along the recorded outputs, the draft's token matches " + "; ".join(
+        f"{rate(1, u):.3f} at output positions 1–{u - 1}, {rate(u, None):.3f} after" for u in (4, 8, 16)))
+    grid = {(e, lt, u): run.median(Phased(e, lt, u)) for e in range(1, 9) for lt in range(1, 13) for u in UNTIL}
+    (e, lt, u), value = max(grid.items(), key=lambda kv: kv[1])
+    print(f"best schedule on the output position, in hindsight (γ {e} before position {u}, {lt} from there): "
+          f"{value:.3f}x = {value / best_constant:.3f}x the best constant in hindsight")
 
 
 def history(run: Replayed) -> None:
@@ -250,6 +287,7 @@ def history(run: Replayed) -> None:
     print(f"best schedule on the previous step's outcome, in hindsight (γ {f} after a full acceptance, {r} after "
           f"a rejection): {value:.3f}x = {value / constant[best_g]:.3f}x the best constant in hindsight "
           f"(constant:{best_g}, {constant[best_g]:.3f}x)")
+    position(run, constant[best_g])
 
 
 def needed_signal(run: Replayed, base: float, y: np.ndarray) -> None:

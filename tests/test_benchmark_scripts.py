@@ -34,6 +34,17 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     assert hindsight >= base  # the per-prompt best includes γ = 5 itself
     # the schedules on the previous step's outcome include every constant γ of 1..12 (same γ after either one)
     assert float(re.search(r"a rejection\): [\d.]+x = ([\d.]+)x the best constant", printed).group(1)) >= 1.0
+    # ... and so do the schedules on the output position (the same γ before and after the change)
+    assert "output positions 1–3" in printed
+    assert float(re.search(r"from there\): [\d.]+x = ([\d.]+)x the best constant", printed).group(1)) >= 1.0
+    from workbench.analysis import replay  # a schedule on the position plans γ 1 before output position 6, 4 after
+    rec = next(r for r in recorded_outputs(trace.load(out), "draft_prefix") if not r.warmup)
+    costs = replay.run_costs(trace.load(out), "draft_prefix")[False]
+    steps, at, planned = replay.replay_request(rec, script.Phased(1, 4, 6), costs, max_new=12), 1, []
+    for step in steps:
+        planned.append(min(1 if at < 6 else 4, 12 - at - 1))  # the token budget clips the last steps
+        at += step["n_emitted"]
+    assert [s["gamma"] for s in steps] == planned and 4 in planned, planned
     aucs = [float(v) for v in re.findall(r"AUC (\d\.\d+)", printed)]
     assert aucs and all(0.0 <= v <= 1.0 for v in aucs)
     assert script.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
