@@ -274,6 +274,25 @@ def test_carry_over_compares_the_first_draft_after_full_and_after_rejecting_step
     assert np.isnan(row["after_reject"]) and np.isnan(row["carry"])
 
 
+def test_along_output_places_each_judged_draft_at_its_position_in_the_response(tr):
+    # n = [3, 1, 0, 2] at γ = 3 emit 4, 2, 1, 3 tokens after the prefill's token (t = 0): the steps start at t = 1, 5,
+    # 7 and 8 and judge t = 1-3 (all accepted), 5-6 (5 accepted), 7 (rejected) and 8-10 (8, 9 accepted)
+    along = acceptance.along_output(tr.steps, tr.requests)
+    assert list(along["positions"]) == ["1–3", "4–7", "8–15"] and list(along["first"]) == [1, 4, 8]
+    assert list(along["judged"]) == [3, 3, 3] and list(along["accepted"]) == [3, 1, 2]
+    assert along["rate"].tolist() == pytest.approx([1.0, 1 / 3, 2 / 3])
+    assert (along["rate_lo"] <= along["rate"]).all() and (along["rate"] <= along["rate_hi"]).all()
+    assert set(along["drafter"]) == {"draft"}  # the warm-up (every draft accepted) and the baseline never count
+    # a step that drafted nothing still moves the position on: (γ, n) = (2, 2), (0, 0), (2, 0) judge t = 1-2, the
+    # empty step emits t = 4, and the last judges t = 5 (rejected)
+    parts = request_rows("p", "speculative", 2, [(2, 2.0, 9.0, 1.0, 2), (0, 0.0, 8.0, 1.0, 0),
+                                                 (0, 2.0, 10.0, 1.0, 2)], policy="adaptive:2")
+    t = Trace(meta={}, **{k: pd.DataFrame(parts[k]) for k in ("requests", "steps", "tokens")})
+    along = acceptance.along_output(t.steps, t.requests)
+    assert list(along["first"]) == [1, 4] and list(along["judged"]) == [2, 1] and list(along["accepted"]) == [2, 0]
+    assert acceptance.along_output(tr.steps, tr.requests[tr.requests["mode"] == "baseline"]).empty
+
+
 def test_a_version_1_run_still_loads(tmp_path):
     """Format 1 (one model draft, requests.gamma): load maps it to drafter / policy and the analyses run on it."""
     import json

@@ -24,6 +24,10 @@ def test_acceptance_and_latency_figures_carry_the_table_values(tr):
     assert list(figures.n_distribution_figure(dist).data[0].y) == pytest.approx([0.25] * 4)
     carry = figures.carry_over_figure(acceptance.carry_over(tr.steps, tr.requests))
     assert [list(bar.y) for bar in carry.data] == [[1.0], [0.5]] and list(carry.data[0].x) == ["draft · constant:3"]
+    along = acceptance.along_output(tr.steps, tr.requests)
+    line = figures.along_output_figure(along)
+    assert len(line.data) == 1 and list(line.data[0].y) == pytest.approx([1.0, 1 / 3, 2 / 3])
+    assert list(line.layout.xaxis.categoryarray) == ["1–3", "4–7", "8–15"]
     phases = latency.phase_breakdown(tr.steps, tr.requests, by="mode")
     fig = figures.phase_figure(phases, "mode")
     assert [t.name for t in fig.data] == ["draft", "verify", "other"] and list(fig.data[0].x) == ["baseline",

@@ -121,6 +121,7 @@ def test_html_pages_have_plots_and_nothing_remote(built):
     for said in ("One drafter in this run", "No n-gram drafter in this run", "No early-exit drafter in this run"):
         assert said in acc, said
     assert "Prompt lookup: steps with a match" not in acc and "Measured speedup by drafter" not in acc
+    assert "Acceptance along the response, by output position" in acc  # acceptance.along_output's figure is drawn
 
 
 def _png_pixels(path: Path) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Acceptance analysis: how many drafts the target keeps, where in the draft they stop, and which tokens fail.
+"""Acceptance analysis: how many drafts the target keeps, where in the draft and in the response they stop, and which
+tokens fail.
 
 Pure functions over the trace tables of docs/TRACE.md, each returning a DataFrame (or an HTML string for the text
 view). Callers pass whole tables; warm-ups and prefill steps are dropped here through ``frames``, so every function
@@ -154,6 +155,37 @@ def carry_over(steps: pd.DataFrame, requests: pd.DataFrame, by=frames.SETTING) -
         out[f"{name}_lo"], out[f"{name}_hi"] = wilson_interval(g["sum"], g["size"])
     out["carry"] = out["after_full"] - out["after_reject"]
     return out.reset_index()
+
+
+OUTPUT_BINS = (1, 4, 8, 16, 32, 64, 128, 256, 512)  # edges of the output-position bins: each twice the last
+
+
+def along_output(steps: pd.DataFrame, requests: pd.DataFrame, by=frames.SETTING) -> pd.DataFrame:
+    """Acceptance along the response: per group and bin of output position t (the index in the response of the
+    token a draft proposes; t = 0 is the prefill's token, so drafts start at t = 1), P(a draft is accepted | the
+    rule judged it) with Wilson bounds. Columns: the ``by`` keys, positions (the bin, "1–3", "4–7", …, "512+"),
+    first (its first t), judged, accepted, rate, rate_lo, rate_hi; only bins that hold a judged draft.
+
+    From the steps table: a step that starts at t judges drafts t … t + judged − 1 and accepts the first n; t is 1
+    plus the tokens its request emitted before it. Flat along t: acceptance does not depend on how much of the
+    response the draft has seen; low at the start: the draft does worse with little context.
+    """
+    s = frames.speculative_steps(steps, requests).sort_values(["request_id", "step"])
+    s = s.assign(start=1 + s.groupby("request_id")["n_emitted"].cumsum() - s["n_emitted"])
+    judged = s["judged"].to_numpy(int)
+    row = np.repeat(np.arange(len(s)), judged)  # one entry per judged draft
+    i = np.arange(len(row)) - np.repeat(np.cumsum(judged) - judged, judged)  # 0-based position in its step
+    edges = [*OUTPUT_BINS, np.inf]
+    labels = [f"{a}–{b - 1}" for a, b in zip(OUTPUT_BINS, OUTPUT_BINS[1:])] + [f"{OUTPUT_BINS[-1]}+"]
+    drafts = s.iloc[row][list(by)].reset_index(drop=True).assign(
+        first=pd.cut(s["start"].to_numpy(int)[row] + i, edges, right=False, labels=OUTPUT_BINS).astype(int),
+        accepted=i < s["n_accepted"].to_numpy(int)[row])
+    keys = [*by, "first"]
+    out = drafts.groupby(keys)["accepted"].agg(judged="size", accepted="sum").reset_index()
+    out.insert(len(by), "positions", out["first"].map(dict(zip(OUTPUT_BINS, labels))))
+    out["rate"] = out["accepted"] / out["judged"]
+    out["rate_lo"], out["rate_hi"] = wilson_interval(out["accepted"], out["judged"])
+    return out
 
 
 def most_rejected(tokens: pd.DataFrame, requests: pd.DataFrame, top: int = 20) -> pd.DataFrame:

@@ -59,6 +59,20 @@ def carry_over_figure(carry: pd.DataFrame) -> go.Figure:
                              barmode="group", yaxis_title="P(first draft accepted)", yaxis_range=[0, 1.05])
 
 
+def along_output_figure(along: pd.DataFrame) -> go.Figure:
+    """P(draft accepted | judged) per bin of output position (95 % Wilson bars), one line per setting
+    (``acceptance.along_output``): a flat line means acceptance does not depend on how far into the response."""
+    fig = go.Figure()
+    for label, rows in along.assign(setting=setting_label(along)).groupby("setting", sort=False):
+        fig.add_scatter(x=rows["positions"], y=rows["rate"], name=label, mode="markers+lines",
+                        error_y=_err(rows, "rate", "rate_lo", "rate_hi"))
+    order = along.sort_values("first")["positions"].unique().tolist()  # bins in order, whichever line has them
+    return fig.update_layout(title="Acceptance along the response, by output position of the drafted token",
+                             xaxis=dict(title="output position t (the prefill's token is t = 0)", type="category",
+                                        categoryorder="array", categoryarray=order),
+                             yaxis_title="P(draft accepted | judged)", yaxis_range=[0, 1.05])
+
+
 def alpha_figure(by: pd.DataFrame, key: str, label: str | None = None) -> go.Figure:
     """Acceptance rate (Wilson bars), alpha_mle and mean alpha_tv per group of ``acceptance.acceptance_by``;
     ``label`` names the groups in the title (default: ``key``)."""
