@@ -253,9 +253,12 @@ class Phased(_Schedule):
 def position(run: Replayed, best_constant: float) -> None:
     """6b. the output position: the draft's match rate at the first positions and after, and the best schedule of
     γ on the position (``Phased``; every constant γ is one of them), chosen in hindsight on the same prompts."""
-    rate = lambda lo, hi: np.concatenate([r.match[lo:hi] for r in run.recorded]).mean()  # noqa: E731
+    def rate(lo: int, hi: int | None) -> str:
+        match = np.concatenate([r.match[lo:hi] for r in run.recorded])
+        return f"{match.mean():.3f}" if match.size else "none"  # outputs shorter than the position: no rate
+
     print("along the recorded outputs, the draft's token matches " + "; ".join(
-        f"{rate(1, u):.3f} at output positions 1–{u - 1}, {rate(u, None):.3f} after" for u in (4, 8, 16)))
+        f"{rate(1, u)} at output positions 1–{u - 1}, {rate(u, None)} after" for u in (4, 8, 16)))
     grid = {(e, lt, u): run.median(Phased(e, lt, u)) for e in range(1, 9) for lt in range(1, 13) for u in UNTIL}
     (e, lt, u), value = max(grid.items(), key=lambda kv: kv[1])
     print(f"best schedule on the output position, in hindsight (γ {e} before position {u}, {lt} from there): "
