@@ -38,7 +38,8 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock -%}
 {%- block jupyter_widgets -%}{%- endblock -%}
 """
-PAGES = {"acceptance": "Acceptance: how many drafts are kept, by position, drafter, policy, category and token",
+PAGES = {"acceptance": "Acceptance: how many drafts are kept, by draft position, along the response, by drafter, "
+                       "policy, category and token",
          "latency": "Latency: phases, verify cost, TTFT, predicted vs measured speedup",
          "tuning": "Tuning: speedup vs γ, policies measured and replayed against the oracle, the setting to use"}
 # Written into every report: an existing --out is replaced only when it holds this file (atomic.publish_dir), never
