@@ -38,8 +38,9 @@ def test_policy_headroom_script_prints_every_figure(model_dirs, prompts_file, tm
     assert "output positions 1–3" in printed
     assert float(re.search(r"from there\): [\d.]+x = ([\d.]+)x the best constant", printed).group(1)) >= 1.0
     from workbench.analysis import replay  # a schedule on the position plans γ 1 before output position 6, 4 after
-    rec = next(r for r in recorded_outputs(trace.load(out), "draft_prefix") if not r.warmup)
-    costs = replay.run_costs(trace.load(out), "draft_prefix")[False]
+    run = trace.load(out)
+    rec = next(r for r in recorded_outputs(run, "draft_prefix") if not r.warmup)
+    costs = replay.run_costs(run, "draft_prefix")[False]
     steps, at, planned = replay.replay_request(rec, script.Phased(1, 4, 6), costs, max_new=12), 1, []
     for step in steps:
         planned.append(min(1 if at < 6 else 4, 12 - at - 1))  # the token budget clips the last steps
